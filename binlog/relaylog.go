@@ -1,0 +1,367 @@
+package binlog
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// SyncPolicy says when the relay log is fsynced.
+type SyncPolicy string
+
+const (
+	SyncEvent       SyncPolicy = "event"       // after every event
+	SyncTransaction SyncPolicy = "transaction" // at every transaction boundary
+	SyncNone        SyncPolicy = "none"        // leave it to the OS
+)
+
+// ParseSyncPolicy checks a [relay] sync value.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	switch p := SyncPolicy(s); p {
+	case SyncEvent, SyncTransaction, SyncNone:
+		return p, nil
+	case "":
+		return SyncTransaction, nil
+	}
+	return "", fmt.Errorf("unknown sync policy %q (event, transaction, none)", s)
+}
+
+// IndexName is the relay log's index file in data-dir.
+const IndexName = "replink.index"
+
+// Log is the relay log: the master's binlog files under their own names,
+// byte for byte at the master's offsets, and an index file.
+type Log struct {
+	dir    string
+	log    hclog.Logger
+	policy SyncPolicy
+	// FsyncObserver, when set, is told how long each fsync took.
+	FsyncObserver func(time.Duration)
+
+	files   []string
+	f       *os.File
+	w       *bufio.Writer
+	cur     Pos // end of what has been written
+	durable Pos // end of the last complete transaction on disk
+	groups  GroupTracker
+}
+
+// OpenLog opens the relay log in dir, creating it when needed, and
+// recovers it: the tail of the last file is scanned and cut back to the
+// end of the last complete transaction, so a crash at any moment leaves a
+// log that ends on a transaction boundary.
+func OpenLog(dir string, policy SyncPolicy, log hclog.Logger) (*Log, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("relay log %s: %w", dir, err)
+	}
+	l := &Log{dir: dir, policy: policy, log: log}
+	data, err := os.ReadFile(filepath.Join(dir, IndexName))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("relay log index %s: %w", filepath.Join(dir, IndexName), err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			l.files = append(l.files, line)
+		}
+	}
+	if len(l.files) > 0 {
+		if err := l.recover(l.files[len(l.files)-1]); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// recover scans name from its start and truncates it after the last
+// complete transaction.
+func (l *Log) recover(name string) error {
+	path := filepath.Join(l.dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR, 0o640)
+	if errors.Is(err, os.ErrNotExist) {
+		// Listed but never created: start it afresh.
+		return l.create(name)
+	}
+	if err != nil {
+		return fmt.Errorf("relay log %s: %w", path, err)
+	}
+	end, tracker, err := ScanComplete(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("relay log %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if st.Size() != end {
+		l.log.Warn("truncating partial transaction at the end of the relay log", "file", name, "from", st.Size(), "to", end)
+		if err := f.Truncate(end); err != nil {
+			f.Close()
+			return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", path, end, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("relay log %s: fsync: %w", path, err)
+		}
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
+	l.cur = Pos{File: name, Offset: uint32(end)}
+	l.durable = l.cur
+	l.groups = tracker
+	return nil
+}
+
+// ScanComplete reads a binlog file from its start and returns the offset
+// just after the last complete transaction (at least 4, past the magic),
+// with the group tracker's state at that point. A torn or corrupt event
+// ends the scan there.
+func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	var g GroupTracker
+	magic := make([]byte, 4)
+	if n, err := io.ReadFull(br, magic); err != nil {
+		if n == 0 || errors.Is(err, io.ErrUnexpectedEOF) {
+			return 0, g, nil // empty or torn magic: rewrite from scratch
+		}
+		return 0, g, err
+	}
+	if string(magic) != string(Magic) {
+		return 0, g, fmt.Errorf("not a binlog file (magic %x)", magic)
+	}
+	off, good := int64(4), int64(4)
+	goodTracker := g
+	hdr := make([]byte, HeaderSize)
+	for {
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			break
+		}
+		size := int(uint32(hdr[9]) | uint32(hdr[10])<<8 | uint32(hdr[11])<<16 | uint32(hdr[12])<<24)
+		if size < HeaderSize || size > MaxEventSize {
+			break
+		}
+		raw := make([]byte, size)
+		copy(raw, hdr)
+		if _, err := io.ReadFull(br, raw[HeaderSize:]); err != nil {
+			break
+		}
+		ev, err := ParseEvent(raw)
+		if err != nil {
+			break
+		}
+		if ev.Type == TypeFormatDescription || g.Checksum() == ChecksumCRC32 {
+			if (ev.Type != TypeFormatDescription || FDEChecksum(raw) == ChecksumCRC32) && VerifyChecksum(raw) != nil {
+				break
+			}
+		}
+		off += int64(size)
+		if g.Add(ev) {
+			good, goodTracker = off, g
+		}
+	}
+	return good, goodTracker, nil
+}
+
+func (l *Log) create(name string) error {
+	path := filepath.Join(l.dir, name)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("relay log %s: %w", path, err)
+	}
+	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
+	if _, err := l.w.Write(Magic); err != nil {
+		return fmt.Errorf("relay log %s: %w", path, err)
+	}
+	l.cur = Pos{File: name, Offset: 4}
+	l.groups.Reset()
+	if len(l.files) == 0 || l.files[len(l.files)-1] != name {
+		l.files = append(l.files, name)
+		if err := l.writeIndex(); err != nil {
+			return err
+		}
+	}
+	if err := l.sync(); err != nil {
+		return err
+	}
+	l.durable = l.cur
+	return syncDir(l.dir)
+}
+
+func (l *Log) writeIndex() error {
+	return WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(l.files, "\n")+"\n"), 0o640)
+}
+
+// WriteFileAtomic writes data to name through a temporary file, fsync,
+// rename and an fsync of the directory, so name holds either the old or
+// the new content after a crash.
+func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(name))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ResumePoint is where the upstream stream should continue: the end of
+// the last complete transaction. Zero when the log is empty.
+func (l *Log) ResumePoint() Pos { return l.durable }
+
+// Position is the end of what has been appended (possibly mid-transaction).
+func (l *Log) Position() Pos { return l.cur }
+
+// Files lists the relay log files, oldest first.
+func (l *Log) Files() []string { return append([]string(nil), l.files...) }
+
+// Dir is the data directory.
+func (l *Log) Dir() string { return l.dir }
+
+// StartFile makes name the file that following events go to. A file the
+// log is already writing is kept; a new name closes the current file.
+func (l *Log) StartFile(name string) error {
+	if strings.ContainsAny(name, "/\\") || name == "" || name == "." || name == ".." || name == IndexName {
+		return fmt.Errorf("relay log: refusing binlog file name %q from the master", name)
+	}
+	if l.f != nil && l.cur.File == name {
+		return nil
+	}
+	if err := l.closeFile(); err != nil {
+		return err
+	}
+	return l.create(name)
+}
+
+// Append writes one event exactly as received at the current end of the
+// current file. The event's log_pos must agree with that offset; a
+// mismatch means the stream and the file disagree and nothing is written.
+// It returns false, writing nothing, for events that are not part of the
+// file (artificial events, heartbeats, the FDE a master resends when a
+// dump starts mid-file).
+func (l *Log) Append(ev Event) (bool, error) {
+	if ev.Artificial() || ev.Type == TypeHeartbeat || ev.Type == TypeHeartbeatV2 {
+		return false, nil
+	}
+	if l.f == nil {
+		return false, errors.New("relay log: event before any file was started")
+	}
+	if ev.Type == TypeFormatDescription && l.cur.Offset > 4 {
+		return false, nil
+	}
+	if ev.LogPos != 0 && int64(ev.LogPos) != int64(l.cur.Offset)+int64(ev.Size) {
+		return false, fmt.Errorf("relay log %s: event type %d ends at %d but would be written at %d..%d",
+			l.cur.File, ev.Type, ev.LogPos, l.cur.Offset, int64(l.cur.Offset)+int64(ev.Size))
+	}
+	if int64(l.cur.Offset)+int64(len(ev.Raw)) > 1<<32-1 {
+		return false, fmt.Errorf("relay log %s: file would pass 4 GiB", l.cur.File)
+	}
+	if _, err := l.w.Write(ev.Raw); err != nil {
+		return false, fmt.Errorf("relay log %s: write at %d: %w", l.cur.File, l.cur.Offset, err)
+	}
+	l.cur.Offset += uint32(len(ev.Raw))
+	boundary := l.groups.Add(ev)
+	switch {
+	case l.policy == SyncEvent || boundary && l.policy == SyncTransaction:
+		if err := l.sync(); err != nil {
+			return true, err
+		}
+	case boundary:
+		if err := l.w.Flush(); err != nil {
+			return true, fmt.Errorf("relay log %s: %w", l.cur.File, err)
+		}
+	}
+	if boundary {
+		l.durable = l.cur
+	}
+	return true, nil
+}
+
+func (l *Log) sync() error {
+	if err := l.w.Flush(); err != nil {
+		return fmt.Errorf("relay log %s: write: %w", l.cur.File, err)
+	}
+	start := time.Now()
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("relay log %s: fsync: %w", l.cur.File, err)
+	}
+	if l.FsyncObserver != nil {
+		l.FsyncObserver(time.Since(start))
+	}
+	return nil
+}
+
+// Rollback drops an incomplete transaction at the end of the log, so the
+// stream can resume at ResumePoint without duplicating events.
+func (l *Log) Rollback() error {
+	if l.f == nil {
+		return nil
+	}
+	if l.cur == l.durable {
+		return nil
+	}
+	if l.cur.File != l.durable.File {
+		return fmt.Errorf("relay log: partial transaction spans files %s and %s", l.durable.File, l.cur.File)
+	}
+	l.w.Reset(l.f)
+	if err := l.f.Truncate(int64(l.durable.Offset)); err != nil {
+		return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", l.cur.File, l.durable.Offset, err)
+	}
+	if _, err := l.f.Seek(int64(l.durable.Offset), io.SeekStart); err != nil {
+		return err
+	}
+	l.log.Info("dropped partial transaction", "file", l.cur.File, "from", l.cur.Offset, "to", l.durable.Offset)
+	l.cur = l.durable
+	l.groups.Reset()
+	return l.sync()
+}
+
+func (l *Log) closeFile() error {
+	if l.f == nil {
+		return nil
+	}
+	err := l.sync()
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	l.f, l.w = nil, nil
+	return err
+}
+
+// Close flushes, fsyncs and closes the log.
+func (l *Log) Close() error { return l.closeFile() }

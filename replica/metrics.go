@@ -1,0 +1,65 @@
+package replica
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/logging"
+)
+
+// Metrics are the master link's replication metrics.
+type Metrics struct {
+	up         prometheus.Gauge
+	reconnects *prometheus.CounterVec
+	stalls     prometheus.Counter
+	events     *prometheus.CounterVec
+	bytes      prometheus.Counter
+	reg        prometheus.Registerer
+	typeNames  map[byte]prometheus.Counter
+}
+
+// NewMetrics registers the replica metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		up: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replink_master_up", Help: "1 while streaming from the master."}),
+		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replink_master_reconnects_total",
+			Help: "Reconnections to the master, by reason."}, []string{"reason"}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{Name: "replink_link_stalls_total",
+			Help: "Times the master link was silent past 3 heartbeat periods and was closed."}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replink_binlog_events_total",
+			Help: "Binlog events stored, by type."}, []string{"type"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "replink_binlog_bytes_total",
+			Help: "Binlog bytes stored."}),
+		reg:       reg,
+		typeNames: map[byte]prometheus.Counter{},
+	}
+	for _, r := range ReconnectReasons() {
+		m.reconnects.WithLabelValues(r)
+	}
+	reg.MustRegister(m.up, m.reconnects, m.stalls, m.events, m.bytes)
+	return m
+}
+
+func (m *Metrics) bindLag(f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_replication_lag_seconds",
+		Help: "Now minus the master timestamp of the last event; 0 while caught up (from heartbeats); grows while the link is down."}, f))
+}
+
+func (m *Metrics) bindLastEvent(f func() float64) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_last_event_timestamp_seconds",
+		Help: "Master timestamp of the last real event stored."}, f))
+}
+
+func (m *Metrics) countEvent(ev binlog.Event) {
+	c, ok := m.typeNames[ev.Type]
+	if !ok {
+		c = m.events.WithLabelValues(binlog.TypeName(ev.Type))
+		m.typeNames[ev.Type] = c
+	}
+	c.Inc()
+	m.bytes.Add(float64(len(ev.Raw)))
+}
+
+func logSlog(r *Replica) *slog.Logger { return logging.Slog(r.log.Named("go-mysql")) }

@@ -1,0 +1,352 @@
+package replica
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/tlsutil"
+)
+
+// Sink receives the stream. The relay log implements it.
+type Sink interface {
+	// ResumePoint is the end of the last complete transaction stored; zero
+	// when nothing is stored yet.
+	ResumePoint() binlog.Pos
+	// StartFile switches to the master's binlog file name.
+	StartFile(name string) error
+	// Append stores one event as received; false when it is not part of
+	// the file (artificial events, heartbeats).
+	Append(ev binlog.Event) (bool, error)
+	// Rollback drops an incomplete transaction at the tail.
+	Rollback() error
+}
+
+// Config is the [master] section, parsed.
+type Config struct {
+	Endpoint
+	ServerID        uint32
+	Start           Start
+	HeartbeatPeriod time.Duration
+	SemiSync        bool
+}
+
+// Start is where to begin when the sink holds nothing.
+type Start struct {
+	Kind string // current | file | gtid
+	Pos  binlog.Pos
+	GTID string
+}
+
+// ParseStart reads "current", "file:<name>:<pos>" or "gtid:<set>".
+func ParseStart(s string) (Start, error) {
+	switch {
+	case s == "" || s == "current":
+		return Start{Kind: "current"}, nil
+	case strings.HasPrefix(s, "file:"):
+		p, err := binlog.ParsePos(strings.TrimPrefix(s, "file:"))
+		if err != nil {
+			return Start{}, err
+		}
+		return Start{Kind: "file", Pos: p}, nil
+	case strings.HasPrefix(s, "gtid:"):
+		set := strings.TrimPrefix(s, "gtid:")
+		if _, err := mysql.ParseMariadbGTIDSet(set); err != nil {
+			if _, err2 := mysql.ParseMysqlGTIDSet(set); err2 != nil {
+				return Start{}, fmt.Errorf("gtid set %q: neither MariaDB (%v) nor MySQL (%v)", set, err, err2)
+			}
+		}
+		return Start{Kind: "gtid", GTID: set}, nil
+	}
+	return Start{}, fmt.Errorf("%q: want current, file:<name>:<pos> or gtid:<set>", s)
+}
+
+// errStall marks a link that went silent for 3 heartbeat periods.
+var errStall = errors.New("link stalled: nothing received for 3 heartbeat periods")
+
+// Replica streams from the master into a Sink.
+type Replica struct {
+	cfg  Config
+	sink Sink
+	log  hclog.Logger
+	m    *Metrics
+	tlsm *tlsutil.Metrics
+
+	flavor    string
+	plaintext bool // PREFERRED against a master without SSL
+
+	mu     sync.Mutex
+	status Status
+
+	lastEventTS  atomic.Int64 // master timestamp (unix s) of the last real event
+	caughtUpTo   atomic.Int64 // unix nanos of the master time we know we have everything up to
+	everStreamed atomic.Bool
+}
+
+// Status is the link state for /status and diagnose.
+type Status struct {
+	State         string             `json:"state"` // connecting, streaming, backoff
+	ServerVersion string             `json:"server_version,omitempty"`
+	Flavor        string             `json:"flavor,omitempty"`
+	TLSVersion    string             `json:"tls_version,omitempty"`
+	Cipher        string             `json:"cipher,omitempty"`
+	PeerChain     []tlsutil.CertInfo `json:"peer_chain,omitempty"`
+	Position      string             `json:"position,omitempty"`
+	LastError     string             `json:"last_error,omitempty"`
+	LastReason    tlsutil.Reason     `json:"last_reason,omitempty"`
+	Since         time.Time          `json:"since"`
+	Reconnects    int                `json:"reconnects"`
+	Failures      []FailureRecord    `json:"recent_failures,omitempty"`
+}
+
+// FailureRecord is one recent connection failure.
+type FailureRecord struct {
+	Time   time.Time      `json:"time"`
+	Reason tlsutil.Reason `json:"reason"`
+	Error  string         `json:"error"`
+	Hint   string         `json:"hint"`
+}
+
+// New makes a replica. tlsm may be shared with the relay.
+func New(cfg Config, sink Sink, log hclog.Logger, m *Metrics, tlsm *tlsutil.Metrics) *Replica {
+	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm}
+	r.status = Status{State: "connecting", Since: time.Now()}
+	if m != nil {
+		m.bindLag(r.Lag)
+		m.bindLastEvent(func() float64 { return float64(r.lastEventTS.Load()) })
+	}
+	return r
+}
+
+// Status returns a copy of the link state.
+func (r *Replica) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.PeerChain = append([]tlsutil.CertInfo(nil), s.PeerChain...)
+	s.Failures = append([]FailureRecord(nil), s.Failures...)
+	return s
+}
+
+// Lag is now minus the master time the stream is known to be complete up
+// to: the last event's timestamp, or the time of the last heartbeat
+// (which says the master had nothing newer). It grows while the link is
+// down.
+func (r *Replica) Lag() float64 {
+	t := r.caughtUpTo.Load()
+	if t == 0 {
+		return 0
+	}
+	lag := time.Since(time.Unix(0, t)).Seconds()
+	if lag < 0 {
+		return 0
+	}
+	return lag
+}
+
+func (r *Replica) setState(f func(*Status)) {
+	r.mu.Lock()
+	f(&r.status)
+	r.mu.Unlock()
+}
+
+// Run streams until ctx ends, reconnecting with backoff. A failure counts
+// towards the backoff only when no event arrived since the last reconnect.
+func (r *Replica) Run(ctx context.Context) error {
+	backoff := 200 * time.Millisecond
+	const maxBackoff = 30 * time.Second
+	for {
+		progressed, err := r.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		reason := reconnectReason(err)
+		r.log.Warn("master link lost", "reason", reason, "error", err, "position", r.sink.ResumePoint())
+		if r.m != nil {
+			r.m.up.Set(0)
+			r.m.reconnects.WithLabelValues(reason).Inc()
+		}
+		if r.tlsm != nil {
+			r.tlsm.Disconnected("master")
+		}
+		if progressed {
+			backoff = 200 * time.Millisecond
+		}
+		r.setState(func(s *Status) {
+			s.State, s.Since, s.LastError, s.Reconnects = "backoff", time.Now(), err.Error(), s.Reconnects+1
+			s.LastReason = tlsutil.Reason(reason)
+			rec := FailureRecord{Time: time.Now(), Reason: tlsutil.Classify(err), Error: err.Error()}
+			if errors.Is(err, errStall) {
+				rec.Reason = "stall"
+			}
+			rec.Hint = tlsutil.Reason(rec.Reason).Hint()
+			s.Failures = append(s.Failures, rec)
+			if len(s.Failures) > 10 {
+				s.Failures = s.Failures[len(s.Failures)-10:]
+			}
+		})
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		if !progressed {
+			backoff = min(backoff*2, maxBackoff)
+		}
+	}
+}
+
+// reconnectReason is the reconnect label: a handshake reason, stall,
+// disconnected (lost mid-stream) or master_error (an ERR packet).
+func reconnectReason(err error) string {
+	if errors.Is(err, errStall) {
+		return "stall"
+	}
+	var se *streamError
+	if errors.As(err, &se) {
+		var me *mysql.MyError
+		if errors.As(se.err, &me) || strings.Contains(se.err.Error(), "ERROR ") {
+			return "master_error"
+		}
+		return "disconnected"
+	}
+	return string(tlsutil.Classify(err))
+}
+
+// ReconnectReasons are the reconnect label values, pre-initialised.
+func ReconnectReasons() []string {
+	out := []string{"stall", "disconnected", "master_error"}
+	for _, r := range tlsutil.Reasons {
+		out = append(out, string(r))
+	}
+	return out
+}
+
+// streamError is a failure after streaming started.
+type streamError struct{ err error }
+
+func (e *streamError) Error() string { return "stream: " + e.err.Error() }
+func (e *streamError) Unwrap() error { return e.err }
+
+// session makes one connection and streams until it fails.
+func (r *Replica) session(ctx context.Context) (progressed bool, err error) {
+	r.setState(func(s *Status) { s.State, s.Since = "connecting", time.Now() })
+	from := r.sink.ResumePoint()
+	if err := r.sink.Rollback(); err != nil {
+		return false, err
+	}
+	if r.flavor == "" || from.IsZero() {
+		start, err := r.prepare(ctx, from)
+		if err != nil {
+			return false, err
+		}
+		from = start
+	}
+	useTLS := r.cfg.TLS != nil && r.cfg.TLS.Mode() != tlsutil.ModeDisabled
+	progressed, err = r.stream(ctx, from, useTLS)
+	if err != nil && useTLS && r.cfg.TLS.Mode() == tlsutil.ModePreferred && tlsutil.Classify(err) == tlsutil.ReasonServerNoSSL {
+		r.log.Warn("master has no SSL; ssl-mode=PREFERRED falls back to plaintext", "master", r.cfg.Addr())
+		return r.stream(ctx, from, false)
+	}
+	return progressed, err
+}
+
+// prepare connects once as a client: it learns the server's flavor and,
+// when the sink is empty, where to start.
+func (r *Replica) prepare(ctx context.Context, from binlog.Pos) (binlog.Pos, error) {
+	c, a, err := r.cfg.Connect(ctx, "master", r.tlsm)
+	if err != nil {
+		return from, err
+	}
+	defer c.Close()
+	r.plaintext = a != nil && a.State() == nil && a.Greeting != nil && !a.Greeting.SSL
+	r.flavor = mysql.MySQLFlavor
+	if strings.Contains(strings.ToLower(c.GetServerVersion()), "mariadb") {
+		r.flavor = mysql.MariaDBFlavor
+	}
+	r.setState(func(s *Status) { s.ServerVersion, s.Flavor = c.GetServerVersion(), r.flavor })
+	if !from.IsZero() {
+		return from, nil
+	}
+	switch r.cfg.Start.Kind {
+	case "file":
+		return binlog.Pos{File: r.cfg.Start.Pos.File, Offset: 4}, nil
+	case "gtid":
+		name, err := r.gtidFile(ctx)
+		if err != nil {
+			return from, err
+		}
+		return binlog.Pos{File: name, Offset: 4}, nil
+	}
+	res, err := c.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		return from, fmt.Errorf("master %s: SHOW MASTER STATUS: %w", r.cfg.Addr(), err)
+	}
+	if res.RowNumber() == 0 {
+		return from, fmt.Errorf("master %s: SHOW MASTER STATUS is empty: binary logging (log_bin) is off", r.cfg.Addr())
+	}
+	name, _ := res.GetString(0, 0)
+	return binlog.Pos{File: name, Offset: 4}, nil
+}
+
+// gtidFile finds the binlog file that holds the start GTID: it opens a
+// GTID dump and reads the file name from the artificial ROTATE that
+// starts it. The mirror is then fetched from that file's start.
+func (r *Replica) gtidFile(ctx context.Context) (string, error) {
+	var set mysql.GTIDSet
+	var err error
+	if r.flavor == mysql.MariaDBFlavor {
+		set, err = mysql.ParseMariadbGTIDSet(r.cfg.Start.GTID)
+	} else {
+		set, err = mysql.ParseMysqlGTIDSet(r.cfg.Start.GTID)
+	}
+	if err != nil {
+		return "", fmt.Errorf("start gtid %q: %w", r.cfg.Start.GTID, err)
+	}
+	found := make(chan string, 1)
+	h := handlerFunc(func(e *replication.BinlogEvent) error {
+		if e.Header.EventType == replication.ROTATE_EVENT {
+			ev, err := binlog.ParseEvent(e.RawData)
+			if err == nil {
+				if name, _, err := binlog.RotateTarget(ev); err == nil {
+					select {
+					case found <- name:
+					default:
+					}
+				}
+			}
+		}
+		return nil
+	})
+	useTLS := r.cfg.TLS != nil && r.cfg.TLS.Mode() != tlsutil.ModeDisabled && !r.plaintext
+	cfg, _ := r.syncerConfig(useTLS)
+	cfg.SynchronousEventHandler = h
+	s := replication.NewBinlogSyncer(cfg)
+	defer s.Close()
+	st, err := s.StartSyncGTID(set)
+	if err != nil {
+		return "", fmt.Errorf("master %s: GTID dump from %s: %w", r.cfg.Addr(), set, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
+	defer cancel()
+	go func() { _, _ = st.GetEvent(ctx) }()
+	select {
+	case name := <-found:
+		return name, nil
+	case <-ctx.Done():
+		return "", fmt.Errorf("master %s: GTID dump from %s sent no ROTATE within %s", r.cfg.Addr(), set, r.cfg.ConnectTimeout)
+	}
+}
+
+type handlerFunc func(*replication.BinlogEvent) error
+
+func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }

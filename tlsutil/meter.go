@@ -1,0 +1,159 @@
+package tlsutil
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// WireConn is a net.Conn below TLS. It counts the bytes on the socket,
+// the time spent blocked in socket calls (so crypto time can be told
+// apart from waiting), when data last arrived (for stall detection), and
+// the TLS handshake's start and end as seen on the wire.
+type WireConn struct {
+	net.Conn
+	link    string
+	m       *Metrics
+	tlsUsed bool
+
+	lastRead  atomic.Int64 // unix nanos
+	readWait  atomic.Int64 // nanos blocked in Read
+	writeWait atomic.Int64 // nanos blocked in Write
+
+	mu          sync.Mutex
+	writes      int
+	hsStart     time.Time
+	hsEnd       time.Time
+	verified    bool
+	verifiedVer uint16
+}
+
+// NewWireConn wraps a freshly dialed or accepted connection. tlsUsed says
+// whether the MySQL handshake will switch to TLS (the first client write
+// after the greeting is then the SSL request, where the handshake timer
+// starts). m may be nil.
+func NewWireConn(c net.Conn, link string, m *Metrics, tlsUsed bool) *WireConn {
+	w := &WireConn{Conn: c, link: link, m: m, tlsUsed: tlsUsed}
+	w.lastRead.Store(time.Now().UnixNano())
+	return w
+}
+
+func (w *WireConn) Read(p []byte) (int, error) {
+	t0 := time.Now()
+	n, err := w.Conn.Read(p)
+	t1 := time.Now()
+	w.readWait.Add(int64(t1.Sub(t0)))
+	if n > 0 {
+		w.lastRead.Store(t1.UnixNano())
+		if w.m != nil {
+			w.m.wireIn[w.link].Add(float64(n))
+		}
+	}
+	return n, err
+}
+
+func (w *WireConn) Write(p []byte) (int, error) {
+	t0 := time.Now()
+	w.mu.Lock()
+	w.writes++
+	if w.tlsUsed && w.hsStart.IsZero() {
+		w.hsStart = t0 // the SSL request
+	}
+	tls12AppData := w.verified && w.hsEnd.IsZero() && w.verifiedVer <= tls.VersionTLS12 && len(p) > 0 && p[0] == 0x17
+	if tls12AppData {
+		w.hsEnd = t0 // TLS 1.2: the first application record follows the handshake
+	}
+	w.mu.Unlock()
+	n, err := w.Conn.Write(p)
+	t1 := time.Now()
+	w.writeWait.Add(int64(t1.Sub(t0)))
+	w.mu.Lock()
+	if w.verified && w.hsEnd.IsZero() && w.verifiedVer == tls.VersionTLS13 {
+		w.hsEnd = t1 // TLS 1.3: the client's Finished is the write after verification
+	}
+	w.mu.Unlock()
+	if n > 0 && w.m != nil {
+		w.m.wireOut[w.link].Add(float64(n))
+	}
+	return n, err
+}
+
+// Observe is given the connection state from tls.Config.VerifyConnection.
+func (w *WireConn) Observe(cs tls.ConnectionState) {
+	w.mu.Lock()
+	w.verified, w.verifiedVer = true, cs.Version
+	w.mu.Unlock()
+}
+
+// MarkHandshakeStart sets the handshake start (server side, where the
+// SSL request is read rather than written).
+func (w *WireConn) MarkHandshakeStart(t time.Time) {
+	w.mu.Lock()
+	w.hsStart = t
+	w.mu.Unlock()
+}
+
+// HandshakeDuration is the time from the SSL request to the end of the
+// TLS handshake, or to at (a failure) when the end was not seen.
+func (w *WireConn) HandshakeDuration(at time.Time) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hsStart.IsZero() {
+		return 0
+	}
+	end := w.hsEnd
+	if end.IsZero() {
+		end = at
+	}
+	return end.Sub(w.hsStart)
+}
+
+// LastRead is when bytes last arrived.
+func (w *WireConn) LastRead() time.Time { return time.Unix(0, w.lastRead.Load()) }
+
+// Payload wraps the connection above TLS (or the WireConn itself for
+// plaintext) so that protocol bytes and the time spent in TLS record
+// processing are counted.
+func (w *WireConn) Payload(upper net.Conn) net.Conn {
+	return &payloadConn{Conn: upper, w: w, crypto: upper != net.Conn(w)}
+}
+
+type payloadConn struct {
+	net.Conn
+	w      *WireConn
+	crypto bool
+}
+
+func (p *payloadConn) Read(b []byte) (int, error) {
+	t0, wait0 := time.Now(), p.w.readWait.Load()
+	n, err := p.Conn.Read(b)
+	if m := p.w.m; m != nil {
+		if n > 0 {
+			m.payloadIn[p.w.link].Add(float64(n))
+		}
+		if p.crypto {
+			if d := time.Since(t0) - time.Duration(p.w.readWait.Load()-wait0); d > 0 {
+				m.cryptoIn[p.w.link].Add(d.Seconds())
+			}
+		}
+	}
+	return n, err
+}
+
+func (p *payloadConn) Write(b []byte) (int, error) {
+	t0, wait0 := time.Now(), p.w.writeWait.Load()
+	n, err := p.Conn.Write(b)
+	if m := p.w.m; m != nil {
+		if n > 0 {
+			m.payloadOut[p.w.link].Add(float64(n))
+		}
+		if p.crypto {
+			if d := time.Since(t0) - time.Duration(p.w.writeWait.Load()-wait0); d > 0 {
+				m.cryptoOut[p.w.link].Add(d.Seconds())
+			}
+		}
+	}
+	return n, err
+}
