@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -45,6 +46,7 @@ type Log struct {
 	// FsyncObserver, when set, is told how long each fsync took.
 	FsyncObserver func(time.Duration)
 
+	mu      sync.Mutex // guards files and durable for readers in other goroutines
 	files   []string
 	f       *os.File
 	w       *bufio.Writer
@@ -186,7 +188,9 @@ func (l *Log) create(name string) error {
 	l.cur = Pos{File: name, Offset: 4}
 	l.groups.Reset()
 	if len(l.files) == 0 || l.files[len(l.files)-1] != name {
+		l.mu.Lock()
 		l.files = append(l.files, name)
+		l.mu.Unlock()
 		if err := l.writeIndex(); err != nil {
 			return err
 		}
@@ -194,7 +198,7 @@ func (l *Log) create(name string) error {
 	if err := l.sync(); err != nil {
 		return err
 	}
-	l.durable = l.cur
+	l.setDurable(l.cur)
 	return syncDir(l.dir)
 }
 
@@ -242,13 +246,27 @@ func syncDir(dir string) error {
 
 // ResumePoint is where the upstream stream should continue: the end of
 // the last complete transaction. Zero when the log is empty.
-func (l *Log) ResumePoint() Pos { return l.durable }
+func (l *Log) ResumePoint() Pos {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durable
+}
+
+func (l *Log) setDurable(p Pos) {
+	l.mu.Lock()
+	l.durable = p
+	l.mu.Unlock()
+}
 
 // Position is the end of what has been appended (possibly mid-transaction).
 func (l *Log) Position() Pos { return l.cur }
 
 // Files lists the relay log files, oldest first.
-func (l *Log) Files() []string { return append([]string(nil), l.files...) }
+func (l *Log) Files() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.files...)
+}
 
 // Dir is the data directory.
 func (l *Log) Dir() string { return l.dir }
@@ -307,7 +325,7 @@ func (l *Log) Append(ev Event) (bool, error) {
 		}
 	}
 	if boundary {
-		l.durable = l.cur
+		l.setDurable(l.cur)
 	}
 	return true, nil
 }

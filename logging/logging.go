@@ -24,8 +24,9 @@ func New(w io.Writer, level, format string) (hclog.Logger, error) {
 	return hclog.New(&hclog.LoggerOptions{Name: "replink", Level: lv, Output: w, JSONFormat: format == "json"}), nil
 }
 
-// Slog adapts an hclog logger to log/slog. go-mysql's own info messages
-// are demoted to debug: replink logs what matters about the link itself.
+// Slog adapts an hclog logger to log/slog. go-mysql's own messages are
+// demoted to debug: replink logs what matters about the link itself, with
+// the reason, and go-mysql's view of an expected reconnect is noise.
 func Slog(l hclog.Logger) *slog.Logger { return slog.New(&handler{l: l}) }
 
 type handler struct {
@@ -34,15 +35,8 @@ type handler struct {
 	group string
 }
 
-func (h *handler) Enabled(_ context.Context, lv slog.Level) bool {
-	switch {
-	case lv >= slog.LevelError:
-		return h.l.IsError()
-	case lv >= slog.LevelWarn:
-		return h.l.IsWarn()
-	default:
-		return h.l.IsDebug()
-	}
+func (h *handler) Enabled(context.Context, slog.Level) bool {
+	return h.l.IsDebug()
 }
 
 func (h *handler) Handle(_ context.Context, r slog.Record) error {
@@ -58,14 +52,7 @@ func (h *handler) Handle(_ context.Context, r slog.Record) error {
 		args = append(args, key, a.Value.String())
 		return true
 	})
-	switch {
-	case r.Level >= slog.LevelError:
-		h.l.Error(r.Message, args...)
-	case r.Level >= slog.LevelWarn:
-		h.l.Warn(r.Message, args...)
-	default:
-		h.l.Debug(r.Message, args...)
-	}
+	h.l.Debug(r.Message, append(args, "level", r.Level.String())...)
 	return nil
 }
 

@@ -278,3 +278,20 @@ func recordSuccess(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) 
 	}
 	m.HandshakeOK(link, a.Wire.HandshakeDuration(time.Now()), cs)
 }
+
+// ReadGreeting reads the server's first packet from a fresh connection.
+func ReadGreeting(c net.Conn) (*Greeting, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return nil, fmt.Errorf("reading server greeting: %w", err)
+	}
+	size := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
+	if size > 1<<16 {
+		return nil, fmt.Errorf("server greeting of %d bytes: not a MySQL server", size)
+	}
+	p := make([]byte, size)
+	if _, err := io.ReadFull(c, p); err != nil {
+		return nil, fmt.Errorf("reading server greeting: %w", err)
+	}
+	return parseGreeting(p)
+}

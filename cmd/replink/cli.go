@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/replink/replink/config"
+	"github.com/replink/replink/diagnose"
+	"github.com/replink/replink/tlsutil"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `usage: replink <command> [flags]
+
+commands:
+  run -c FILE        the daemon: master -> relay log -> slaves, with metrics
+  diagnose [flags]   probe the master once, step by step (--json for JSON)
+  certs --out DIR    make a CA, a server and a client certificate
+  status [--addr]    print a running daemon's /status
+  version            print version, commit and Go version
+`
+
+// Run runs one command and returns the exit status: 0 ok, 1 runtime
+// failure, 2 bad usage or configuration.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(ctx, args[1:], stderr)
+	case "diagnose":
+		var ok bool
+		ok, err = cmdDiagnose(ctx, args[1:], stdout)
+		if err == nil && !ok {
+			return 1
+		}
+	case "certs":
+		err = cmdCerts(args[1:], stdout)
+	case "status":
+		err = cmdStatus(ctx, args[1:], stdout)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "replink %s (commit %s, %s)\n", version, commit(), runtime.Version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "replink: unknown command %q\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintf(stderr, "replink %s: %v\n", args[0], err)
+	var ce *config.Error
+	if errors.As(err, &ce) || errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+var errUsage = errors.New("bad usage")
+
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+func commit() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
+}
+
+func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	return fs
+}
+
+func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer) (bool, error) {
+	fs := newFlagSet("diagnose", stdout)
+	mf := config.AddMasterFlags(fs)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		return false, usageErr("%v", err)
+	}
+	cfg, err := mf.Load()
+	if err != nil {
+		return false, err
+	}
+	rc, err := cfg.ReplicaConfig()
+	if err != nil {
+		var te *tlsutil.Error
+		if errors.As(err, &te) && te.Reason == tlsutil.ReasonBadLocalKeypair {
+			rep := &diagnose.Report{Reason: te.Reason, Steps: []diagnose.Step{{Step: "local_keypair", Detail: err.Error(), Reason: te.Reason, Hint: te.Reason.Hint()}}}
+			if *asJSON {
+				return false, rep.WriteJSON(stdout)
+			}
+			rep.WriteText(stdout)
+			return false, nil
+		}
+		return false, err
+	}
+	for _, w := range rc.TLS.Warnings() {
+		if !*asJSON {
+			fmt.Fprintf(stdout, "WARNING: %s\n", w)
+		}
+	}
+	rep := diagnose.Run(ctx, rc)
+	if *asJSON {
+		return rep.OK, rep.WriteJSON(stdout)
+	}
+	rep.WriteText(stdout)
+	return rep.OK, nil
+}
+
+func cmdCerts(args []string, stdout io.Writer) error {
+	fs := newFlagSet("certs", stdout)
+	out := fs.String("out", "", "directory to write ca.pem, server-*.pem, client-*.pem into")
+	hosts := fs.String("hosts", "localhost,127.0.0.1,::1", "server certificate subjectAltNames, comma separated")
+	days := fs.Int("days", 365, "validity in days")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%v", err)
+	}
+	if *out == "" {
+		return usageErr("--out is required")
+	}
+	if *days <= 0 {
+		return usageErr("--days must be positive")
+	}
+	var hs []string
+	for _, h := range strings.Split(*hosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hs = append(hs, h)
+		}
+	}
+	if len(hs) == 0 {
+		return usageErr("--hosts names no host")
+	}
+	set, err := tlsutil.MakeCertSet(*out, hs, *days, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "CA:     %s (key %s)\nserver: %s (key %s), SANs %s\nclient: %s (key %s)\n",
+		set.CA, set.CAKey, set.ServerCert, set.ServerKey, strings.Join(hs, ","), set.ClientCert, set.ClientKey)
+	return nil
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlagSet("status", stdout)
+	addr := fs.String("addr", "127.0.0.1:9105", "the daemon's [metrics] listen address")
+	asJSON := fs.Bool("json", false, "print the raw JSON")
+	if err := fs.Parse(args); err != nil {
+		return usageErr("%v", err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+*addr+"/status", nil)
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return fmt.Errorf("daemon at %s: %w", *addr, err)
+	}
+	defer resp.Body.Close()
+	var st statusDoc
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		_, err := stdout.Write(body)
+		return err
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return fmt.Errorf("daemon at %s: /status: %w", *addr, err)
+	}
+	st.WriteText(stdout, time.Now())
+	return nil
+}

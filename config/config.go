@@ -1,0 +1,247 @@
+// Package config loads replink's configuration: the TOML file, my.cnf
+// [client] groups as the C API reads them, and command-line flags, in
+// that order of increasing precedence. Errors name the file and the key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
+)
+
+// Error is a configuration error; the command exits 2 on it.
+type Error struct {
+	File string
+	Key  string
+	Err  error
+}
+
+func (e *Error) Error() string {
+	switch {
+	case e.File != "" && e.Key != "":
+		return fmt.Sprintf("%s: %s: %v", e.File, e.Key, e.Err)
+	case e.Key != "":
+		return fmt.Sprintf("%s: %v", e.Key, e.Err)
+	case e.File != "":
+		return fmt.Sprintf("%s: %v", e.File, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Master is the [master] section.
+type Master struct {
+	Host            string `toml:"host"`
+	Port            int    `toml:"port"`
+	User            string `toml:"user"`
+	Password        string `toml:"password"`
+	PasswordFile    string `toml:"password-file"`
+	ServerID        uint32 `toml:"server-id"`
+	Start           string `toml:"start"`
+	SSLMode         string `toml:"ssl-mode"`
+	SSLCA           string `toml:"ssl-ca"`
+	SSLCAPath       string `toml:"ssl-capath"`
+	SSLCert         string `toml:"ssl-cert"`
+	SSLKey          string `toml:"ssl-key"`
+	SSLCipher       string `toml:"ssl-cipher"`
+	TLSCiphersuites string `toml:"tls-ciphersuites"`
+	TLSVersion      string `toml:"tls-version"`
+	SSLCRL          string `toml:"ssl-crl"`
+	SSLCRLPath      string `toml:"ssl-crlpath"`
+	ConnectTimeout  string `toml:"connect-timeout"`
+	HeartbeatPeriod string `toml:"heartbeat-period"`
+	SemiSync        bool   `toml:"semi-sync"`
+}
+
+// RelayUser is one [[relay.users]] entry.
+type RelayUser struct {
+	Name         string `toml:"name"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password-file"`
+	Require      string `toml:"require"`
+	Issuer       string `toml:"issuer"`
+	Subject      string `toml:"subject"`
+	Cipher       string `toml:"cipher"`
+}
+
+// Relay is the [relay] section.
+type Relay struct {
+	Listen                 string      `toml:"listen"`
+	ServerID               uint32      `toml:"server-id"`
+	DataDir                string      `toml:"data-dir"`
+	Sync                   string      `toml:"sync"`
+	Retain                 string      `toml:"retain"`
+	SSLCA                  string      `toml:"ssl-ca"`
+	SSLCert                string      `toml:"ssl-cert"`
+	SSLKey                 string      `toml:"ssl-key"`
+	RequireSecureTransport *bool       `toml:"require-secure-transport"`
+	Users                  []RelayUser `toml:"users"`
+}
+
+// Config is the whole file.
+type Config struct {
+	Master  Master `toml:"master"`
+	Relay   Relay  `toml:"relay"`
+	Metrics struct {
+		Listen string `toml:"listen"`
+	} `toml:"metrics"`
+	Log struct {
+		Level  string `toml:"level"`
+		Format string `toml:"format"`
+	} `toml:"log"`
+
+	File string `toml:"-"` // where it was read from
+}
+
+// Defaults returns the configuration before any file or flag.
+func Defaults() *Config {
+	c := &Config{}
+	c.Master.Port = 3306
+	c.Master.ServerID = 4001
+	c.Master.Start = "current"
+	c.Master.ConnectTimeout = "10s"
+	c.Master.HeartbeatPeriod = "1s"
+	c.Relay.Listen = "127.0.0.1:3307"
+	c.Relay.Sync = "transaction"
+	c.Relay.Retain = "7d"
+	c.Metrics.Listen = "127.0.0.1:9105"
+	c.Log.Level = "info"
+	c.Log.Format = "text"
+	return c
+}
+
+// LoadFile decodes a TOML file over c. Unknown keys are errors.
+func (c *Config) LoadFile(name string) error {
+	md, err := toml.DecodeFile(name, c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return &Error{File: name, Err: fmt.Errorf("line %d: %s", pe.Position.Line, pe.Message)}
+		}
+		return &Error{File: name, Err: err}
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return &Error{File: name, Key: keys[0], Err: fmt.Errorf("unknown key (unknown: %s)", strings.Join(keys, ", "))}
+	}
+	c.File = name
+	return nil
+}
+
+// Duration parses a duration key; "7d" style days are accepted.
+func Duration(file, key, v string) (time.Duration, error) {
+	if strings.HasSuffix(v, "d") {
+		var n float64
+		if _, err := fmt.Sscanf(strings.TrimSuffix(v, "d"), "%g", &n); err == nil && n >= 0 {
+			return time.Duration(n * float64(24*time.Hour)), nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a duration (like 10s, 500ms, 7d)", v)}
+	}
+	return d, nil
+}
+
+// MasterPassword resolves the password: password-file, then password,
+// then the REPLINK_MASTER_PASSWORD environment variable.
+func (c *Config) MasterPassword() (string, error) {
+	return password(c.File, "master.password-file", c.Master.PasswordFile, c.Master.Password, os.Getenv("REPLINK_MASTER_PASSWORD"))
+}
+
+func password(file, key, pwFile, pw, env string) (string, error) {
+	if pwFile != "" {
+		st, err := os.Stat(pwFile)
+		if err != nil {
+			return "", &Error{File: file, Key: key, Err: err}
+		}
+		if st.Mode().Perm()&0o007 != 0 {
+			return "", &Error{File: file, Key: key, Err: fmt.Errorf("password file %s is readable by others (mode %04o); chmod 600 it", pwFile, st.Mode().Perm())}
+		}
+		data, err := os.ReadFile(pwFile)
+		if err != nil {
+			return "", &Error{File: file, Key: key, Err: err}
+		}
+		return strings.TrimRight(string(data), "\r\n"), nil
+	}
+	if pw != "" {
+		return pw, nil
+	}
+	return env, nil
+}
+
+// UserPassword resolves a relay user's password.
+func (c *Config) UserPassword(i int) (string, error) {
+	u := c.Relay.Users[i]
+	return password(c.File, fmt.Sprintf("relay.users[%d].password-file", i), u.PasswordFile, u.Password, "")
+}
+
+// TLSOptions are the master's TLS options by their C API names.
+func (m Master) TLSOptions() tlsutil.ClientOptions {
+	return tlsutil.ClientOptions{Mode: m.SSLMode, CA: m.SSLCA, CAPath: m.SSLCAPath, Cert: m.SSLCert, Key: m.SSLKey,
+		Cipher: m.SSLCipher, CipherSuites: m.TLSCiphersuites, TLSVersion: m.TLSVersion, CRL: m.SSLCRL, CRLPath: m.SSLCRLPath}
+}
+
+// ReplicaConfig validates the [master] section and builds the replica
+// configuration, loading the TLS material.
+func (c *Config) ReplicaConfig() (replica.Config, error) {
+	m := c.Master
+	key := func(k string) string { return "master." + k }
+	if m.Host == "" {
+		return replica.Config{}, &Error{File: c.File, Key: key("host"), Err: errors.New("is required")}
+	}
+	if m.Port <= 0 || m.Port > 65535 {
+		return replica.Config{}, &Error{File: c.File, Key: key("port"), Err: fmt.Errorf("%d is not a port", m.Port)}
+	}
+	if m.User == "" {
+		return replica.Config{}, &Error{File: c.File, Key: key("user"), Err: errors.New("is required")}
+	}
+	if m.ServerID == 0 {
+		return replica.Config{}, &Error{File: c.File, Key: key("server-id"), Err: errors.New("must be non-zero and differ from every server's id")}
+	}
+	start, err := replica.ParseStart(m.Start)
+	if err != nil {
+		return replica.Config{}, &Error{File: c.File, Key: key("start"), Err: err}
+	}
+	ct, err := Duration(c.File, key("connect-timeout"), m.ConnectTimeout)
+	if err != nil {
+		return replica.Config{}, err
+	}
+	hb, err := Duration(c.File, key("heartbeat-period"), m.HeartbeatPeriod)
+	if err != nil {
+		return replica.Config{}, err
+	}
+	if hb < 10*time.Millisecond || ct <= 0 {
+		return replica.Config{}, &Error{File: c.File, Key: key("heartbeat-period"), Err: errors.New("heartbeat-period must be at least 10ms and connect-timeout positive")}
+	}
+	pw, err := c.MasterPassword()
+	if err != nil {
+		return replica.Config{}, err
+	}
+	tc, err := tlsutil.NewClient(m.TLSOptions())
+	if err != nil {
+		return replica.Config{}, &Error{File: c.File, Key: "master", Err: err}
+	}
+	if m.SemiSync && c.Relay.Sync == string(binlog.SyncNone) {
+		return replica.Config{}, &Error{File: c.File, Key: key("semi-sync"), Err: errors.New("semi-sync acknowledges durable events; it needs relay.sync = \"event\" or \"transaction\"")}
+	}
+	return replica.Config{
+		Endpoint:        replica.Endpoint{Host: m.Host, Port: m.Port, User: m.User, Password: pw, TLS: tc, ConnectTimeout: ct},
+		ServerID:        m.ServerID,
+		Start:           start,
+		HeartbeatPeriod: hb,
+		SemiSync:        m.SemiSync,
+	}, nil
+}

@@ -1,0 +1,73 @@
+package diagnose
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/replink/replink/replica"
+)
+
+// checkReplication checks the master is fit to replicate from: the
+// privilege, log_bin, binlog_format, binlog_checksum, GTID and server_id.
+func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
+	res, err := c.Execute("SHOW GRANTS")
+	if err != nil {
+		r.add(Step{Step: "replication_privilege", Detail: "SHOW GRANTS: " + err.Error(), Reason: "other"})
+	} else {
+		var grants []string
+		for i := 0; i < res.RowNumber(); i++ {
+			g, _ := res.GetString(i, 0)
+			grants = append(grants, g)
+		}
+		all := strings.ToUpper(strings.Join(grants, "\n"))
+		if strings.Contains(all, "REPLICATION SLAVE") || strings.Contains(all, "REPLICATION REPLICA") || strings.Contains(all, "ALL PRIVILEGES ON *.*") {
+			r.add(Step{Step: "replication_privilege", OK: true, Detail: "REPLICATION SLAVE granted"})
+		} else {
+			r.add(Step{Step: "replication_privilege", Detail: fmt.Sprintf("%s lacks REPLICATION SLAVE", cfg.User), Reason: "access_denied",
+				Hint: fmt.Sprintf("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '%s'@'%%'", cfg.User)})
+		}
+	}
+	res, err = c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_checksum','server_id','gtid_mode','gtid_domain_id','gtid_binlog_pos','version')")
+	if err != nil {
+		r.add(Step{Step: "binlog_settings", Detail: err.Error(), Reason: "other"})
+		return
+	}
+	v := map[string]string{}
+	for i := 0; i < res.RowNumber(); i++ {
+		k, _ := res.GetString(i, 0)
+		val, _ := res.GetString(i, 1)
+		v[strings.ToLower(k)] = val
+	}
+	if v["log_bin"] != "ON" && v["log_bin"] != "1" {
+		r.add(Step{Step: "log_bin", Detail: "binary logging is off", Reason: "other", Hint: "start the master with log_bin=<basename> (and a server_id)"})
+	} else {
+		r.add(Step{Step: "log_bin", OK: true, Detail: "ON"})
+	}
+	switch f := v["binlog_format"]; f {
+	case "ROW":
+		r.add(Step{Step: "binlog_format", OK: true, Detail: f})
+	default:
+		r.add(Step{Step: "binlog_format", OK: true, Detail: f + " (works; ROW is the safe choice for replicas)"})
+	}
+	switch cs := v["binlog_checksum"]; cs {
+	case "CRC32", "NONE", "":
+		r.add(Step{Step: "binlog_checksum", OK: true, Detail: cs})
+	default:
+		r.add(Step{Step: "binlog_checksum", Detail: cs + " is not understood", Reason: "other", Hint: "SET GLOBAL binlog_checksum=CRC32"})
+	}
+	gtid := "MariaDB GTID, gtid_binlog_pos " + v["gtid_binlog_pos"]
+	if _, ok := v["gtid_mode"]; ok {
+		gtid = "MySQL gtid_mode=" + v["gtid_mode"]
+	}
+	r.add(Step{Step: "gtid", OK: true, Detail: gtid})
+	id, _ := strconv.ParseUint(v["server_id"], 10, 32)
+	if uint32(id) == cfg.ServerID {
+		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("master server_id %d equals replink's server-id", id), Reason: "other",
+			Hint: "give replink a server-id no server in the topology uses ([master] server-id)"})
+	} else {
+		r.add(Step{Step: "server_id", OK: true, Detail: fmt.Sprintf("master %d, replink %d", id, cfg.ServerID)})
+	}
+}

@@ -1,0 +1,118 @@
+package test
+
+import (
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// Proxy forwards loopback TCP connections to a target. Stall makes the
+// connections open at that moment stop forwarding without closing, as a
+// firewall that lost its connection-tracking state does; connections made
+// afterwards forward normally.
+type Proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*proxied
+	closed bool
+}
+
+type proxied struct {
+	a, b    net.Conn
+	mu      sync.Mutex
+	stalled bool
+}
+
+// StartProxy listens on a free loopback port.
+func StartProxy(t testing.TB, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proxy{ln: ln, target: target}
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Port is the proxy's port.
+func (p *Proxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *Proxy) accept() {
+	for {
+		a, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		b, err := net.Dial("tcp", p.target)
+		if err != nil {
+			a.Close()
+			continue
+		}
+		pc := &proxied{a: a, b: b}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			a.Close()
+			b.Close()
+			return
+		}
+		p.conns = append(p.conns, pc)
+		p.mu.Unlock()
+		go pc.pipe(a, b)
+		go pc.pipe(b, a)
+	}
+}
+
+func (pc *proxied) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		pc.mu.Lock()
+		stalled := pc.stalled
+		pc.mu.Unlock()
+		if stalled {
+			// Swallow everything, forward nothing, close nothing.
+			_, _ = io.Copy(io.Discard, src)
+			return
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			dst.Close()
+			return
+		}
+	}
+}
+
+// Stall stops forwarding on every connection open now.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.conns {
+		pc.mu.Lock()
+		pc.stalled = true
+		pc.mu.Unlock()
+	}
+	p.conns = nil
+}
+
+// Close closes the listener and every connection.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	p.closed = true
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	p.ln.Close()
+	for _, pc := range conns {
+		pc.a.Close()
+		pc.b.Close()
+	}
+}
