@@ -132,6 +132,10 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	}()
 
 	_, err = st.GetEvent(ctx)
+	// Close waits for the stream goroutine, so the handler is done with h
+	// (and the sink) before we look at them. It also KILLs the dump thread
+	// on the master, which would otherwise linger after a stall.
+	s.Close()
 	progressed = h.events > 0
 	select {
 	case <-stalled:

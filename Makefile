@@ -1,0 +1,41 @@
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build setup test unit integration vet bench demo clean fuzz
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/replink ./cmd/replink
+
+setup:
+	./scripts/setup.sh
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+# Everything: unit tests and integration tests against real mariadbd.
+test: setup vet build
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+unit:
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
+
+integration: setup
+	$(GO) test -race -count=1 -timeout 12m ./test/...
+
+bench: setup build
+	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime 60s ./binlog/
+	$(GO) test -run '^$$' -fuzz FuzzScanComplete -fuzztime 60s ./binlog/
+
+# A local master and slave, replink between them over verified TLS.
+demo: setup build
+	./scripts/demo.sh
+
+clean:
+	rm -rf bin demo

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what replink's tests and demo need on a Debian machine, only
+# when it is missing: MariaDB server and client, Prometheus (promtool),
+# OpenSSL. Safe to run repeatedly.
+set -euo pipefail
+
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+command -v mariadb-binlog >/dev/null 2>&1 || need+=(mariadb-client)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+# Unique package names.
+readarray -t pkgs < <(printf '%s\n' "${need[@]}" | sort -u)
+echo "setup: installing ${pkgs[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# The Debian service scripts cannot start mariadbd in these machines; we
+# start our own instances, so a policy refusal to start is fine.
+$SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null || {
+  echo "setup: apt-get install ${pkgs[*]} failed" >&2
+  exit 1
+}
