@@ -1,0 +1,220 @@
+package binlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// mkEvent frames an event with a CRC32 trailer ending at logPos.
+func mkEvent(typ byte, body []byte, logPos uint32, flags uint16) []byte {
+	size := HeaderSize + len(body) + 4
+	b := make([]byte, HeaderSize, size)
+	binary.LittleEndian.PutUint32(b[0:], 1700000000)
+	b[4] = typ
+	binary.LittleEndian.PutUint32(b[5:], 1)
+	binary.LittleEndian.PutUint32(b[9:], uint32(size))
+	binary.LittleEndian.PutUint32(b[13:], logPos)
+	binary.LittleEndian.PutUint16(b[17:], flags)
+	b = append(b, body...)
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+func fdeBody() []byte {
+	b := make([]byte, 2+50+4+1)
+	binary.LittleEndian.PutUint16(b, 4)
+	copy(b[2:], "10.11.19-MariaDB")
+	b[56] = HeaderSize
+	b = append(b, make([]byte, 10)...) // post-header lengths
+	return append(b, ChecksumCRC32)
+}
+
+func gtidBody(seq uint64, standalone bool) []byte {
+	b := make([]byte, 13)
+	binary.LittleEndian.PutUint64(b, seq)
+	if standalone {
+		b[12] = 1
+	}
+	return b
+}
+
+func queryBody(q string) []byte {
+	b := make([]byte, 13) // thread, exec time, db_len=0, error, status_vars_len=0
+	b = append(b, 0)      // empty db name terminator
+	return append(b, q...)
+}
+
+// stream builds events at consecutive offsets from 4.
+type stream struct {
+	off    uint32
+	events [][]byte
+}
+
+func (s *stream) add(typ byte, body []byte) []byte {
+	if s.off == 0 {
+		s.off = 4
+	}
+	size := uint32(HeaderSize + len(body) + 4)
+	ev := mkEvent(typ, body, s.off+size, 0)
+	s.off += size
+	s.events = append(s.events, ev)
+	return ev
+}
+
+func TestGroupTracker(t *testing.T) {
+	var s stream
+	type step struct {
+		typ      byte
+		body     []byte
+		boundary bool
+	}
+	steps := []step{
+		{TypeFormatDescription, fdeBody(), true},
+		{TypeMariaGTIDList, nil, true},
+		{TypeMariaGTID, gtidBody(1, false), false},
+		{TypeAnnotateRows, []byte("INSERT ..."), false},
+		{19, []byte("table map"), false},
+		{30, []byte("rows"), false},
+		{TypeXID, make([]byte, 8), true},
+		{TypeMariaGTID, gtidBody(2, true), false},
+		{TypeQuery, queryBody("CREATE TABLE t (id INT)"), true},
+		{TypeMariaGTID, gtidBody(3, false), false},
+		{TypeQuery, queryBody("INSERT INTO myisam VALUES (1)"), false},
+		{TypeQuery, queryBody("COMMIT"), true},
+		{TypeGTID, make([]byte, 25), false}, // MySQL
+		{TypeQuery, queryBody("BEGIN"), false},
+		{TypeXID, make([]byte, 8), true},
+		{TypeGTID, make([]byte, 25), false},
+		{TypeQuery, queryBody("DROP TABLE t"), true},
+	}
+	var g GroupTracker
+	for i, st := range steps {
+		ev, err := ParseEvent(s.add(st.typ, st.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := g.Add(ev); got != st.boundary {
+			t.Fatalf("step %d (type %d): boundary %v, want %v", i, st.typ, got, st.boundary)
+		}
+	}
+}
+
+func TestLogRecoversToLastCompleteTransaction(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLog(dir, SyncTransaction, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartFile("mariadb-bin.000001"); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	appendEv := func(typ byte, body []byte) {
+		t.Helper()
+		ev, err := ParseEvent(s.add(typ, body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Append(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendEv(TypeFormatDescription, fdeBody())
+	appendEv(TypeMariaGTID, gtidBody(1, false))
+	appendEv(30, []byte("rows"))
+	appendEv(TypeXID, make([]byte, 8))
+	complete := l.ResumePoint()
+	appendEv(TypeMariaGTID, gtidBody(2, false))
+	appendEv(30, []byte("rows of an unfinished transaction"))
+	if l.ResumePoint() != complete {
+		t.Fatalf("resume point moved inside a transaction: %v", l.ResumePoint())
+	}
+	// A wrong log_pos is refused and writes nothing.
+	bad, _ := ParseEvent(mkEvent(TypeXID, make([]byte, 8), 9999, 0))
+	if _, err := l.Append(bad); err == nil {
+		t.Fatal("event at the wrong offset was accepted")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A torn write after the unfinished transaction.
+	f, _ := os.OpenFile(filepath.Join(dir, "mariadb-bin.000001"), os.O_APPEND|os.O_WRONLY, 0)
+	f.Write([]byte{1, 2, 3, 4, 5, 6, 7})
+	f.Close()
+
+	l, err = OpenLog(dir, SyncTransaction, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if got := l.ResumePoint(); got != complete {
+		t.Fatalf("recovered to %v, want %v", got, complete)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, "mariadb-bin.000001"))
+	want := append(append([]byte{}, Magic...), bytes.Join(s.events[:4], nil)...)
+	if !bytes.Equal(data, want) {
+		t.Fatalf("recovered file is %d bytes, want the %d bytes of the complete transactions", len(data), len(want))
+	}
+}
+
+func TestVerifyChecksumDetectsFlip(t *testing.T) {
+	ev := mkEvent(TypeXID, make([]byte, 8), 100, 0)
+	if err := VerifyChecksum(ev); err != nil {
+		t.Fatal(err)
+	}
+	ev[HeaderSize+2] ^= 0x40
+	if err := VerifyChecksum(ev); err == nil {
+		t.Fatal("flipped bit not detected")
+	}
+}
+
+func TestStartFileRefusesPathNames(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), SyncNone, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, name := range []string{"../etc/passwd", "/tmp/x", "", "..", IndexName} {
+		if err := l.StartFile(name); err == nil {
+			t.Errorf("StartFile(%q) accepted", name)
+		}
+	}
+}
+
+func FuzzParseEvent(f *testing.F) {
+	f.Add(mkEvent(TypeXID, make([]byte, 8), 100, 0))
+	f.Add(mkEvent(TypeRotate, append(make([]byte, 8), "mariadb-bin.000002"...), 0, FlagArtificial))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ev, err := ParseEvent(data)
+		if err != nil {
+			return
+		}
+		var g GroupTracker
+		g.Add(ev)
+		_, _ = FDEChecksum(ev.Raw), VerifyChecksum(ev.Raw)
+		if ev.Type == TypeRotate {
+			_, _, _ = RotateTarget(ev)
+		}
+	})
+}
+
+func FuzzScanComplete(f *testing.F) {
+	var s stream
+	s.add(TypeFormatDescription, fdeBody())
+	s.add(TypeMariaGTID, gtidBody(1, false))
+	s.add(TypeXID, make([]byte, 8))
+	f.Add(append(append([]byte{}, Magic...), bytes.Join(s.events, nil)...))
+	f.Add([]byte{0xfe, 0x62, 0x69, 0x6e, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		end, _, err := ScanComplete(bytes.NewReader(data))
+		if err == nil && end > int64(len(data)) {
+			t.Fatalf("end %d beyond %d bytes", end, len(data))
+		}
+	})
+}

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/replink/replink/test"
+)
+
+func TestExitCodes(t *testing.T) {
+	dir := t.TempDir()
+	badKey := filepath.Join(dir, "bad.toml")
+	os.WriteFile(badKey, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\nssl_mode = \"REQUIRED\"\n"), 0o644)
+	noDir := filepath.Join(dir, "nodir.toml")
+	os.WriteFile(noDir, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{}, 2, "usage"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"run"}, 2, "-c FILE"},
+		{[]string{"run", "-c", filepath.Join(dir, "missing.toml")}, 2, "missing.toml"},
+		{[]string{"run", "-c", badKey}, 2, "master.ssl_mode"},
+		{[]string{"run", "-c", noDir}, 2, "relay.data-dir"},
+		{[]string{"diagnose", "--host", "127.0.0.1", "--user", "x", "--ssl-mode", "VERIFY_CA"}, 2, "CA certificate is required"},
+		{[]string{"certs"}, 2, "--out"},
+		{[]string{"version"}, 0, ""},
+	} {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), c.args, &out, &errb)
+		if code != c.code || !strings.Contains(out.String()+errb.String(), c.msg) {
+			t.Errorf("replink %v: exit %d (want %d), output %q (want %q)", c.args, code, c.code, out.String()+errb.String(), c.msg)
+		}
+	}
+}
+
+func TestCertsCommand(t *testing.T) {
+	dir := t.TempDir()
+	var out bytes.Buffer
+	if code := Run(context.Background(), []string{"certs", "--out", dir, "--hosts", "db1.example.com,10.0.0.5", "--days", "10"}, &out, io.Discard); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	for _, f := range []string{"ca.pem", "server-cert.pem", "server-key.pem", "client-cert.pem", "client-key.pem"} {
+		st, err := os.Stat(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(f, "key.pem") && st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %o", f, st.Mode().Perm())
+		}
+	}
+}
+
+// TestRunStreamsAndStopsCleanly runs the daemon against a real master,
+// checks /status, /readyz and /metrics, and stops it as SIGTERM would.
+func TestRunStreamsAndStopsCleanly(t *testing.T) {
+	p := test.NewPKI(t)
+	m := test.StartSSLServer(t, "cli", p, 1)
+	m.SetupReplUsers()
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(pw, []byte("replpass\n"), 0o600)
+	metrics := fmt.Sprintf("127.0.0.1:%d", test.FreePort(t))
+	conf := filepath.Join(dir, "replink.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[master]
+host = "127.0.0.1"
+port = %d
+user = "repl"
+password-file = %q
+ssl-mode = "VERIFY_IDENTITY"
+ssl-ca = %q
+heartbeat-period = "500ms"
+
+[relay]
+data-dir = %q
+
+[metrics]
+listen = %q
+`, m.Port, pw, p.CAFile, filepath.Join(dir, "relay"), metrics)), 0o644)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"run", "-c", conf}, io.Discard, &syncWriter{w: &logs}) }()
+	m.Exec("CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1),(2),(3)")
+
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + metrics + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, _ := get("/readyz")
+		file, pos := m.MasterStatus()
+		_, body := get("/status")
+		var st statusDoc
+		_ = json.Unmarshal([]byte(body), &st)
+		if code == 200 && st.Relay.Position == fmt.Sprintf("%s:%d", file, pos) {
+			if st.Master.TLSVersion == "" || len(st.Master.PeerChain) == 0 {
+				t.Fatalf("/status lacks TLS details: %s", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not caught up: readyz %d, status %s", code, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, metricsText := get("/metrics")
+	for _, want := range []string{"replink_master_up 1", `replink_tls_handshakes_total{link="master",result="ok"}`,
+		`replink_tls_handshake_failures_total{link="master",reason="cn_only_cert"} 0`, "replink_build_info", "go_goroutines"} {
+		if !strings.Contains(metricsText, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("run exited %d:\n%s", code, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not stop")
+	}
+	if strings.Contains(logs.String(), "replpass") {
+		t.Fatal("the password appears in the log")
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, name, body string, perm os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), perm); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadFileErrorsNameFileAndKey(t *testing.T) {
+	for _, c := range []struct {
+		name, body, key string
+	}{
+		{"unknown key", "[master]\nhost = \"db\"\nsll-mode = \"REQUIRED\"\n", "master.sll-mode"},
+		{"unknown section", "[mastr]\nhost = \"db\"\n", "mastr"},
+		{"bad syntax", "[master]\nhost = \n", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := write(t, "replink.toml", c.body, 0o644)
+			err := Defaults().LoadFile(f)
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err %v is not a config error", err)
+			}
+			if !strings.Contains(err.Error(), f) || c.key != "" && !strings.Contains(err.Error(), c.key) {
+				t.Fatalf("error %q should name %s and %q", err, f, c.key)
+			}
+		})
+	}
+}
+
+func TestReplicaConfigValidation(t *testing.T) {
+	pw := write(t, "pw", "secret\n", 0o600)
+	openPW := write(t, "pw-open", "secret\n", 0o644)
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		key  string
+	}{
+		{"ok", func(c *Config) {}, ""},
+		{"no host", func(c *Config) { c.Master.Host = "" }, "master.host"},
+		{"bad start", func(c *Config) { c.Master.Start = "yesterday" }, "master.start"},
+		{"bad duration", func(c *Config) { c.Master.HeartbeatPeriod = "often" }, "master.heartbeat-period"},
+		{"bad ssl-mode", func(c *Config) { c.Master.SSLMode = "ON" }, "ssl-mode"},
+		{"password file readable by others", func(c *Config) { c.Master.PasswordFile = openPW }, "master.password-file"},
+		{"semi-sync without durability", func(c *Config) { c.Master.SemiSync = true; c.Relay.Sync = "none" }, "master.semi-sync"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.File = "x.toml"
+			cfg.Master.Host, cfg.Master.User, cfg.Master.PasswordFile = "127.0.0.1", "repl", pw
+			c.edit(cfg)
+			rc, err := cfg.ReplicaConfig()
+			if c.key == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rc.Password != "secret" {
+					t.Fatalf("password from file not read")
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), c.key) {
+				t.Fatalf("err %v, want a config error naming %s", err, c.key)
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Fatalf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+func TestPrecedenceFlagsOverTOMLOverMyCnf(t *testing.T) {
+	cnf := write(t, "my.cnf", `# comment
+[mysqld]
+port = 1111
+[client]
+host = cnf-host
+port = 3310
+user = cnf_user
+ssl_mode = REQUIRED
+ssl-ca = /cnf/ca.pem
+[clientreplink]
+user = suffix_user
+`, 0o644)
+	toml := write(t, "replink.toml", "[master]\nport = 3320\n", 0o644)
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	mf := AddMasterFlags(fs)
+	if err := fs.Parse([]string{"--defaults-file", cnf, "--defaults-group-suffix", "replink", "-c", toml, "--ssl-mode", "VERIFY_CA"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := mf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Master
+	if m.Host != "cnf-host" || m.Port != 3320 || m.User != "suffix_user" || m.SSLMode != "VERIFY_CA" || m.SSLCA != "/cnf/ca.pem" {
+		t.Fatalf("got %+v", m)
+	}
+}
+
+func TestDuration(t *testing.T) {
+	for in, ok := range map[string]bool{"10s": true, "7d": true, "1.5d": true, "500ms": true, "x": false, "-1s": false} {
+		if _, err := Duration("f", "k", in); (err == nil) != ok {
+			t.Errorf("Duration(%q) = %v", in, err)
+		}
+	}
+}
