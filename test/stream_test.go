@@ -32,8 +32,12 @@ type streamer struct {
 
 func startStreamer(t *testing.T, p *PKI, port int, heartbeat time.Duration) *streamer {
 	t.Helper()
+	return startStreamerAt(t, p, port, heartbeat, t.TempDir(), replica.Start{Kind: "current"})
+}
+
+func startStreamerAt(t *testing.T, p *PKI, port int, heartbeat time.Duration, dir string, start replica.Start) *streamer {
+	t.Helper()
 	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Info, Output: testWriter{t}})
-	dir := t.TempDir()
 	l, err := binlog.OpenLog(dir, binlog.SyncTransaction, logger.Named("binlog"))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +52,7 @@ func startStreamer(t *testing.T, p *PKI, port int, heartbeat time.Duration) *str
 	cfg := replica.Config{
 		Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
 		ServerID:        4001,
-		Start:           replica.Start{Kind: "current"},
+		Start:           start,
 		HeartbeatPeriod: heartbeat,
 	}
 	r := replica.New(cfg, l, logger.Named("replica"), m, tm)
@@ -212,4 +216,58 @@ func TestStallDetectedAndResumed(t *testing.T) {
 	s.stop()
 	// Byte identity with the master's binlog proves no transaction was lost or duplicated.
 	compareWithMaster(t, m, dir, files)
+}
+
+func TestStartPointsAndResumeAfterRestart(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT)", "INSERT INTO app.t VALUES (1, 'a')")
+	m.Exec("FLUSH BINARY LOGS")
+	m.Exec("INSERT INTO app.t VALUES (2, 'b')")
+	gtid := m.Query("SELECT @@gtid_binlog_pos")[0][0]
+	m.Exec("INSERT INTO app.t VALUES (3, 'c')")
+
+	for _, c := range []struct {
+		name  string
+		start string
+	}{
+		{"gtid in the second file", "gtid:" + gtid},
+		{"file and position", "file:mariadb-bin.000002:400"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := replica.ParseStart(c.start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := startStreamerAt(t, p, m.Port, 500*time.Millisecond, t.TempDir(), st)
+			waitCaughtUp(t, m, s, 20*time.Second)
+			files := s.log.Files()
+			s.stop()
+			if files[0] != "mariadb-bin.000002" {
+				t.Fatalf("start %s fetched %v, want mariadb-bin.000002 from its start", c.start, files)
+			}
+			compareWithMaster(t, m, s.log.Dir(), files)
+		})
+	}
+
+	t.Run("resume after restart", func(t *testing.T) {
+		dir := t.TempDir()
+		s := startStreamerAt(t, p, m.Port, 500*time.Millisecond, dir, replica.Start{Kind: "current"})
+		waitCaughtUp(t, m, s, 20*time.Second)
+		s.stop()
+		// Written while replink is down, across a rotation.
+		for i := 10; i < 40; i++ {
+			m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'while-down')", i))
+		}
+		m.Exec("FLUSH BINARY LOGS", "INSERT INTO app.t VALUES (100, 'new file')")
+		s = startStreamerAt(t, p, m.Port, 500*time.Millisecond, dir, replica.Start{Kind: "current"})
+		waitCaughtUp(t, m, s, 20*time.Second)
+		files := s.log.Files()
+		s.stop()
+		if len(files) != 2 {
+			t.Fatalf("files %v, want the current file and the one rotated to", files)
+		}
+		compareWithMaster(t, m, dir, files)
+	})
 }
