@@ -231,11 +231,17 @@ func (e Endpoint) connect(ctx context.Context, link string, m *tlsutil.Metrics, 
 		recordFailure(m, link, a, useTLS, err)
 		return nil, a, wrapConnectErr(e.Addr(), a, err)
 	}
+	adopt(m, link, a, c)
+	_ = c.SetDeadline(time.Now().Add(e.ConnectTimeout))
+	return c, a, nil
+}
+
+// adopt finishes a logged-in connection: it records the handshake, lifts
+// the handshake deadline and meters payload bytes above TLS.
+func adopt(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) {
 	recordSuccess(m, link, a, c)
 	_ = c.SetDeadline(time.Time{})
 	c.Conn.Conn = a.Wire.Payload(c.Conn.Conn)
-	_ = c.SetDeadline(time.Now().Add(e.ConnectTimeout))
-	return c, a, nil
 }
 
 func wrapConnectErr(addr string, a *Attempt, err error) error {

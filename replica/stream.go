@@ -57,9 +57,7 @@ func (r *Replica) syncerConfig(useTLS bool) (replication.BinlogSyncerConfig, *li
 		// Option runs on the replication connection right after login.
 		Option: func(c *client.Conn) error {
 			a := t.current()
-			recordSuccess(r.tlsm, "master", a, c)
-			_ = c.SetDeadline(time.Time{})
-			c.Conn.Conn = a.Wire.Payload(c.Conn.Conn)
+			adopt(r.tlsm, "master", a, c)
 			t.mu.Lock()
 			t.stream, t.loggedIn = a, true
 			t.mu.Unlock()
