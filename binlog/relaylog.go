@@ -46,7 +46,8 @@ type Log struct {
 	// FsyncObserver, when set, is told how long each fsync took.
 	FsyncObserver func(time.Duration)
 
-	mu      sync.Mutex // guards files and durable for readers in other goroutines
+	mu      sync.Mutex // guards files, durable and changed for readers in other goroutines
+	changed chan struct{}
 	files   []string
 	f       *os.File
 	w       *bufio.Writer
@@ -255,7 +256,48 @@ func (l *Log) ResumePoint() Pos {
 func (l *Log) setDurable(p Pos) {
 	l.mu.Lock()
 	l.durable = p
+	if l.changed != nil {
+		close(l.changed)
+		l.changed = nil
+	}
 	l.mu.Unlock()
+}
+
+// Changed returns a channel closed the next time the durable end moves.
+// Readers (slaves) see only what is durable: they read files up to
+// ResumePoint and wait on Changed for more.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
+}
+
+// Next returns the file after name in the index, or "" when name is the
+// last (or unknown).
+func (l *Log) Next(name string) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, f := range l.files {
+		if f == name && i+1 < len(l.files) {
+			return l.files[i+1]
+		}
+	}
+	return ""
+}
+
+// Has reports whether name is in the index.
+func (l *Log) Has(name string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, f := range l.files {
+		if f == name {
+			return true
+		}
+	}
+	return false
 }
 
 // Position is the end of what has been appended (possibly mid-transaction).

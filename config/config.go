@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
@@ -244,4 +246,57 @@ func (c *Config) ReplicaConfig() (replica.Config, error) {
 		HeartbeatPeriod: hb,
 		SemiSync:        m.SemiSync,
 	}, nil
+}
+
+// RelayConfig validates the [relay] section and builds the relay server
+// configuration, loading the TLS material.
+func (c *Config) RelayConfig() (relay.Config, error) {
+	r := c.Relay
+	key := func(k string) string { return "relay." + k }
+	host, _, err := net.SplitHostPort(r.Listen)
+	if err != nil {
+		return relay.Config{}, &Error{File: c.File, Key: key("listen"), Err: err}
+	}
+	id := r.ServerID
+	if id == 0 {
+		id = c.Master.ServerID
+	}
+	tlsSrv, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: r.SSLCA, Cert: r.SSLCert, Key: r.SSLKey})
+	if err != nil {
+		return relay.Config{}, &Error{File: c.File, Key: "relay", Err: err}
+	}
+	// TLS is required by default when slaves can reach the port from
+	// another host; on loopback it is the operator's choice.
+	ip := net.ParseIP(host)
+	requireSecure := !(host == "localhost" || ip != nil && ip.IsLoopback())
+	if r.RequireSecureTransport != nil {
+		requireSecure = *r.RequireSecureTransport
+	}
+	if requireSecure && tlsSrv == nil {
+		return relay.Config{}, &Error{File: c.File, Key: key("require-secure-transport"),
+			Err: fmt.Errorf("is on (the default for a non-loopback listen address %s) but relay.ssl-cert/ssl-key are not set", r.Listen)}
+	}
+	cfg := relay.Config{Listen: r.Listen, ServerID: id, TLS: tlsSrv, RequireSecureTransport: requireSecure}
+	for i, u := range r.Users {
+		k := fmt.Sprintf("relay.users[%d]", i)
+		if u.Name == "" {
+			return relay.Config{}, &Error{File: c.File, Key: k + ".name", Err: errors.New("is required")}
+		}
+		req, err := relay.ParseRequire(u.Require)
+		if err != nil {
+			return relay.Config{}, &Error{File: c.File, Key: k + ".require", Err: err}
+		}
+		if (u.Issuer != "" || u.Subject != "") && req != relay.RequireX509 {
+			req = relay.RequireX509 // ISSUER/SUBJECT imply a certificate, as in MySQL
+		}
+		if req != relay.RequireNone && tlsSrv == nil {
+			return relay.Config{}, &Error{File: c.File, Key: k + ".require", Err: fmt.Errorf("%s needs relay.ssl-cert and relay.ssl-key", req)}
+		}
+		pw, err := c.UserPassword(i)
+		if err != nil {
+			return relay.Config{}, err
+		}
+		cfg.Users = append(cfg.Users, relay.User{Name: u.Name, Password: pw, Require: req, Issuer: u.Issuer, Subject: u.Subject, Cipher: u.Cipher})
+	}
+	return cfg, nil
 }

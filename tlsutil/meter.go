@@ -17,6 +17,7 @@ type WireConn struct {
 	link    string
 	m       *Metrics
 	tlsUsed bool
+	server  bool
 
 	lastRead  atomic.Int64 // unix nanos
 	readWait  atomic.Int64 // nanos blocked in Read
@@ -45,6 +46,13 @@ func (w *WireConn) Read(p []byte) (int, error) {
 	n, err := w.Conn.Read(p)
 	t1 := time.Now()
 	w.readWait.Add(int64(t1.Sub(t0)))
+	if n > 0 && w.server {
+		w.mu.Lock()
+		if w.hsStart.IsZero() {
+			w.hsStart = t1 // the client's SSL request (or its login, in plaintext)
+		}
+		w.mu.Unlock()
+	}
 	if n > 0 {
 		w.lastRead.Store(t1.UnixNano())
 		if w.m != nil {
@@ -80,9 +88,21 @@ func (w *WireConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// NewServerWireConn wraps an accepted connection: the handshake timer
+// starts when the client's first packet (the SSL request) arrives and
+// ends when Observe is called from the server's VerifyConnection.
+func NewServerWireConn(c net.Conn, link string, m *Metrics) *WireConn {
+	w := NewWireConn(c, link, m, false)
+	w.server = true
+	return w
+}
+
 // Observe is given the connection state from tls.Config.VerifyConnection.
 func (w *WireConn) Observe(cs tls.ConnectionState) {
 	w.mu.Lock()
+	if w.server && w.hsEnd.IsZero() {
+		w.hsEnd = time.Now()
+	}
 	w.verified, w.verifiedVer = true, cs.Version
 	w.mu.Unlock()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/config"
 	"github.com/replink/replink/logging"
+	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
@@ -88,8 +89,24 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 	rep := replica.New(rc, relayLog, log.Named("replica"), rm, tlsm)
+	relayCfg, err := cfg.RelayConfig()
+	if err != nil {
+		return err
+	}
+	relayCfg.ServerVersion = func() string { return rep.Status().ServerVersion }
+	if relayCfg.TLS != nil {
+		tlsm.SetLocalCerts(append(rc.TLS.Certificates(), relayCfg.TLS.Certificates()...))
+	}
+	relaySrv, err := relay.New(relayCfg, relayLog, log.Named("relay"), tlsm, relay.NewMetrics(reg))
+	if err != nil {
+		return &config.Error{File: cfg.File, Key: "relay", Err: err}
+	}
+	relayLn, err := net.Listen("tcp", relayCfg.Listen)
+	if err != nil {
+		return &config.Error{File: cfg.File, Key: "relay.listen", Err: err}
+	}
 
-	srv, err := serveHTTP(cfg.Metrics.Listen, reg, rep, relayLog, log.Named("http"))
+	srv, err := serveHTTP(cfg.Metrics.Listen, reg, rep, relaySrv, relayLog, log.Named("http"))
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "metrics.listen", Err: err}
 	}
@@ -104,7 +121,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if err := rc.TLS.Reload(); err != nil {
+				err := rc.TLS.Reload()
+				if err == nil && relayCfg.TLS != nil {
+					err = relayCfg.TLS.Reload()
+				}
+				if err != nil {
 					reloads.WithLabelValues("failed").Inc()
 					lastReload.Set(0)
 					log.Error("certificate reload failed; keeping the old certificates", "error", err)
@@ -112,28 +133,37 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 				}
 				reloads.WithLabelValues("ok").Inc()
 				lastReload.Set(1)
-				tlsm.SetLocalCerts(rc.TLS.Certificates())
-				log.Info("certificates reloaded", "section", "master")
+				local := rc.TLS.Certificates()
+				if relayCfg.TLS != nil {
+					local = append(local, relayCfg.TLS.Certificates()...)
+				}
+				tlsm.SetLocalCerts(local)
+				log.Info("certificates reloaded")
 			}
 		}
 	}()
 
 	log.Info("replink starting", "version", version, "master", rc.Addr(), "ssl_mode", rc.TLS.Mode().String(),
 		"data_dir", cfg.Relay.DataDir, "sync", string(policy), "metrics", cfg.Metrics.Listen)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- relaySrv.Serve(ctx, relayLn) }()
 	err = rep.Run(ctx)
+	if rerr := <-relayDone; err == nil {
+		err = rerr
+	}
 	log.Info("replink stopping", "position", relayLog.ResumePoint())
 	return err
 }
 
 // statusDoc is the /status document.
 type statusDoc struct {
-	Master   replica.Status     `json:"master"`
-	Relay    relayStatus        `json:"relay"`
-	LagSec   float64            `json:"lag_seconds"`
-	Local    []tlsutil.CertInfo `json:"local_certificates"`
-	Version  string             `json:"version"`
-	Uptime   string             `json:"uptime"`
-	Replicas []any              `json:"replicas"`
+	Master   replica.Status        `json:"master"`
+	Relay    relayStatus           `json:"relay"`
+	LagSec   float64               `json:"lag_seconds"`
+	Local    []tlsutil.CertInfo    `json:"local_certificates"`
+	Version  string                `json:"version"`
+	Uptime   string                `json:"uptime"`
+	Replicas []relay.ReplicaStatus `json:"replicas"`
 }
 
 type relayStatus struct {
@@ -168,7 +198,7 @@ func (s statusDoc) WriteText(w io.Writer, now time.Time) {
 	}
 }
 
-func serveHTTP(addr string, reg *prometheus.Registry, rep *replica.Replica, l *binlog.Log, log hclog.Logger) (*http.Server, error) {
+func serveHTTP(addr string, reg *prometheus.Registry, rep *replica.Replica, rs *relay.Server, l *binlog.Log, log hclog.Logger) (*http.Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -186,7 +216,7 @@ func serveHTTP(addr string, reg *prometheus.Registry, rep *replica.Replica, l *b
 	})
 	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
 		doc := statusDoc{Master: rep.Status(), LagSec: rep.Lag(), Version: version, Uptime: time.Since(started).Round(time.Second).String(),
-			Relay: relayStatus{DataDir: l.Dir(), Position: l.ResumePoint().String(), Files: l.Files()}, Replicas: []any{}}
+			Relay: relayStatus{DataDir: l.Dir(), Position: l.ResumePoint().String(), Files: l.Files()}, Replicas: rs.Replicas()}
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")

@@ -1,0 +1,315 @@
+package relay
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/replink/replink/binlog"
+)
+
+const errMasterFatalReadingBinlog = 1236
+
+func errBinlog(msg string) error {
+	return mysql.NewError(errMasterFatalReadingBinlog, msg)
+}
+
+// dump serves the relay log from req's file and position. It returns
+// when the slave goes away, replink stops, or the request cannot be
+// served (ERR 1236, in MySQL's words).
+func (ss *session) dump(req dumpRequest) error {
+	s := ss.s
+	file, pos := req.file, req.pos
+	if file == "" {
+		files := s.rlog.Files()
+		if len(files) == 0 {
+			return errBinlog("Could not find first log file name in binary log index file")
+		}
+		file = files[0]
+	}
+	if !s.rlog.Has(file) {
+		return errBinlog("Could not find first log file name in binary log index file")
+	}
+	if pos < 4 {
+		pos = 4
+	}
+	checksum := ss.vars["@master_binlog_checksum"] != "" && ss.vars["@master_binlog_checksum"] != nullValue &&
+		ss.vars["@master_binlog_checksum"] != "NONE"
+	if !checksum {
+		return errBinlog("replink serves checksum-aware slaves only (the slave did not set @master_binlog_checksum)")
+	}
+	hb := 30 * time.Second
+	if v, err := strconv.ParseInt(ss.vars["@master_heartbeat_period"], 10, 64); err == nil && v > 0 {
+		hb = time.Duration(v)
+	}
+	if ss.serverID == 0 {
+		ss.serverID = req.serverID
+	}
+	s.addReplica(ss)
+	defer s.removeReplica(ss)
+	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb}
+	err := d.run()
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		s.log.Warn("slave dump refused", "peer", ss.peer, "server_id", ss.serverID, "error", me.Message)
+		return err
+	}
+	s.log.Info("slave left", "peer", ss.peer, "server_id", ss.serverID, "at", fmt.Sprintf("%s:%d", d.file, d.pos), "error", err)
+	ss.conn.Close()
+	return err
+}
+
+type dumper struct {
+	ss   *session
+	file string
+	pos  uint32 // next offset to send from in file
+	hb   time.Duration
+	buf  []byte
+}
+
+// send writes one event packet: 0x00 then the event.
+func (d *dumper) send(ev []byte) error {
+	n := 4 + 1 + len(ev)
+	if cap(d.buf) < n {
+		d.buf = make([]byte, n)
+	}
+	b := d.buf[:n]
+	b[4] = 0x00
+	copy(b[5:], ev)
+	return d.ss.conn.WritePacket(b)
+}
+
+// artificial makes an event replink invents (fake ROTATE, heartbeat):
+// timestamp 0, the artificial flag, a CRC32 trailer.
+func (d *dumper) artificial(typ byte, logPos uint32, body []byte) []byte {
+	size := binlog.HeaderSize + len(body) + 4
+	b := make([]byte, binlog.HeaderSize, size)
+	b[4] = typ
+	binary.LittleEndian.PutUint32(b[5:], d.ss.s.cfg.ServerID)
+	binary.LittleEndian.PutUint32(b[9:], uint32(size))
+	binary.LittleEndian.PutUint32(b[13:], logPos)
+	binary.LittleEndian.PutUint16(b[17:], binlog.FlagArtificial)
+	b = append(b, body...)
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}
+
+func (d *dumper) fakeRotate() []byte {
+	body := binary.LittleEndian.AppendUint64(nil, uint64(d.pos))
+	return d.artificial(binlog.TypeRotate, 0, append(body, d.file...))
+}
+
+// limit is how far file may be read: the durable end for the file being
+// written, the whole file for one that is complete.
+func (d *dumper) limit() (end int64, complete bool, err error) {
+	rl := d.ss.s.rlog
+	dur := rl.ResumePoint()
+	if dur.File == d.file {
+		return int64(dur.Offset), false, nil
+	}
+	st, err := os.Stat(filepath.Join(rl.Dir(), d.file))
+	if err != nil {
+		return 0, false, err
+	}
+	return st.Size(), rl.Next(d.file) != "", nil
+}
+
+func (d *dumper) run() error {
+	ss, rl := d.ss, d.ss.s.rlog
+	f, err := os.Open(filepath.Join(rl.Dir(), d.file))
+	if err != nil {
+		return errBinlog("Could not open log file")
+	}
+	defer func() { f.Close() }()
+	end, _, err := d.limit()
+	if err != nil {
+		return err
+	}
+	if int64(d.pos) > end {
+		return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position; the first event '%s' at %d, the last event read from '%s' at %d", d.file, d.pos, d.file, end))
+	}
+	fde, err := readEventAt(f, 4)
+	if err != nil {
+		return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", d.file, err))
+	}
+	if d.pos > 4 {
+		if err := checkBoundary(f, d.pos, end); err != nil {
+			return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", d.file, d.pos, err))
+		}
+	}
+	if err := d.send(d.fakeRotate()); err != nil {
+		return err
+	}
+	if d.pos > 4 {
+		// The FDE first, with log_pos 0 so the slave does not move its position.
+		if err := d.send(resendFDE(fde)); err != nil {
+			return err
+		}
+	}
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 256<<10)
+	if _, err := r.Discard(int(d.pos)); err != nil {
+		return err
+	}
+	lastWasRotate := false
+	hbTimer := time.NewTimer(d.hb)
+	defer hbTimer.Stop()
+	for {
+		changed := rl.Changed()
+		end, complete, err := d.limit()
+		if err != nil {
+			return err
+		}
+		sent := false
+		for int64(d.pos) < end {
+			ev, err := readEvent(r, end-int64(d.pos))
+			if err != nil {
+				return fmt.Errorf("relay log %s at %d: %w", d.file, d.pos, err)
+			}
+			if err := d.send(ev); err != nil {
+				return err
+			}
+			d.pos += uint32(len(ev))
+			lastWasRotate = ev[4] == binlog.TypeRotate
+			sent = true
+		}
+		if sent {
+			ss.progress(d.file, d.pos, 0)
+			if !hbTimer.Stop() {
+				select {
+				case <-hbTimer.C:
+				default:
+				}
+			}
+			hbTimer.Reset(d.hb)
+		}
+		if complete {
+			next := rl.Next(d.file)
+			f.Close()
+			d.file, d.pos = next, 4
+			if f, err = os.Open(filepath.Join(rl.Dir(), d.file)); err != nil {
+				return err
+			}
+			r.Reset(io.NewSectionReader(f, 0, 1<<62))
+			if _, err := r.Discard(4); err != nil {
+				return err
+			}
+			if !lastWasRotate {
+				// The master restarted without a ROTATE: tell the slave.
+				if err := d.send(d.fakeRotate()); err != nil {
+					return err
+				}
+			}
+			lastWasRotate = false
+			continue
+		}
+		select {
+		case <-changed:
+		case <-hbTimer.C:
+			if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
+				return err
+			}
+			hbTimer.Reset(d.hb)
+		case <-ss.closed():
+			return errors.New("replink is stopping")
+		}
+	}
+}
+
+// closed fires when replink stops.
+func (ss *session) closed() <-chan struct{} { return ss.done }
+
+func (ss *session) progress(file string, pos uint32, lag int64) {
+	ss.mu.Lock()
+	ss.pos = fmt.Sprintf("%s:%d", file, pos)
+	ss.mu.Unlock()
+	dur := ss.s.rlog.ResumePoint()
+	if dur.File == file {
+		lag = int64(dur.Offset) - int64(pos)
+	}
+	ss.mu.Lock()
+	ss.lagBytes = lag
+	ss.mu.Unlock()
+	if ss.s.m != nil {
+		ss.s.m.lag.WithLabelValues(strconv.FormatUint(uint64(ss.serverID), 10)).Set(float64(lag))
+	}
+}
+
+// readEventAt reads the event at off.
+func readEventAt(f *os.File, off int64) ([]byte, error) {
+	var hdr [binlog.HeaderSize]byte
+	if _, err := f.ReadAt(hdr[:], off); err != nil {
+		return nil, err
+	}
+	size := int64(binary.LittleEndian.Uint32(hdr[9:]))
+	if size < binlog.HeaderSize || size > binlog.MaxEventSize {
+		return nil, fmt.Errorf("event size %d at %d", size, off)
+	}
+	ev := make([]byte, size)
+	if _, err := f.ReadAt(ev, off); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// readEvent reads the next event, checking its size and checksum against
+// what may be read. A corrupt relay log is never served.
+func readEvent(r *bufio.Reader, avail int64) ([]byte, error) {
+	hdr, err := r.Peek(binlog.HeaderSize)
+	if err != nil {
+		return nil, err
+	}
+	size := int64(binary.LittleEndian.Uint32(hdr[9:]))
+	if size < binlog.HeaderSize || size > avail {
+		return nil, fmt.Errorf("event size %d with %d bytes left: corrupt relay log", size, avail)
+	}
+	ev := make([]byte, size)
+	if _, err := io.ReadFull(r, ev); err != nil {
+		return nil, err
+	}
+	if err := binlog.VerifyChecksum(ev); err != nil {
+		return nil, fmt.Errorf("corrupt relay log: %w", err)
+	}
+	return ev, nil
+}
+
+// checkBoundary walks event headers from the first event to pos and
+// fails when pos is not the start of an event.
+func checkBoundary(f *os.File, pos uint32, end int64) error {
+	off := int64(4)
+	var hdr [binlog.HeaderSize]byte
+	for off < int64(pos) {
+		if _, err := f.ReadAt(hdr[:], off); err != nil {
+			return err
+		}
+		size := int64(binary.LittleEndian.Uint32(hdr[9:]))
+		if size < binlog.HeaderSize || off+size > end {
+			return fmt.Errorf("bad event at %d", off)
+		}
+		off += size
+	}
+	if off != int64(pos) {
+		return fmt.Errorf("position is inside the event that starts before it")
+	}
+	return nil
+}
+
+// resendFDE copies an FDE with log_pos 0 and the in-use flag cleared, and
+// a fresh checksum.
+func resendFDE(fde []byte) []byte {
+	b := append([]byte(nil), fde...)
+	binary.LittleEndian.PutUint32(b[13:], 0)
+	flags := binary.LittleEndian.Uint16(b[17:]) &^ binlog.FlagInUse
+	binary.LittleEndian.PutUint16(b[17:], flags)
+	n := len(b) - 4
+	binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
+	return b
+}

@@ -1,0 +1,273 @@
+package relay
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/server"
+
+	"github.com/replink/replink/tlsutil"
+)
+
+// session is one logged-in slave connection: go-mysql's Handler.
+type session struct {
+	s    *Server
+	peer string
+	user string
+	conn *server.Conn
+	tls  *tls.ConnectionState
+	vars map[string]string // user variables the slave set (@name, lower case)
+	done <-chan struct{}
+
+	serverID uint32
+	mu       sync.Mutex
+	pos      string
+	lagBytes int64
+	gtid     bool
+}
+
+func (ss *session) status() ReplicaStatus {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	st := ReplicaStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: ss.pos, LagBytes: ss.lagBytes, GTID: ss.gtid}
+	if ss.tls != nil {
+		st.TLS = tlsutil.VersionName(ss.tls.Version) + " " + tlsutil.CipherName(ss.tls.CipherSuite)
+	}
+	return st
+}
+
+func (ss *session) UseDB(string) error { return nil }
+
+func (ss *session) HandleFieldList(string, string) ([]*mysql.Field, error) {
+	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "replink serves replication only")
+}
+
+func (ss *session) HandleStmtPrepare(string) (int, int, any, error) {
+	return 0, 0, nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "replink serves replication only")
+}
+
+func (ss *session) HandleStmtExecute(any, string, []any) (*mysql.Result, error) {
+	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "replink serves replication only")
+}
+
+func (ss *session) HandleStmtClose(any) error { return nil }
+
+// HandleOtherCommand takes the replication commands; go-mysql's own
+// replication path would decode and re-encode events, we send them raw.
+func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
+	switch cmd {
+	case mysql.COM_REGISTER_SLAVE:
+		if len(data) < 4 {
+			return mysql.ErrMalformPacket
+		}
+		ss.serverID = binary.LittleEndian.Uint32(data)
+		return nil
+	case mysql.COM_BINLOG_DUMP:
+		req, err := parseDump(data)
+		if err != nil {
+			return err
+		}
+		return ss.dump(req)
+	case mysql.COM_BINLOG_DUMP_GTID:
+		return mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "COM_BINLOG_DUMP_GTID (MySQL GTID) is not served yet; use file/position")
+	}
+	return mysql.NewError(mysql.ER_UNKNOWN_COM_ERROR, fmt.Sprintf("command %d is not supported by replink", cmd))
+}
+
+// dumpRequest is a COM_BINLOG_DUMP.
+type dumpRequest struct {
+	pos      uint32
+	flags    uint16
+	serverID uint32
+	file     string
+}
+
+func parseDump(data []byte) (dumpRequest, error) {
+	if len(data) < 10 {
+		return dumpRequest{}, mysql.ErrMalformPacket
+	}
+	return dumpRequest{pos: binary.LittleEndian.Uint32(data), flags: binary.LittleEndian.Uint16(data[4:]),
+		serverID: binary.LittleEndian.Uint32(data[6:]), file: strings.TrimRight(string(data[10:]), "\x00")}, nil
+}
+
+// HandleQuery answers what slaves ask before dumping. Statements are
+// parsed, not matched as strings: SET assigns any list of variables,
+// SELECT evaluates a list of known expressions, SHOW VARIABLES LIKE
+// answers known variables.
+func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
+	st := strings.TrimSpace(strings.TrimRight(strings.TrimSpace(q), ";"))
+	word := strings.ToUpper(firstWord(st))
+	switch word {
+	case "SET":
+		for _, a := range splitTop(st[3:]) {
+			name, val, ok := strings.Cut(a, "=")
+			if !ok {
+				continue // SET NAMES x and the like: nothing to keep
+			}
+			name = strings.ToLower(strings.TrimSpace(name))
+			v, known := ss.eval(strings.TrimSpace(val))
+			if !known {
+				v = unquote(strings.TrimSpace(val))
+			}
+			if strings.HasPrefix(name, "@") && !strings.HasPrefix(name, "@@") {
+				ss.vars[name] = v
+			}
+		}
+		return nil, nil
+	case "SELECT":
+		exprs := splitTop(st[6:])
+		var names []string
+		var row []any
+		for _, e := range exprs {
+			e = strings.TrimSpace(e)
+			v, ok := ss.eval(e)
+			if !ok {
+				ss.s.log.Info("unknown query from slave", "peer", ss.peer, "query", q)
+				return nil, mysql.NewError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, fmt.Sprintf("Unknown system variable or function in '%s'", e))
+			}
+			names = append(names, e)
+			if v == nullValue {
+				row = append(row, nil)
+			} else {
+				row = append(row, v)
+			}
+		}
+		rs, err := mysql.BuildSimpleTextResultset(names, [][]any{row})
+		if err != nil {
+			return nil, err
+		}
+		return mysql.NewResult(rs), nil
+	case "SHOW":
+		up := strings.ToUpper(st)
+		if strings.Contains(up, "VARIABLES") {
+			like := ""
+			if i := strings.Index(up, " LIKE "); i >= 0 {
+				like = strings.ToLower(unquote(strings.TrimSpace(st[i+6:])))
+			}
+			var rows [][]any
+			if v, ok := ss.variable(like); ok && like != "" {
+				rows = append(rows, []any{like, v})
+			}
+			rs, err := mysql.BuildSimpleTextResultset([]string{"Variable_name", "Value"}, rows)
+			if err != nil {
+				return nil, err
+			}
+			return mysql.NewResult(rs), nil
+		}
+	}
+	ss.s.log.Info("unknown query from slave", "peer", ss.peer, "query", q)
+	return nil, syntaxErr(q)
+}
+
+const nullValue = "\x00NULL"
+
+// eval evaluates one SELECT expression.
+func (ss *session) eval(e string) (string, bool) {
+	l := strings.ToLower(strings.TrimSpace(e))
+	if i := strings.Index(l, " as "); i > 0 {
+		l = strings.TrimSpace(l[:i])
+	}
+	switch {
+	case l == "unix_timestamp()":
+		return strconv.FormatInt(time.Now().Unix(), 10), true
+	case l == "version()":
+		return ss.s.cfg.ServerVersion(), true
+	case strings.HasPrefix(l, "binlog_gtid_pos("):
+		return nullValue, true
+	case strings.HasPrefix(l, "@@"):
+		name := strings.TrimPrefix(l, "@@")
+		name = strings.TrimPrefix(strings.TrimPrefix(name, "global."), "session.")
+		return ss.variable(name)
+	case strings.HasPrefix(l, "@"):
+		if v, ok := ss.vars[l]; ok {
+			return v, true
+		}
+		return nullValue, true
+	case len(l) > 0 && (l[0] == '\'' || l[0] == '"'):
+		return unquote(e), true
+	}
+	if _, err := strconv.ParseFloat(l, 64); err == nil {
+		return l, true
+	}
+	return "", false
+}
+
+// variable answers the server variables slaves ask about.
+func (ss *session) variable(name string) (string, bool) {
+	switch strings.ToLower(name) {
+	case "server_id":
+		return strconv.FormatUint(uint64(ss.s.cfg.ServerID), 10), true
+	case "binlog_checksum", "master_binlog_checksum":
+		return "CRC32", true
+	case "gtid_domain_id":
+		return "0", true
+	case "version":
+		return ss.s.cfg.ServerVersion(), true
+	case "server_uuid":
+		return fmt.Sprintf("00000000-0000-0000-0000-%012d", ss.s.cfg.ServerID), true
+	case "gtid_mode":
+		return "OFF", true
+	case "log_bin":
+		return "ON", true
+	case "binlog_format":
+		return "ROW", true
+	case "gtid_strict_mode":
+		return "0", true
+	}
+	return "", false
+}
+
+func firstWord(s string) string {
+	if i := strings.IndexAny(s, " \t\n\r@("); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// splitTop splits on commas outside quotes and parentheses.
+func splitTop(s string) []string {
+	var out []string
+	depth, start := 0, 0
+	var quote byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+func unquote(s string) string {
+	if len(s) >= 2 && (s[0] == '\'' || s[0] == '"') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+func syntaxErr(q string) error {
+	if len(q) > 80 {
+		q = q[:80]
+	}
+	return mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, fmt.Sprintf("replink does not support this statement: %s", q))
+}

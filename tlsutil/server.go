@@ -1,0 +1,94 @@
+package tlsutil
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"sync/atomic"
+)
+
+// ServerOptions are a listener's TLS files (mysqld's ssl-ca, ssl-cert, ssl-key).
+type ServerOptions struct {
+	CA, Cert, Key string
+}
+
+// Server holds reloadable server-side TLS material. Client certificates
+// are asked for and verified against CA when presented, as mysqld does;
+// whether one is required is the account's REQUIRE clause.
+type Server struct {
+	opts ServerOptions
+	mat  atomic.Pointer[serverMaterial]
+}
+
+type serverMaterial struct {
+	cert *tls.Certificate
+	cas  *x509.CertPool
+	list []*x509.Certificate
+}
+
+// NewServer loads the files; it returns nil, nil when no certificate is set.
+func NewServer(o ServerOptions) (*Server, error) {
+	if o.Cert == "" && o.Key == "" {
+		return nil, nil
+	}
+	if o.Cert == "" || o.Key == "" {
+		return nil, fmt.Errorf("ssl-cert and ssl-key go together")
+	}
+	s := &Server{opts: o}
+	return s, s.Reload()
+}
+
+// Reload re-reads the files and swaps them in only when all are good.
+func (s *Server) Reload() error {
+	cert, err := LoadKeyPair(s.opts.Cert, s.opts.Key)
+	if err != nil {
+		return err
+	}
+	m := &serverMaterial{cert: cert}
+	if s.opts.CA != "" {
+		if m.cas, m.list, err = LoadCAs(s.opts.CA, ""); err != nil {
+			return err
+		}
+	}
+	s.mat.Store(m)
+	return nil
+}
+
+// Certificates describes the server certificate and CAs.
+func (s *Server) Certificates() []CertInfo {
+	m := s.mat.Load()
+	out := []CertInfo{Describe("server", m.cert.Leaf)}
+	for _, c := range m.list {
+		out = append(out, Describe("ca", c))
+	}
+	return out
+}
+
+// Config returns a tls.Config that always uses the current material.
+// observe, when set, sees every handshake's state as it completes, with
+// the connection it happened on.
+func (s *Server) Config(observe func(net.Conn, tls.ConnectionState)) *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			m := s.mat.Load()
+			cfg := &tls.Config{
+				MinVersion:   tls.VersionTLS12,
+				Certificates: []tls.Certificate{*m.cert},
+				ClientAuth:   tls.RequestClientCert,
+			}
+			if m.cas != nil {
+				cfg.ClientCAs = m.cas
+				cfg.ClientAuth = tls.VerifyClientCertIfGiven
+			}
+			cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+				if observe != nil {
+					observe(hello.Conn, cs)
+				}
+				return nil
+			}
+			return cfg, nil
+		},
+	}
+}
