@@ -27,6 +27,15 @@ func errBinlog(msg string) error {
 // when the slave goes away, replink stops, or the request cannot be
 // served (ERR 1236, in MySQL's words).
 func (ss *session) dump(req dumpRequest) error {
+	err := ss.dumpFrom(req)
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		ss.s.log.Warn("slave dump refused", "peer", ss.peer, "server_id", ss.serverID, "file", req.file, "pos", req.pos, "error", me.Message)
+	}
+	return err
+}
+
+func (ss *session) dumpFrom(req dumpRequest) error {
 	s := ss.s
 	file, pos := req.file, req.pos
 	if file == "" {
@@ -61,7 +70,6 @@ func (ss *session) dump(req dumpRequest) error {
 	err := d.run()
 	var me *mysql.MyError
 	if errors.As(err, &me) {
-		s.log.Warn("slave dump refused", "peer", ss.peer, "server_id", ss.serverID, "error", me.Message)
 		return err
 	}
 	s.log.Info("slave left", "peer", ss.peer, "server_id", ss.serverID, "at", fmt.Sprintf("%s:%d", d.file, d.pos), "error", err)

@@ -162,7 +162,9 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 	c.Conn.Conn = w.Payload(c.Conn.Conn)
 	sess.conn, sess.tls, sess.user = c, cs, c.GetUser()
 	s.log.Debug("slave logged in", "peer", peer, "user", c.GetUser(), "tls", cs != nil)
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// On shutdown close the socket (safe from another goroutine); the
+	// command loop then ends with a read or write error.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	for !c.Closed() {
 		if err := c.HandleCommand(); err != nil {

@@ -361,3 +361,33 @@ func StartSSLServer(t testing.TB, name string, p *PKI, id int, extra ...string) 
 	s.certDir = dir // InstallCert writes here
 	return s
 }
+
+// SlaveStatus returns SHOW SLAVE STATUS as a column → value map.
+func (s *Server) SlaveStatus() map[string]string {
+	s.t.Helper()
+	c, err := s.connect()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Execute("SHOW SLAVE STATUS")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out := map[string]string{}
+	if res.Resultset == nil || res.RowNumber() == 0 {
+		return out
+	}
+	for i, f := range res.Fields {
+		v, _ := res.GetString(0, i)
+		out[string(f.Name)] = v
+	}
+	return out
+}
+
+// Checksum returns CHECKSUM TABLE's value for table.
+func (s *Server) Checksum(table string) string {
+	s.t.Helper()
+	rows := s.Query("CHECKSUM TABLE " + table)
+	return rows[0][1]
+}

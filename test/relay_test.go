@@ -1,0 +1,147 @@
+package test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/replink/replink/relay"
+)
+
+// slaveUsers are the relay accounts the relay tests use.
+func slaveUsers() []relay.User {
+	return []relay.User{
+		{Name: "slave1", Password: "slavepass", Require: relay.RequireX509, Subject: ClientSubject},
+		{Name: "plainslave", Password: "slavepass", Require: relay.RequireNone},
+	}
+}
+
+// changeMaster points a mariadbd slave at replink with TLS and the
+// client certificate, file/position from the start of file.
+func changeMaster(t *testing.T, s *Server, p *PKI, port int, user, file string, extra string) {
+	t.Helper()
+	s.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='%s', MASTER_PASSWORD='slavepass',
+		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_SSL_VERIFY_SERVER_CERT=1,
+		MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='%s', MASTER_LOG_POS=4%s`,
+		port, user, p.CAFile, p.ClientCert, p.ClientKey, file, extra))
+}
+
+// waitSlaveCaughtUp waits until the slave has executed everything the
+// master wrote, failing on an SQL or IO thread error.
+func waitSlaveCaughtUp(t *testing.T, m, s *Server, timeout time.Duration) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		file, pos := m.MasterStatus()
+		st := s.SlaveStatus()
+		if st["Last_SQL_Error"] != "" {
+			t.Fatalf("slave SQL thread error: %s", st["Last_SQL_Error"])
+		}
+		if st["Relay_Master_Log_File"] == file && st["Exec_Master_Log_Pos"] == fmt.Sprint(pos) && st["Slave_SQL_Running"] == "Yes" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slave not caught up after %s: master %s:%d, slave IO=%s SQL=%s at %s:%s, IO error %q",
+				timeout, file, pos, st["Slave_IO_Running"], st["Slave_SQL_Running"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], st["Last_IO_Error"])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func writeWorkload(m *Server, prefix string, n int) {
+	m.Exec("CREATE DATABASE IF NOT EXISTS app",
+		"CREATE TABLE IF NOT EXISTS app.orders (id INT PRIMARY KEY AUTO_INCREMENT, item VARCHAR(100), qty INT, price DECIMAL(10,2), at DATETIME(6), doc JSON, blob_col MEDIUMBLOB)")
+	for i := 0; i < n; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.orders (item, qty, price, at, doc, blob_col) VALUES ('%s-%d', %d, %d.99, NOW(6), '{\"n\": %d}', REPEAT('b', %d))", prefix, i, i, i, i, i*37))
+	}
+	m.Exec("BEGIN", "UPDATE app.orders SET qty = qty + 1 WHERE id % 2 = 0", "DELETE FROM app.orders WHERE id % 11 = 0",
+		fmt.Sprintf("INSERT INTO app.orders (item) VALUES ('%s-multi')", prefix), "COMMIT")
+}
+
+func TestSlaveReplicatesThroughReplink(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+
+	writeWorkload(m, "before", 30)
+	m.Exec("ALTER TABLE app.orders ADD COLUMN note VARCHAR(20) DEFAULT 'n'")
+	// A large transaction, then a rotation.
+	m.Exec("CREATE TABLE app.big (id INT PRIMARY KEY, payload LONGBLOB)")
+	m.Exec("BEGIN", "INSERT INTO app.big VALUES (1, REPEAT('x', 2000000))", "INSERT INTO app.big VALUES (2, REPEAT('y', 2000000))", "COMMIT")
+	m.Exec("FLUSH BINARY LOGS")
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	writeWorkload(m, "after", 30)
+
+	st := waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if st["Master_SSL_Allowed"] != "Yes" {
+		t.Fatalf("slave did not use SSL: %v", st["Master_SSL_Allowed"])
+	}
+	for _, tbl := range []string{"app.orders", "app.big"} {
+		if a, b := m.Checksum(tbl), slave.Checksum(tbl); a != b {
+			t.Fatalf("CHECKSUM TABLE %s: master %s, slave %s", tbl, a, b)
+		}
+	}
+	if n := len(r.Relay.Replicas()); n != 1 {
+		t.Fatalf("relay lists %d replicas, want 1", n)
+	}
+	t.Logf("slave caught up at %s:%s, checksums match", st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"])
+
+	// STOP SLAVE / START SLAVE resumes at the right place.
+	slave.Exec("STOP SLAVE")
+	writeWorkload(m, "while-stopped", 10)
+	slave.Exec("START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	if a, b := m.Checksum("app.orders"), slave.Checksum("app.orders"); a != b {
+		t.Fatalf("after STOP/START SLAVE: master %s, slave %s", a, b)
+	}
+}
+
+func TestSlaveRefusals(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	users := append(slaveUsers(), relay.User{Name: "wrongsubject", Password: "slavepass", Require: relay.RequireX509, Subject: "/CN=someone-else"})
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: users})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	cases := []struct {
+		name, change, logPart string
+	}{
+		{"wrong password", fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='nope', MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4", r.Port, p.CAFile, p.ClientCert, p.ClientKey), "wrong password"},
+		{"no TLS for an X509 account", fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='slavepass', MASTER_SSL=0, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4", r.Port), "not encrypted"},
+		{"no client certificate", fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='slavepass', MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='', MASTER_SSL_KEY='', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4", r.Port, p.CAFile), "none was presented"},
+		{"subject mismatch", fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='wrongsubject', MASTER_PASSWORD='slavepass', MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4", r.Port, p.CAFile, p.ClientCert, p.ClientKey), "REQUIRE SUBJECT mismatch"},
+		{"unknown file", fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='slavepass', MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000099', MASTER_LOG_POS=4", r.Port, p.CAFile, p.ClientCert, p.ClientKey), "Could not find first log file name"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			slave.Exec("STOP SLAVE", "RESET SLAVE ALL")
+			slave.Exec(c.change, "START SLAVE")
+			wantErr := "1045"
+			if strings.Contains(c.name, "unknown file") {
+				wantErr = "1236"
+			}
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				st := slave.SlaveStatus()
+				if st["Last_IO_Errno"] == wantErr {
+					t.Logf("slave says: %s", st["Last_IO_Error"])
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("slave IO state %q errno %q %q, want errno %s", st["Slave_IO_Running"], st["Last_IO_Errno"], st["Last_IO_Error"], wantErr)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if !strings.Contains(r.Logs(), c.logPart) {
+				t.Fatalf("replink's log does not say %q", c.logPart)
+			}
+		})
+	}
+	if n := len(r.Relay.Replicas()); n != 0 {
+		t.Fatalf("a refused slave is listed as dumping")
+	}
+}

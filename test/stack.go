@@ -1,0 +1,123 @@
+package test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/relay"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
+)
+
+// Replink is an in-process replink: replica → relay log → relay server,
+// built from the packages the binary wires together.
+type Replink struct {
+	t       testing.TB
+	Log     *binlog.Log
+	Replica *replica.Replica
+	Relay   *relay.Server
+	Reg     *prometheus.Registry
+	Port    int
+	Dir     string
+	cancel  context.CancelFunc
+	done    chan struct{}
+	logs    *lockedBuffer
+}
+
+// ReplinkOptions shape the in-process replink.
+type ReplinkOptions struct {
+	Dir       string // relay data-dir; a temp dir when empty
+	Sync      binlog.SyncPolicy
+	Heartbeat time.Duration
+	Users     []relay.User
+	Port      int // relay port; free when 0
+}
+
+// StartReplink runs replink against the master on masterPort over
+// VERIFY_IDENTITY, serving slaves with the PKI's server certificate.
+func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Replink {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	if o.Sync == "" {
+		o.Sync = binlog.SyncTransaction
+	}
+	if o.Heartbeat == 0 {
+		o.Heartbeat = 500 * time.Millisecond
+	}
+	if o.Port == 0 {
+		o.Port = FreePort(t)
+	}
+	logs := &lockedBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Debug, Output: logs})
+	l, err := binlog.OpenLog(o.Dir, o.Sync, logger.Named("binlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: p.CAFile, Cert: p.ServerCert, Key: p.ServerKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	tm := tlsutil.NewMetrics(reg)
+	rep := replica.New(replica.Config{
+		Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
+		ServerID:        4001,
+		Start:           replica.Start{Kind: "current"},
+		HeartbeatPeriod: o.Heartbeat,
+	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)
+	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users,
+		ServerVersion: func() string { return rep.Status().ServerVersion }}, l, logger.Named("relay"), tm, relay.NewMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(o.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Replink{t: t, Log: l, Replica: rep, Relay: rs, Reg: reg, Port: o.Port, Dir: o.Dir, cancel: cancel, done: make(chan struct{}), logs: logs}
+	relayDone := make(chan struct{})
+	go func() { _ = rs.Serve(ctx, ln); close(relayDone) }()
+	go func() { _ = rep.Run(ctx); <-relayDone; close(r.done) }()
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// Stop stops replink and closes its relay log, as SIGTERM does.
+func (r *Replink) Stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		r.t.Errorf("replink did not stop in 30s")
+	}
+	if err := r.Log.Close(); err != nil {
+		r.t.Errorf("relay log close: %v", err)
+	}
+	if r.t.Failed() {
+		r.t.Logf("replink log:\n%s", r.logs.String())
+	}
+}
+
+// Logs returns what replink logged.
+func (r *Replink) Logs() string { return r.logs.String() }
+
+func itoa(n int) string {
+	return fmtInt(n)
+}
