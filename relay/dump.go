@@ -38,6 +38,22 @@ func (ss *session) dump(req dumpRequest) error {
 func (ss *session) dumpFrom(req dumpRequest) error {
 	s := ss.s
 	file, pos := req.file, req.pos
+	var filter *gtidFilter
+	if cs, ok := ss.vars["@slave_connect_state"]; ok {
+		state, err := binlog.ParseMariaState(cs)
+		if err != nil {
+			return errBinlog(fmt.Sprintf("Bad GTID position %q: %v", cs, err))
+		}
+		if file, err = ss.gtidStart(state); err != nil {
+			return err
+		}
+		pos = 4
+		filter = &gtidFilter{state: state}
+		ss.mu.Lock()
+		ss.gtid = true
+		ss.mu.Unlock()
+		s.log.Info("slave GTID dump", "peer", ss.peer, "slave_pos", cs, "file", file)
+	}
 	if file == "" {
 		files := s.rlog.Files()
 		if len(files) == 0 {
@@ -66,7 +82,7 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	s.addReplica(ss)
 	defer s.removeReplica(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb}
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter}
 	err := d.run()
 	var me *mysql.MyError
 	if errors.As(err, &me) {
@@ -83,6 +99,8 @@ type dumper struct {
 	pos  uint32 // next offset to send from in file
 	hb   time.Duration
 	buf  []byte
+	// filter, for GTID slaves, drops groups the slave already has.
+	filter *gtidFilter
 }
 
 // send writes one event packet: 0x00 then the event.
@@ -182,8 +200,10 @@ func (d *dumper) run() error {
 			if err != nil {
 				return fmt.Errorf("relay log %s at %d: %w", d.file, d.pos, err)
 			}
-			if err := d.send(ev); err != nil {
-				return err
+			if d.filter == nil || !d.filter.skip(ev) {
+				if err := d.send(ev); err != nil {
+					return err
+				}
 			}
 			d.pos += uint32(len(ev))
 			lastWasRotate = ev[4] == binlog.TypeRotate

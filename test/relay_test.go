@@ -145,3 +145,49 @@ func TestSlaveRefusals(t *testing.T) {
 		t.Fatalf("a refused slave is listed as dumping")
 	}
 }
+
+func TestGTIDSlaveReplicatesAndReconnects(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	slave := StartServer(t, "gtidslave", ServerOptions{ServerID: 3})
+	writeWorkload(m, "first", 20)
+	m.Exec("FLUSH BINARY LOGS")
+	writeWorkload(m, "second", 20)
+
+	slave.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='slavepass',
+		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_SSL_VERIFY_SERVER_CERT=1,
+		MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos`, r.Port, p.CAFile, p.ClientCert, p.ClientKey), "START SLAVE")
+	st := waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if st["Using_Gtid"] != "Slave_Pos" {
+		t.Fatalf("Using_Gtid = %q", st["Using_Gtid"])
+	}
+	check := func(when string) {
+		t.Helper()
+		if a, b := m.Checksum("app.orders"), slave.Checksum("app.orders"); a != b {
+			t.Fatalf("%s: CHECKSUM TABLE master %s, slave %s", when, a, b)
+		}
+		if gm, gs := m.Query("SELECT @@gtid_binlog_pos")[0][0], slave.Query("SELECT @@gtid_slave_pos")[0][0]; gm != gs {
+			t.Fatalf("%s: master gtid_binlog_pos %s, slave gtid_slave_pos %s", when, gm, gs)
+		}
+	}
+	check("first catch-up")
+
+	// Reconnect with a GTID position in the older file, then after a rotation.
+	slave.Exec("STOP SLAVE")
+	writeWorkload(m, "stopped", 10)
+	m.Exec("FLUSH BINARY LOGS")
+	writeWorkload(m, "rotated", 5)
+	slave.Exec("START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	check("after STOP/START SLAVE")
+
+	t0 := time.Now()
+	slave.Restart()
+	t.Logf("slave restart took %s", time.Since(t0))
+	writeWorkload(m, "restarted", 5)
+	slave.Exec("START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	check("after slave restart")
+}
