@@ -314,6 +314,9 @@ func RemoveTemplate() {
 	if templateDir != "" {
 		os.RemoveAll(templateDir)
 	}
+	if buildPath != "" {
+		os.RemoveAll(filepath.Dir(buildPath))
+	}
 }
 
 // SetupReplUsers creates the replication accounts tests use: repl (no

@@ -24,3 +24,15 @@ func (l *lockedBuffer) String() string {
 }
 
 func fmtInt(n int) string { return strconv.Itoa(n) }
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}

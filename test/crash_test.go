@@ -1,0 +1,153 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// replinkConfig writes a replink.toml for a master on masterPort.
+func replinkConfig(t *testing.T, p *PKI, masterPort, relayPort, metricsPort int, dataDir string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "repl.pass")
+	spw := filepath.Join(dir, "slave.pass")
+	os.WriteFile(pw, []byte("replpass"), 0o600)
+	os.WriteFile(spw, []byte("slavepass"), 0o600)
+	conf := filepath.Join(dir, "replink.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[master]
+host = "127.0.0.1"
+port = %d
+user = "repl"
+password-file = %q
+ssl-mode = "VERIFY_IDENTITY"
+ssl-ca = %q
+heartbeat-period = "500ms"
+connect-timeout = "5s"
+
+[relay]
+listen = "127.0.0.1:%d"
+data-dir = %q
+sync = "transaction"
+ssl-ca = %q
+ssl-cert = %q
+ssl-key = %q
+
+[[relay.users]]
+name = "slave1"
+password-file = %q
+require = "X509"
+subject = %q
+
+[metrics]
+listen = "127.0.0.1:%d"
+
+[log]
+level = "debug"
+`, masterPort, pw, p.CAFile, relayPort, dataDir, p.CAFile, p.ServerCert, p.ServerKey, spw, ClientSubject, metricsPort)), 0o644)
+	return conf
+}
+
+func TestKill9UnderLoad(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(200), n INT)")
+	relayPort := FreePort(t)
+	data := t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "replink.log")
+	proc := StartProcess(t, replinkConfig(t, p, m.Port, relayPort, FreePort(t), data), logFile)
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	// Wait for the first relay file to exist, then point the slave at it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(data, "replink.index")); err == nil && len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(logFile)
+			t.Fatalf("replink made no relay file:\n%s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	changeMaster(t, slave, p, relayPort, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+
+	// A steady write load: single-row and multi-row transactions.
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if i%5 == 0 {
+				m.Exec("BEGIN",
+					fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT('m', 150), %d)", 1_000_000+i, i),
+					fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT('n', 150), %d)", 2_000_000+i, i),
+					fmt.Sprintf("UPDATE app.t SET n = n + 1 WHERE id = %d", i-1),
+					"COMMIT")
+			} else {
+				m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'row %d', %d)", i, i, i))
+			}
+			written.Add(1)
+		}
+	}()
+	const kills = 5
+	for k := 0; k < kills; k++ {
+		time.Sleep(time.Duration(700+200*k) * time.Millisecond)
+		proc.Signal(syscall.SIGKILL)
+		if !proc.Wait(10 * time.Second) {
+			t.Fatal("replink did not die on SIGKILL")
+		}
+		proc.Restart()
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+	t.Logf("%d transactions written through %d kill -9 of replink", written.Load(), kills)
+
+	st := waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if st["Last_SQL_Errno"] != "0" {
+		t.Fatalf("slave SQL error %s: %s", st["Last_SQL_Errno"], st["Last_SQL_Error"])
+	}
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		log, _ := os.ReadFile(logFile)
+		t.Fatalf("CHECKSUM TABLE master %s, slave %s\n%s", a, b, tail(log, 5000))
+	}
+	rows := m.Query("SELECT COUNT(*) FROM app.t")[0][0]
+	t.Logf("slave caught up: %s rows, checksums match, SQL thread without error", rows)
+	proc.Signal(syscall.SIGTERM)
+	if !proc.Wait(20 * time.Second) {
+		t.Fatal("replink did not stop on SIGTERM")
+	}
+	if proc.Exit != nil {
+		t.Fatalf("replink exited with %v after SIGTERM", proc.Exit)
+	}
+	compareWithMaster(t, m, data, readIndex(t, data))
+}
+
+func readIndex(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "replink.index"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range splitLines(string(b)) {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}

@@ -1,0 +1,99 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+// ReplinkBinary builds cmd/replink once per test binary.
+func ReplinkBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		_, here, _, _ := runtime.Caller(0)
+		root := filepath.Dir(filepath.Dir(here))
+		dir, err := os.MkdirTemp("", "replink-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildPath = filepath.Join(dir, "replink")
+		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/replink")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// Process is replink running as its own process.
+type Process struct {
+	t       testing.TB
+	Config  string
+	LogFile string
+	cmd     *exec.Cmd
+	done    chan struct{}
+	Exit    error
+}
+
+// StartProcess runs `replink run -c config`, logging to logFile (appended).
+func StartProcess(t testing.TB, config, logFile string) *Process {
+	t.Helper()
+	p := &Process{t: t, Config: config, LogFile: logFile}
+	p.start()
+	t.Cleanup(func() { p.Signal(syscall.SIGKILL); p.Wait(10 * time.Second) })
+	return p
+}
+
+func (p *Process) start() {
+	p.t.Helper()
+	lf, err := os.OpenFile(p.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = exec.Command(ReplinkBinary(p.t), "run", "-c", p.Config)
+	p.cmd.Stdout, p.cmd.Stderr = lf, lf
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatal(err)
+	}
+	p.done = make(chan struct{})
+	go func(c *exec.Cmd, done chan struct{}) { p.Exit = c.Wait(); lf.Close(); close(done) }(p.cmd, p.done)
+}
+
+// Signal sends sig to the process.
+func (p *Process) Signal(sig syscall.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Wait waits for the process to exit and reports whether it did.
+func (p *Process) Wait(d time.Duration) bool {
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// Restart starts the process again after it exited.
+func (p *Process) Restart() {
+	p.t.Helper()
+	if !p.Wait(10 * time.Second) {
+		p.t.Fatal("replink still running")
+	}
+	p.start()
+}
