@@ -1,0 +1,102 @@
+package relay
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+func TestHandleQuery(t *testing.T) {
+	s := &Server{cfg: Config{ServerID: 4001, ServerVersion: func() string { return "5.5.5-10.11.19-MariaDB" }}, log: hclog.NewNullLogger()}
+	ss := &session{s: s, vars: map[string]string{}}
+	cases := []struct {
+		q       string
+		want    []string // first row, "" for OK packets
+		wantErr bool
+	}{
+		{"SELECT UNIX_TIMESTAMP()", []string{"*"}, false},
+		{"SHOW VARIABLES LIKE 'SERVER_ID'", []string{"server_id", "4001"}, false},
+		{"show global variables like 'server_id'", []string{"server_id", "4001"}, false},
+		{"SET @master_heartbeat_period= 1000000000", nil, false},
+		{"SET @master_binlog_checksum= @@global.binlog_checksum", nil, false},
+		{"SELECT @master_binlog_checksum", []string{"CRC32"}, false},
+		{"SET @mariadb_slave_capability=4", nil, false},
+		{"SELECT @@GLOBAL.gtid_domain_id", []string{"0"}, false},
+		{"SET @slave_connect_state='0-1-42'", nil, false},
+		{"SET @slave_gtid_strict_mode=0", nil, false},
+		{"SELECT binlog_gtid_pos('mariadb-bin.000001',4)", []string{"NULL"}, false},
+		{"SHOW VARIABLES LIKE 'rpl_semi_sync_master_enabled'", nil, false},
+		// MySQL 8 replica.
+		{"SELECT @@GLOBAL.SERVER_ID", []string{"4001"}, false},
+		{"SET @master_heartbeat_period = 30000000000, @source_heartbeat_period = 30000000000", nil, false},
+		{"SET @master_binlog_checksum = @@global.binlog_checksum, @source_binlog_checksum = @@global.binlog_checksum", nil, false},
+		{"SELECT @source_binlog_checksum", []string{"CRC32"}, false},
+		{"SELECT @@GLOBAL.GTID_MODE", []string{"OFF"}, false},
+		{"SET @slave_uuid = 'a-b', @replica_uuid = 'a-b'", nil, false},
+		{"SET NAMES utf8mb4", nil, false},
+		{"DROP TABLE t", nil, true},
+		{"SELECT * FROM mysql.user", nil, true},
+	}
+	for _, c := range cases {
+		res, err := ss.HandleQuery(c.q)
+		if c.wantErr {
+			if err == nil {
+				t.Errorf("%q: no error", c.q)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", c.q, err)
+			continue
+		}
+		if c.want == nil {
+			if res != nil && res.Resultset != nil && len(res.RowDatas) > 0 {
+				t.Errorf("%q: unexpected rows", c.q)
+			}
+			continue
+		}
+		if res == nil || res.Resultset == nil || len(res.RowDatas) != 1 {
+			t.Errorf("%q: want one row", c.q)
+			continue
+		}
+		row, err := res.RowDatas[0].ParseText(res.Fields, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range c.want {
+			if w == "NULL" {
+				if v := row[i].Value(); v != nil {
+					t.Errorf("%q: column %d = %v, want NULL", c.q, i, v)
+				}
+				continue
+			}
+			got := string(row[i].AsString())
+			if w != "*" && !strings.EqualFold(got, w) {
+				t.Errorf("%q: column %d = %q, want %q", c.q, i, got, w)
+			}
+		}
+	}
+	if ss.vars["@slave_connect_state"] != "0-1-42" {
+		t.Errorf("connect state %q", ss.vars["@slave_connect_state"])
+	}
+}
+
+func TestRequireCheck(t *testing.T) {
+	for _, c := range []struct {
+		u         User
+		plaintext bool
+		secure    bool
+		ok        bool
+	}{
+		{User{Require: RequireNone}, true, false, true},
+		{User{Require: RequireNone}, true, true, false},
+		{User{Require: RequireSSL}, true, false, false},
+		{User{Require: RequireX509}, true, false, false},
+	} {
+		err := c.u.check(nil, c.secure)
+		if (err == nil) != c.ok {
+			t.Errorf("%+v secure=%v: %v", c.u, c.secure, err)
+		}
+	}
+}
