@@ -46,14 +46,23 @@ type Log struct {
 	// FsyncObserver, when set, is told how long each fsync took.
 	FsyncObserver func(time.Duration)
 
-	mu      sync.Mutex // guards files, durable and changed for readers in other goroutines
+	mu      sync.Mutex // guards files, written, durable, changed and syncErr
 	changed chan struct{}
 	files   []string
+	written Pos   // end of the last complete transaction written to the file
+	durable Pos   // end of the last complete transaction fsynced (per policy)
+	syncErr error // a failed background fsync: nothing more is acknowledged
+
+	// syncMu serialises fsync with switching files and truncating, so the
+	// group-commit syncer never fsyncs a file being closed.
+	syncMu  sync.Mutex
 	f       *os.File
 	w       *bufio.Writer
-	cur     Pos // end of what has been written
-	durable Pos // end of the last complete transaction on disk
+	cur     Pos // end of what has been appended (possibly mid-transaction)
 	groups  GroupTracker
+	syncReq chan struct{}
+	stop    chan struct{}
+	stopped chan struct{}
 }
 
 // OpenLog opens the relay log in dir, creating it when needed, and
@@ -64,7 +73,7 @@ func OpenLog(dir string, policy SyncPolicy, log hclog.Logger) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("relay log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, policy: policy, log: log}
+	l := &Log{dir: dir, policy: policy, log: log, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	data, err := os.ReadFile(filepath.Join(dir, IndexName))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("relay log index %s: %w", filepath.Join(dir, IndexName), err)
@@ -79,7 +88,41 @@ func OpenLog(dir string, policy SyncPolicy, log hclog.Logger) (*Log, error) {
 			return nil, err
 		}
 	}
+	go l.syncer()
 	return l, nil
+}
+
+// syncer is the group commit of sync = "transaction": it fsyncs whatever
+// complete transactions have been written since the last fsync, so a
+// burst of small transactions costs one fsync, not one each, and the
+// stream is never held up waiting for the disk.
+func (l *Log) syncer() {
+	defer close(l.stopped)
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-l.syncReq:
+		}
+		l.syncMu.Lock()
+		l.mu.Lock()
+		target := l.written
+		l.mu.Unlock()
+		if l.f == nil || target.File != l.cur.File {
+			l.syncMu.Unlock()
+			continue
+		}
+		err := l.fsync()
+		l.syncMu.Unlock()
+		if err != nil {
+			l.mu.Lock()
+			l.syncErr = err
+			l.mu.Unlock()
+			l.log.Error("relay log fsync failed; no further events are acknowledged or served", "error", err)
+			continue
+		}
+		l.setDurable(target)
+	}
 }
 
 // recover scans name from its start and truncates it after the last
@@ -121,7 +164,7 @@ func (l *Log) recover(name string) error {
 	}
 	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
 	l.cur = Pos{File: name, Offset: uint32(end)}
-	l.durable = l.cur
+	l.written, l.durable = l.cur, l.cur
 	l.groups = tracker
 	return nil
 }
@@ -177,6 +220,8 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 }
 
 func (l *Log) create(name string) error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	path := filepath.Join(l.dir, name)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
@@ -196,9 +241,10 @@ func (l *Log) create(name string) error {
 			return err
 		}
 	}
-	if err := l.sync(); err != nil {
+	if err := l.flushSync(); err != nil {
 		return err
 	}
+	l.setWritten(l.cur)
 	l.setDurable(l.cur)
 	return syncDir(l.dir)
 }
@@ -246,11 +292,44 @@ func syncDir(dir string) error {
 }
 
 // ResumePoint is where the upstream stream should continue: the end of
-// the last complete transaction. Zero when the log is empty.
+// the last complete transaction written. Zero when the log is empty.
 func (l *Log) ResumePoint() Pos {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.written
+}
+
+// Durable is the end of the last complete transaction that is on disk as
+// the sync policy requires: all that slaves may see and semi-sync may
+// acknowledge.
+func (l *Log) Durable() Pos {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	return l.durable
+}
+
+// WaitDurable waits until everything written is durable, or the syncer
+// failed, or done is closed.
+func (l *Log) WaitDurable(done <-chan struct{}) error {
+	for {
+		l.mu.Lock()
+		ok, err := l.durable == l.written, l.syncErr
+		l.mu.Unlock()
+		if ok || err != nil {
+			return err
+		}
+		select {
+		case <-l.Changed():
+		case <-done:
+			return errors.New("relay log: stopped while waiting for fsync")
+		}
+	}
+}
+
+func (l *Log) setWritten(p Pos) {
+	l.mu.Lock()
+	l.written = p
+	l.mu.Unlock()
 }
 
 func (l *Log) setDurable(p Pos) {
@@ -341,6 +420,12 @@ func (l *Log) Append(ev Event) (bool, error) {
 	if l.f == nil {
 		return false, errors.New("relay log: event before any file was started")
 	}
+	l.mu.Lock()
+	serr := l.syncErr
+	l.mu.Unlock()
+	if serr != nil {
+		return false, fmt.Errorf("relay log %s: an earlier fsync failed: %w", l.cur.File, serr)
+	}
 	if ev.Type == TypeFormatDescription && l.cur.Offset > 4 {
 		return false, nil
 	}
@@ -356,26 +441,43 @@ func (l *Log) Append(ev Event) (bool, error) {
 	}
 	l.cur.Offset += uint32(len(ev.Raw))
 	boundary := l.groups.Add(ev)
-	switch {
-	case l.policy == SyncEvent || boundary && l.policy == SyncTransaction:
-		if err := l.sync(); err != nil {
+	if l.policy == SyncEvent {
+		l.syncMu.Lock()
+		err := l.flushSync()
+		l.syncMu.Unlock()
+		if err != nil {
 			return true, err
 		}
-	case boundary:
-		if err := l.w.Flush(); err != nil {
-			return true, fmt.Errorf("relay log %s: %w", l.cur.File, err)
-		}
 	}
-	if boundary {
+	if !boundary {
+		return true, nil
+	}
+	if err := l.w.Flush(); err != nil {
+		return true, fmt.Errorf("relay log %s: write: %w", l.cur.File, err)
+	}
+	l.setWritten(l.cur)
+	switch l.policy {
+	case SyncTransaction:
+		select {
+		case l.syncReq <- struct{}{}:
+		default: // a request is pending; it will cover this transaction
+		}
+	default:
 		l.setDurable(l.cur)
 	}
 	return true, nil
 }
 
-func (l *Log) sync() error {
+// flushSync writes out the buffer and fsyncs; callers hold syncMu.
+func (l *Log) flushSync() error {
 	if err := l.w.Flush(); err != nil {
 		return fmt.Errorf("relay log %s: write: %w", l.cur.File, err)
 	}
+	return l.fsync()
+}
+
+// fsync fsyncs the current file; callers hold syncMu.
+func (l *Log) fsync() error {
 	start := time.Now()
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("relay log %s: fsync: %w", l.cur.File, err)
@@ -392,36 +494,54 @@ func (l *Log) Rollback() error {
 	if l.f == nil {
 		return nil
 	}
-	if l.cur == l.durable {
+	to := l.ResumePoint()
+	if l.cur == to {
 		return nil
 	}
-	if l.cur.File != l.durable.File {
-		return fmt.Errorf("relay log: partial transaction spans files %s and %s", l.durable.File, l.cur.File)
+	if l.cur.File != to.File {
+		return fmt.Errorf("relay log: partial transaction spans files %s and %s", to.File, l.cur.File)
 	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	l.w.Reset(l.f)
-	if err := l.f.Truncate(int64(l.durable.Offset)); err != nil {
-		return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", l.cur.File, l.durable.Offset, err)
+	if err := l.f.Truncate(int64(to.Offset)); err != nil {
+		return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", l.cur.File, to.Offset, err)
 	}
-	if _, err := l.f.Seek(int64(l.durable.Offset), io.SeekStart); err != nil {
+	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
 		return err
 	}
-	l.log.Info("dropped partial transaction", "file", l.cur.File, "from", l.cur.Offset, "to", l.durable.Offset)
-	l.cur = l.durable
+	l.log.Info("dropped partial transaction", "file", l.cur.File, "from", l.cur.Offset, "to", to.Offset)
+	l.cur = to
 	l.groups.Reset()
-	return l.sync()
+	return l.fsync()
 }
 
+// closeFile fsyncs and closes the current file; everything written is
+// then durable.
 func (l *Log) closeFile() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	if l.f == nil {
 		return nil
 	}
-	err := l.sync()
+	err := l.flushSync()
 	if cerr := l.f.Close(); err == nil {
 		err = cerr
 	}
 	l.f, l.w = nil, nil
+	if err == nil {
+		l.setDurable(l.ResumePoint())
+	}
 	return err
 }
 
-// Close flushes, fsyncs and closes the log.
-func (l *Log) Close() error { return l.closeFile() }
+// Close stops the syncer, then flushes, fsyncs and closes the log.
+func (l *Log) Close() error {
+	select {
+	case <-l.stop:
+	default:
+		close(l.stop)
+		<-l.stopped
+	}
+	return l.closeFile()
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -217,4 +218,37 @@ func FuzzScanComplete(f *testing.F) {
 			t.Fatalf("end %d beyond %d bytes", end, len(data))
 		}
 	})
+}
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
+
+func TestGroupCommitMakesTransactionsDurable(t *testing.T) {
+	l, err := OpenLog(t.TempDir(), SyncTransaction, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var fsyncs int
+	l.FsyncObserver = func(time.Duration) { fsyncs++ }
+	if err := l.StartFile("mariadb-bin.000001"); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	for _, e := range []struct {
+		typ  byte
+		body []byte
+	}{{TypeFormatDescription, fdeBody()}, {TypeMariaGTID, gtidBody(1, false)}, {30, []byte("rows")}, {TypeXID, make([]byte, 8)}} {
+		ev, _ := ParseEvent(s.add(e.typ, e.body))
+		if _, err := l.Append(ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	defer close(done)
+	if err := l.WaitDurable(done); err != nil {
+		t.Fatal(err)
+	}
+	if l.Durable() != l.ResumePoint() || l.Durable().Offset != s.off {
+		t.Fatalf("durable %v, written %v, want both at %d", l.Durable(), l.ResumePoint(), s.off)
+	}
 }

@@ -138,9 +138,12 @@ func (d *dumper) fakeRotate() []byte {
 // written, the whole file for one that is complete.
 func (d *dumper) limit() (end int64, complete bool, err error) {
 	rl := d.ss.s.rlog
-	dur := rl.ResumePoint()
+	dur := rl.Durable()
 	if dur.File == d.file {
 		return int64(dur.Offset), false, nil
+	}
+	if rl.Next(d.file) == "" {
+		return 4, false, nil // just created: nothing durable in it yet
 	}
 	st, err := os.Stat(filepath.Join(rl.Dir(), d.file))
 	if err != nil {
@@ -259,7 +262,7 @@ func (ss *session) progress(file string, pos uint32, lag int64) {
 	ss.mu.Lock()
 	ss.pos = fmt.Sprintf("%s:%d", file, pos)
 	ss.mu.Unlock()
-	dur := ss.s.rlog.ResumePoint()
+	dur := ss.s.rlog.Durable()
 	if dur.File == file {
 		lag = int64(dur.Offset) - int64(pos)
 	}

@@ -73,7 +73,7 @@ func (r *Replica) syncerConfig(useTLS bool) (replication.BinlogSyncerConfig, *li
 // stream runs one replication connection from pos until it fails.
 func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (progressed bool, err error) {
 	cfg, t := r.syncerConfig(useTLS)
-	h := &handler{r: r}
+	h := &handler{r: r, done: ctx.Done()}
 	cfg.SynchronousEventHandler = h
 	s := replication.NewBinlogSyncer(cfg)
 	defer s.Close()
@@ -157,6 +157,7 @@ type handler struct {
 	r      *Replica
 	events int
 	err    error
+	done   <-chan struct{}
 }
 
 func (h *handler) HandleEvent(e *replication.BinlogEvent) error {
@@ -194,6 +195,15 @@ func (h *handler) handle(raw []byte) error {
 		return nil
 	}
 	h.events++
+	if r.cfg.SemiSync {
+		// go-mysql sends the semi-sync ACK when this handler returns: only
+		// once the transaction is on disk.
+		if ds, ok := r.sink.(interface{ WaitDurable(<-chan struct{}) error }); ok {
+			if err := ds.WaitDurable(h.done); err != nil {
+				return err
+			}
+		}
+	}
 	if r.m != nil {
 		r.m.countEvent(ev)
 	}
