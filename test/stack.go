@@ -37,6 +37,7 @@ type ReplinkOptions struct {
 	Heartbeat time.Duration
 	Users     []relay.User
 	Port      int // relay port; free when 0
+	SemiSync  bool
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -76,6 +77,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 		ServerID:        4001,
 		Start:           replica.Start{Kind: "current"},
 		HeartbeatPeriod: o.Heartbeat,
+		SemiSync:        o.SemiSync,
 	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)
 	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users,
 		ServerVersion: func() string { return rep.Status().ServerVersion }}, l, logger.Named("relay"), tm, relay.NewMetrics(reg))
