@@ -545,3 +545,57 @@ func (l *Log) Close() error {
 	}
 	return l.closeFile()
 }
+
+// Purge removes the oldest files whose last modification is before cutoff,
+// stopping at the first file that is too new, is the file being written,
+// or for which keep returns true (a slave reads it). The index is
+// rewritten before any file is removed, so a crash leaves no index entry
+// without its file.
+func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, error) {
+	l.mu.Lock()
+	files := append([]string(nil), l.files...)
+	current := l.written.File
+	l.mu.Unlock()
+	var purge []string
+	for _, name := range files {
+		if name == current || keep(name) {
+			break
+		}
+		st, err := os.Stat(filepath.Join(l.dir, name))
+		if err == nil && !st.ModTime().Before(cutoff) {
+			break
+		}
+		purge = append(purge, name)
+	}
+	if len(purge) == 0 {
+		return nil, nil
+	}
+	l.syncMu.Lock() // no file switch while the index is rewritten
+	l.mu.Lock()
+	l.files = l.files[len(purge):]
+	rest := append([]string(nil), l.files...)
+	l.mu.Unlock()
+	err := WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(rest, "\n")+"\n"), 0o640)
+	l.syncMu.Unlock()
+	if err != nil {
+		return nil, fmt.Errorf("relay log index: %w", err)
+	}
+	for _, name := range purge {
+		if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
+		}
+	}
+	return purge, nil
+}
+
+// Index returns name's place in the index, -1 when it is not there.
+func (l *Log) Index(name string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, f := range l.files {
+		if f == name {
+			return i
+		}
+	}
+	return -1
+}

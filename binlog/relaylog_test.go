@@ -252,3 +252,48 @@ func TestGroupCommitMakesTransactionsDurable(t *testing.T) {
 		t.Fatalf("durable %v, written %v, want both at %d", l.Durable(), l.ResumePoint(), s.off)
 	}
 }
+
+func TestPurgeKeepsCurrentAndReadFiles(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, name := range []string{"b.000001", "b.000002", "b.000003", "b.000004"} {
+		if err := l.StartFile(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	future := time.Now().Add(time.Hour)
+	removed, err := l.Purge(future, func(name string) bool { return name == "b.000003" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 2 || removed[0] != "b.000001" || removed[1] != "b.000002" {
+		t.Fatalf("removed %v, want the two files before the one a slave reads", removed)
+	}
+	if got := l.Files(); len(got) != 2 || got[0] != "b.000003" {
+		t.Fatalf("index %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b.000001")); !os.IsNotExist(err) {
+		t.Fatal("purged file still on disk")
+	}
+	removed, _ = l.Purge(future, func(string) bool { return false })
+	if len(removed) != 1 || removed[0] != "b.000003" {
+		t.Fatalf("second purge removed %v; the file being written must stay", removed)
+	}
+	// Too young: nothing goes.
+	if removed, _ := l.Purge(time.Now().Add(-time.Hour), func(string) bool { return false }); len(removed) != 0 {
+		t.Fatalf("purged young files %v", removed)
+	}
+	l.Close()
+	l2, err := OpenLog(dir, SyncNone, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	if got := l2.Files(); len(got) != 1 || got[0] != "b.000004" {
+		t.Fatalf("index after reopen %v", got)
+	}
+}

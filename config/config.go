@@ -276,7 +276,11 @@ func (c *Config) RelayConfig() (relay.Config, error) {
 		return relay.Config{}, &Error{File: c.File, Key: key("require-secure-transport"),
 			Err: fmt.Errorf("is on (the default for a non-loopback listen address %s) but relay.ssl-cert/ssl-key are not set", r.Listen)}
 	}
-	cfg := relay.Config{Listen: r.Listen, ServerID: id, TLS: tlsSrv, RequireSecureTransport: requireSecure}
+	retain, err := Duration(c.File, key("retain"), r.Retain)
+	if err != nil {
+		return relay.Config{}, err
+	}
+	cfg := relay.Config{Listen: r.Listen, ServerID: id, TLS: tlsSrv, RequireSecureTransport: requireSecure, Retain: retain}
 	for i, u := range r.Users {
 		k := fmt.Sprintf("relay.users[%d]", i)
 		if u.Name == "" {

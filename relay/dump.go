@@ -82,6 +82,9 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	s.addReplica(ss)
 	defer s.removeReplica(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
+	ss.mu.Lock()
+	ss.curFile = file
+	ss.mu.Unlock()
 	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter}
 	err := d.run()
 	var me *mysql.MyError
@@ -184,10 +187,8 @@ func (d *dumper) run() error {
 			return err
 		}
 	}
-	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, 1<<62), 256<<10)
-	if _, err := r.Discard(int(d.pos)); err != nil {
-		return err
-	}
+	r := &chunkReader{f: f}
+	gone := ss.watchPeer()
 	lastWasRotate := false
 	hbTimer := time.NewTimer(d.hb)
 	defer hbTimer.Stop()
@@ -199,7 +200,7 @@ func (d *dumper) run() error {
 		}
 		sent := false
 		for int64(d.pos) < end {
-			ev, err := readEvent(r, end-int64(d.pos))
+			ev, err := r.event(int64(d.pos), end)
 			if err != nil {
 				return fmt.Errorf("relay log %s at %d: %w", d.file, d.pos, err)
 			}
@@ -229,10 +230,10 @@ func (d *dumper) run() error {
 			if f, err = os.Open(filepath.Join(rl.Dir(), d.file)); err != nil {
 				return err
 			}
-			r.Reset(io.NewSectionReader(f, 0, 1<<62))
-			if _, err := r.Discard(4); err != nil {
-				return err
-			}
+			r = &chunkReader{f: f, buf: r.buf}
+			ss.mu.Lock()
+			ss.curFile = d.file
+			ss.mu.Unlock()
 			if !lastWasRotate {
 				// The master restarted without a ROTATE: tell the slave.
 				if err := d.send(d.fakeRotate()); err != nil {
@@ -251,6 +252,8 @@ func (d *dumper) run() error {
 			hbTimer.Reset(d.hb)
 		case <-ss.closed():
 			return errors.New("replink is stopping")
+		case <-gone:
+			return errors.New("slave closed the connection")
 		}
 	}
 }
@@ -260,7 +263,7 @@ func (ss *session) closed() <-chan struct{} { return ss.done }
 
 func (ss *session) progress(file string, pos uint32, lag int64) {
 	ss.mu.Lock()
-	ss.pos = fmt.Sprintf("%s:%d", file, pos)
+	ss.pos, ss.curFile = fmt.Sprintf("%s:%d", file, pos), file
 	ss.mu.Unlock()
 	dur := ss.s.rlog.Durable()
 	if dur.File == file {
@@ -272,6 +275,77 @@ func (ss *session) progress(file string, pos uint32, lag int64) {
 	if ss.s.m != nil {
 		ss.s.m.lag.WithLabelValues(strconv.FormatUint(uint64(ss.serverID), 10)).Set(float64(lag))
 	}
+}
+
+// chunkReader reads events from a relay file that may still be growing.
+// It reads with ReadAt in chunks, so nothing stale (such as an EOF seen
+// when the file was shorter) is ever cached.
+type chunkReader struct {
+	f     *os.File
+	buf   []byte
+	start int64 // file offset of buf[0]
+	n     int   // valid bytes in buf
+}
+
+func (c *chunkReader) fill(pos, length, end int64) error {
+	if pos >= c.start && pos+length <= c.start+int64(c.n) {
+		return nil
+	}
+	size := max(length, 256<<10)
+	if pos+size > end {
+		size = end - pos
+	}
+	if size < length {
+		return fmt.Errorf("event of %d bytes at %d passes the durable end %d: corrupt relay log", length, pos, end)
+	}
+	if int64(cap(c.buf)) < size {
+		c.buf = make([]byte, size)
+	}
+	n, err := c.f.ReadAt(c.buf[:size], pos)
+	if int64(n) < length {
+		return fmt.Errorf("short read at %d: %w", pos, err)
+	}
+	c.start, c.n = pos, n
+	return nil
+}
+
+// event returns the event at pos (valid until the next call), checking
+// its size against end and its checksum: a corrupt relay log is never served.
+func (c *chunkReader) event(pos, end int64) ([]byte, error) {
+	if err := c.fill(pos, binlog.HeaderSize, end); err != nil {
+		return nil, err
+	}
+	off := pos - c.start
+	size := int64(binary.LittleEndian.Uint32(c.buf[off+9:]))
+	if size < binlog.HeaderSize || size > binlog.MaxEventSize || pos+size > end {
+		return nil, fmt.Errorf("event size %d at %d with the durable end at %d: corrupt relay log", size, pos, end)
+	}
+	if err := c.fill(pos, size, end); err != nil {
+		return nil, err
+	}
+	off = pos - c.start
+	ev := c.buf[off : off+size]
+	if err := binlog.VerifyChecksum(ev); err != nil {
+		return nil, fmt.Errorf("corrupt relay log at %d: %w", pos, err)
+	}
+	return ev, nil
+}
+
+// watchPeer returns a channel closed when the slave closes its side. A
+// dumping slave sends nothing, so a read returns only at close or error.
+func (ss *session) watchPeer() <-chan struct{} {
+	gone := make(chan struct{})
+	c := ss.conn.Conn.Conn
+	go func() {
+		defer close(gone)
+		buf := make([]byte, 512)
+		for {
+			if _, err := c.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return gone
 }
 
 // readEventAt reads the event at off.

@@ -31,6 +31,9 @@ type Config struct {
 	// many may be connected at once.
 	HandshakeTimeout time.Duration
 	MaxConnections   int
+	// Retain is how long relay log files are kept (0: forever); a file a
+	// connected slave still needs is kept regardless.
+	Retain time.Duration
 }
 
 // Server serves the relay log to slaves.
@@ -90,6 +93,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving slaves", "listen", ln.Addr().String(), "tls", s.cfg.TLS != nil, "require_secure_transport", s.cfg.RequireSecureTransport)
 	var wg sync.WaitGroup
 	go func() { <-ctx.Done(); ln.Close() }()
+	if s.cfg.Retain > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.purgeLoop(ctx) }()
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -214,4 +221,41 @@ func (s *Server) Replicas() []ReplicaStatus {
 		out = append(out, ss.status())
 	}
 	return out
+}
+
+// purgeLoop removes relay log files older than Retain, never one a
+// connected slave reads or will read next.
+func (s *Server) purgeLoop(ctx context.Context) {
+	every := min(time.Minute, max(s.cfg.Retain/4, time.Second))
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.PurgeNow(time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// PurgeNow applies the retention once.
+func (s *Server) PurgeNow(now time.Time) {
+	oldest := -1
+	s.mu.Lock()
+	for ss := range s.replicas {
+		if i := s.rlog.Index(ss.file()); i >= 0 && (oldest < 0 || i < oldest) {
+			oldest = i
+		}
+	}
+	s.mu.Unlock()
+	removed, err := s.rlog.Purge(now.Add(-s.cfg.Retain), func(name string) bool {
+		return oldest >= 0 && s.rlog.Index(name) >= oldest
+	})
+	if err != nil {
+		s.log.Error("relay log retention", "error", err)
+	}
+	if len(removed) > 0 {
+		s.log.Info("purged relay log files", "files", removed, "retain", s.cfg.Retain)
+	}
 }

@@ -27,6 +27,7 @@ type session struct {
 
 	serverID uint32
 	mu       sync.Mutex
+	curFile  string // the relay file being served
 	pos      string
 	lagBytes int64
 	gtid     bool
@@ -40,6 +41,12 @@ func (ss *session) status() ReplicaStatus {
 		st.TLS = tlsutil.VersionName(ss.tls.Version) + " " + tlsutil.CipherName(ss.tls.CipherSuite)
 	}
 	return st
+}
+
+func (ss *session) file() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.curFile
 }
 
 func (ss *session) UseDB(string) error { return nil }

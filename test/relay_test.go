@@ -191,3 +191,56 @@ func TestGTIDSlaveReplicatesAndReconnects(t *testing.T) {
 	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	check("after slave restart")
 }
+
+func TestRetentionAndPurgedPosition(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.r (id INT PRIMARY KEY)")
+	slave.Exec("CREATE DATABASE app", "CREATE TABLE app.r (id INT PRIMARY KEY)")
+	for f := 0; f < 3; f++ {
+		if f > 0 {
+			m.Exec("FLUSH BINARY LOGS")
+		}
+		for i := 0; i < 5; i++ {
+			m.Exec(fmt.Sprintf("INSERT INTO app.r VALUES (%d)", f*10+i))
+		}
+	}
+	// The slave reads from the second file on: what it reads must stay.
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000002", "")
+	slave.Exec("START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(r.Relay.Replicas()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("slave not dumping")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	reading := strings.Split(r.Relay.Replicas()[0].Position, ":")[0]
+	r.Relay.PurgeNow(time.Now().Add(24 * time.Hour))
+	files := r.Log.Files()
+	if files[0] != reading && reading != "" {
+		t.Fatalf("after purge the relay log holds %v; want it to start at %s, the file the slave reads", files, reading)
+	}
+	t.Logf("slave reads %s; relay log after purge: %v", reading, files)
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	// A slave asking for the purged file is told so.
+	slave.Exec("STOP SLAVE")
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		st := slave.SlaveStatus()
+		if st["Last_IO_Errno"] == "1236" {
+			t.Logf("slave asking for a purged file: %s", st["Last_IO_Error"])
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("slave state %v", st["Last_IO_Error"])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

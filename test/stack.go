@@ -38,6 +38,7 @@ type ReplinkOptions struct {
 	Users     []relay.User
 	Port      int // relay port; free when 0
 	SemiSync  bool
+	Retain    time.Duration
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -79,7 +80,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 		HeartbeatPeriod: o.Heartbeat,
 		SemiSync:        o.SemiSync,
 	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)
-	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users,
+	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain,
 		ServerVersion: func() string { return rep.Status().ServerVersion }}, l, logger.Named("relay"), tm, relay.NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
