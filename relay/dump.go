@@ -407,11 +407,18 @@ func checkBoundary(f *os.File, pos uint32, end int64) error {
 	return nil
 }
 
-// resendFDE copies an FDE with log_pos 0 and the in-use flag cleared, and
-// a fresh checksum.
+// resendFDE copies an FDE for a dump that starts mid-file, as a master
+// does: log_pos 0 (the slave must not move its position), the "created"
+// timestamp 0 (non-zero tells the slave the master restarted, and it would
+// roll back the transaction it was receiving when the link broke), the
+// in-use flag cleared, and a fresh checksum.
 func resendFDE(fde []byte) []byte {
 	b := append([]byte(nil), fde...)
 	binary.LittleEndian.PutUint32(b[13:], 0)
+	const createdOffset = binlog.HeaderSize + 2 + 50 // binlog version, server version
+	if len(b) >= createdOffset+4+4 {
+		binary.LittleEndian.PutUint32(b[createdOffset:], 0)
+	}
 	flags := binary.LittleEndian.Uint16(b[17:]) &^ binlog.FlagInUse
 	binary.LittleEndian.PutUint16(b[17:], flags)
 	n := len(b) - 4
