@@ -2,6 +2,8 @@ package test
 
 import (
 	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +67,10 @@ func TestSlaveReplicatesThroughReplink(t *testing.T) {
 	m.SetupReplUsers()
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	// A second slave at the same time: GTID, an account without REQUIRE, TLS without a client certificate.
+	slave2 := StartServer(t, "slave2", ServerOptions{ServerID: 4})
+	slave2.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='plainslave', MASTER_PASSWORD='slavepass',
+		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_VERIFY_SERVER_CERT=1, MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=slave_pos`, r.Port, p.CAFile), "START SLAVE")
 
 	writeWorkload(m, "before", 30)
 	m.Exec("ALTER TABLE app.orders ADD COLUMN note VARCHAR(20) DEFAULT 'n'")
@@ -85,8 +91,24 @@ func TestSlaveReplicatesThroughReplink(t *testing.T) {
 			t.Fatalf("CHECKSUM TABLE %s: master %s, slave %s", tbl, a, b)
 		}
 	}
-	if n := len(r.Relay.Replicas()); n != 1 {
-		t.Fatalf("relay lists %d replicas, want 1", n)
+	waitSlaveCaughtUp(t, m, slave2, 60*time.Second)
+	for _, tbl := range []string{"app.orders", "app.big"} {
+		if a, b := m.Checksum(tbl), slave2.Checksum(tbl); a != b {
+			t.Fatalf("second slave: CHECKSUM TABLE %s: master %s, slave %s", tbl, a, b)
+		}
+	}
+	if n := len(r.Relay.Replicas()); n != 2 {
+		t.Fatalf("relay lists %d replicas, want 2", n)
+	}
+	if v := counterValue(t, r.Reg, "replink_replicas_connected", nil); v != 2 {
+		t.Fatalf("replink_replicas_connected = %v", v)
+	}
+	// mariadb-binlog reads every relay file replink wrote.
+	for _, f := range r.Log.Files() {
+		out, err := exec.Command("mariadb-binlog", "-v", filepath.Join(r.Dir, f)).CombinedOutput()
+		if err != nil {
+			t.Fatalf("mariadb-binlog %s: %v\n%s", f, err, tail(out, 2000))
+		}
 	}
 	t.Logf("slave caught up at %s:%s, checksums match", st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"])
 
