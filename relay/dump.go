@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -61,11 +62,11 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 		}
 		file = files[0]
 	}
-	if !s.rlog.Has(file) {
-		return errBinlog("Could not find first log file name in binary log index file")
-	}
 	if pos < 4 {
 		pos = 4
+	}
+	if files := s.rlog.Files(); !s.rlog.Has(file) && !ahead(last(files), file) {
+		return errBinlog("Could not find first log file name in binary log index file")
 	}
 	checksum := ss.vars["@master_binlog_checksum"] != "" && ss.vars["@master_binlog_checksum"] != nullValue &&
 		ss.vars["@master_binlog_checksum"] != "NONE"
@@ -104,6 +105,71 @@ type dumper struct {
 	buf  []byte
 	// filter, for GTID slaves, drops groups the slave already has.
 	filter *gtidFilter
+	// rotated: the fake ROTATE was sent while waiting for the position.
+	rotated bool
+}
+
+// waitAvailable waits, sending heartbeats, while the slave asks for a
+// position replink does not have yet: a slave that moved over from the
+// master while replink was behind it. A position past the end of a
+// complete file is impossible and answered with 1236.
+func (d *dumper) waitAvailable(gone <-chan struct{}) error {
+	rl := d.ss.s.rlog
+	var hb *time.Timer
+	for {
+		changed := rl.Changed()
+		if rl.Has(d.file) {
+			end, complete, err := d.limit()
+			if err != nil {
+				return err
+			}
+			if int64(d.pos) <= end {
+				return nil
+			}
+			if complete {
+				return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position; the first event '%s' at %d, the last event read from '%s' at %d", d.file, d.pos, d.file, end))
+			}
+		}
+		if hb == nil {
+			d.ss.s.log.Info("slave is ahead of replink; waiting for the relay log to reach it", "peer", d.ss.peer,
+				"server_id", d.ss.serverID, "wants", fmt.Sprintf("%s:%d", d.file, d.pos), "have", rl.Durable())
+			if err := d.send(d.fakeRotate()); err != nil {
+				return err
+			}
+			d.rotated = true
+			hb = time.NewTimer(d.hb)
+			defer hb.Stop()
+		}
+		select {
+		case <-changed:
+		case <-hb.C:
+			if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
+				return err
+			}
+			hb.Reset(d.hb)
+		case <-d.ss.closed():
+			return errors.New("replink is stopping")
+		case <-gone:
+			return errors.New("slave closed the connection")
+		}
+	}
+}
+
+// ahead reports whether name is the file right after the newest one
+// replink has (same base name, next sequence number), or any name while
+// the relay log is still empty: replink may be behind the master. A name
+// further off is an error, as on a master, rather than a silent wait.
+func ahead(newest, name string) bool {
+	if newest == "" {
+		return true
+	}
+	i, j := strings.LastIndexByte(newest, '.'), strings.LastIndexByte(name, '.')
+	if i < 0 || j < 0 || newest[:i] != name[:j] {
+		return false
+	}
+	a, err1 := strconv.ParseUint(newest[i+1:], 10, 64)
+	b, err2 := strconv.ParseUint(name[j+1:], 10, 64)
+	return err1 == nil && err2 == nil && b == a+1
 }
 
 // send writes one event packet: 0x00 then the event.
@@ -157,6 +223,10 @@ func (d *dumper) limit() (end int64, complete bool, err error) {
 
 func (d *dumper) run() error {
 	ss, rl := d.ss, d.ss.s.rlog
+	gone := ss.watchPeer()
+	if err := d.waitAvailable(gone); err != nil {
+		return err
+	}
 	f, err := os.Open(filepath.Join(rl.Dir(), d.file))
 	if err != nil {
 		return errBinlog("Could not open log file")
@@ -165,9 +235,6 @@ func (d *dumper) run() error {
 	end, _, err := d.limit()
 	if err != nil {
 		return err
-	}
-	if int64(d.pos) > end {
-		return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position; the first event '%s' at %d, the last event read from '%s' at %d", d.file, d.pos, d.file, end))
 	}
 	fde, err := readEventAt(f, 4)
 	if err != nil {
@@ -178,8 +245,10 @@ func (d *dumper) run() error {
 			return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", d.file, d.pos, err))
 		}
 	}
-	if err := d.send(d.fakeRotate()); err != nil {
-		return err
+	if !d.rotated {
+		if err := d.send(d.fakeRotate()); err != nil {
+			return err
+		}
 	}
 	if d.pos > 4 {
 		// The FDE first, with log_pos 0 so the slave does not move its position.
@@ -188,7 +257,6 @@ func (d *dumper) run() error {
 		}
 	}
 	r := &chunkReader{f: f}
-	gone := ss.watchPeer()
 	lastWasRotate := false
 	hbTimer := time.NewTimer(d.hb)
 	defer hbTimer.Stop()
@@ -424,4 +492,11 @@ func resendFDE(fde []byte) []byte {
 	n := len(b) - 4
 	binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
 	return b
+}
+
+func last(files []string) string {
+	if len(files) == 0 {
+		return ""
+	}
+	return files[len(files)-1]
 }

@@ -17,6 +17,27 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  []*proxied
 	closed bool
+	held   chan struct{} // while not nil, new connections wait (the path is down)
+}
+
+// Hold makes new connections wait before they reach the target, as if the
+// network path were down; Release lets them through.
+func (p *Proxy) Hold() {
+	p.mu.Lock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+	p.mu.Unlock()
+}
+
+// Release ends Hold.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
+	p.mu.Unlock()
 }
 
 type proxied struct {
@@ -46,6 +67,13 @@ func (p *Proxy) accept() {
 		a, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		held := p.held
+		p.mu.Unlock()
+		if held != nil {
+			go func() { <-held; a.Close() }() // the client times out or gives up
+			continue
 		}
 		b, err := net.Dial("tcp", p.target)
 		if err != nil {

@@ -266,3 +266,41 @@ func TestRetentionAndPurgedPosition(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSlaveAheadOfReplinkWaits: a slave that replicated from the master
+// and moves to replink while replink is behind waits for replink to catch
+// up instead of failing.
+func TestSlaveAheadOfReplinkWaits(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	writeWorkload(m, "direct", 10)
+	// First the slave replicates from the master itself.
+	slave.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='replpass',
+		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4`, m.Port, p.CAFile), "START SLAVE")
+	st := waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	slave.Exec("STOP SLAVE")
+
+	// replink cannot reach the master yet.
+	proxy := StartProxy(t, m.Addr())
+	proxy.Hold()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), MasterPort: proxy.Port()})
+	slave.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='slavepass',
+		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.5,
+		MASTER_USE_GTID=no, MASTER_LOG_FILE='%s', MASTER_LOG_POS=%s`, r.Port, p.CAFile, p.ClientCert, p.ClientKey,
+		st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"]), "START SLAVE")
+	writeWorkload(m, "while-replink-behind", 10)
+	time.Sleep(2 * time.Second)
+	if st := slave.SlaveStatus(); st["Last_IO_Errno"] != "0" || st["Last_SQL_Errno"] != "0" {
+		t.Fatalf("slave ahead of replink failed instead of waiting: IO %s %q, SQL %s", st["Last_IO_Errno"], st["Last_IO_Error"], st["Last_SQL_Error"])
+	}
+	if !strings.Contains(r.Logs(), "slave is ahead of replink") {
+		t.Fatal("replink did not log that the slave waits")
+	}
+	proxy.Release()
+	waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if a, b := m.Checksum("app.orders"), slave.Checksum("app.orders"); a != b {
+		t.Fatalf("CHECKSUM TABLE: master %s, slave %s", a, b)
+	}
+}

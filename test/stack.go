@@ -39,6 +39,8 @@ type ReplinkOptions struct {
 	Port      int // relay port; free when 0
 	SemiSync  bool
 	Retain    time.Duration
+	// MasterPort overrides the port replink dials (a proxy in front of the master).
+	MasterPort int
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -56,6 +58,9 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	}
 	if o.Port == 0 {
 		o.Port = FreePort(t)
+	}
+	if o.MasterPort != 0 {
+		masterPort = o.MasterPort
 	}
 	logs := &lockedBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Debug, Output: logs})
