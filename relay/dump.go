@@ -68,11 +68,11 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	if files := s.rlog.Files(); !s.rlog.Has(file) && !ahead(last(files), file) {
 		return errBinlog("Could not find first log file name in binary log index file")
 	}
-	checksum := ss.vars["@master_binlog_checksum"] != "" && ss.vars["@master_binlog_checksum"] != nullValue &&
-		ss.vars["@master_binlog_checksum"] != "NONE"
-	if !checksum {
-		return errBinlog("replink serves checksum-aware slaves only (the slave did not set @master_binlog_checksum)")
-	}
+	// A slave that never set @master_binlog_checksum is not checksum-aware:
+	// it gets events without their CRC32 trailer. Any value, NONE included
+	// (what mysqlbinlog and go-mysql send), means aware: events as stored.
+	cs, set := ss.vars["@master_binlog_checksum"]
+	strip := !set || cs == nullValue
 	hb := 30 * time.Second
 	if v, err := strconv.ParseInt(ss.vars["@master_heartbeat_period"], 10, 64); err == nil && v > 0 {
 		hb = time.Duration(v)
@@ -86,7 +86,7 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	ss.mu.Lock()
 	ss.curFile = file
 	ss.mu.Unlock()
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter}
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip}
 	err := d.run()
 	var me *mysql.MyError
 	if errors.As(err, &me) {
@@ -107,6 +107,8 @@ type dumper struct {
 	filter *gtidFilter
 	// rotated: the fake ROTATE was sent while waiting for the position.
 	rotated bool
+	// strip: the slave is not checksum-aware.
+	strip bool
 }
 
 // waitAvailable waits, sending heartbeats, while the slave asks for a
@@ -174,6 +176,9 @@ func ahead(newest, name string) bool {
 
 // send writes one event packet: 0x00 then the event.
 func (d *dumper) send(ev []byte) error {
+	if d.strip && len(ev) >= binlog.HeaderSize+4 {
+		ev = ev[:len(ev)-4]
+	}
 	n := 4 + 1 + len(ev)
 	if cap(d.buf) < n {
 		d.buf = make([]byte, n)
@@ -181,6 +186,13 @@ func (d *dumper) send(ev []byte) error {
 	b := d.buf[:n]
 	b[4] = 0x00
 	copy(b[5:], ev)
+	if d.strip {
+		e := b[5:]
+		binary.LittleEndian.PutUint32(e[9:], uint32(len(e)))
+		if e[4] == binlog.TypeFormatDescription {
+			e[len(e)-1] = binlog.ChecksumOff // the FDE says NONE
+		}
+	}
 	return d.ss.conn.WritePacket(b)
 }
 

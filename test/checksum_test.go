@@ -1,0 +1,114 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
+)
+
+// rawDump logs in to replink's relay, optionally announces checksums, asks
+// for file from position 4 and returns the first n events as sent.
+func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) [][]byte {
+	t.Helper()
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: "plainslave", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
+	c, _, err := ep.Connect(context.Background(), "replica", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if announce {
+		if _, err := c.Execute("SET @master_binlog_checksum='NONE'"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.ResetSequence()
+	pkt := make([]byte, 4+1+4+2+4+len(file))
+	pkt[4] = 0x12 // COM_BINLOG_DUMP
+	binary.LittleEndian.PutUint32(pkt[5:], 4)
+	binary.LittleEndian.PutUint32(pkt[11:], 99)
+	copy(pkt[15:], file)
+	if err := c.WritePacket(pkt); err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for len(out) < n {
+		data, err := c.ReadPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if data[0] != 0 {
+			t.Fatalf("not an event packet: %x", data[:min(len(data), 40)])
+		}
+		out = append(out, append([]byte(nil), data[1:]...))
+	}
+	return out
+}
+
+func TestChecksumChoiceOfTheSlave(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)")
+	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.Durable(); return d.File == f && d.Offset == pos })
+	stored, err := os.ReadFile(filepath.Join(r.Dir, "mariadb-bin.000001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events 2..5 as the file holds them (after the fake ROTATE).
+	var want [][]byte
+	for off := 4; len(want) < 4; {
+		size := int(binary.LittleEndian.Uint32(stored[off+9:]))
+		want = append(want, stored[off:off+size])
+		off += size
+	}
+
+	aware := rawDump(t, r.Port, p, true, "mariadb-bin.000001", 5)
+	for i, ev := range aware[1:] {
+		if !bytes.Equal(ev[:17], want[i][:17]) || !bytes.Equal(ev[19:], want[i][19:]) {
+			t.Fatalf("aware slave: event %d differs from the stored one", i)
+		}
+		if err := binlog.VerifyChecksum(ev); err != nil {
+			t.Fatalf("aware slave: event %d: %v", i, err)
+		}
+	}
+	plain := rawDump(t, r.Port, p, false, "mariadb-bin.000001", 5)
+	for i, ev := range plain[1:] {
+		w := want[i]
+		if len(ev) != len(w)-4 || int(binary.LittleEndian.Uint32(ev[9:])) != len(ev) {
+			t.Fatalf("unaware slave: event %d is %d bytes (header says %d), stored %d", i, len(ev), binary.LittleEndian.Uint32(ev[9:]), len(w))
+		}
+		if ev[4] == binlog.TypeFormatDescription {
+			if ev[len(ev)-1] != binlog.ChecksumOff {
+				t.Fatal("unaware slave: the FDE does not say NONE")
+			}
+			continue
+		}
+		if !bytes.Equal(ev[19:], w[19:len(w)-4]) {
+			t.Fatalf("unaware slave: event %d body differs", i)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, d time.Duration, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met in %s", d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
