@@ -97,3 +97,46 @@ func (p *Process) Restart() {
 	}
 	p.start()
 }
+
+// WriteReplinkConfig writes a replink.toml for a master on masterPort:
+// VERIFY_IDENTITY upstream, TLS and the X509 account slave1 on the relay.
+func WriteReplinkConfig(t testing.TB, p *PKI, masterPort, relayPort, metricsPort int, dataDir string) string {
+	t.Helper()
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "repl.pass")
+	spw := filepath.Join(dir, "slave.pass")
+	os.WriteFile(pw, []byte("replpass"), 0o600)
+	os.WriteFile(spw, []byte("slavepass"), 0o600)
+	conf := filepath.Join(dir, "replink.toml")
+	os.WriteFile(conf, []byte(fmt.Sprintf(`[master]
+host = "127.0.0.1"
+port = %d
+user = "repl"
+password-file = %q
+ssl-mode = "VERIFY_IDENTITY"
+ssl-ca = %q
+heartbeat-period = "500ms"
+connect-timeout = "5s"
+
+[relay]
+listen = "127.0.0.1:%d"
+data-dir = %q
+sync = "transaction"
+ssl-ca = %q
+ssl-cert = %q
+ssl-key = %q
+
+[[relay.users]]
+name = "slave1"
+password-file = %q
+require = "X509"
+subject = %q
+
+[metrics]
+listen = "127.0.0.1:%d"
+
+[log]
+level = "debug"
+`, masterPort, pw, p.CAFile, relayPort, dataDir, p.CAFile, p.ServerCert, p.ServerKey, spw, ClientSubject, metricsPort)), 0o644)
+	return conf
+}

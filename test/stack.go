@@ -41,6 +41,8 @@ type ReplinkOptions struct {
 	Retain    time.Duration
 	// MasterPort overrides the port replink dials (a proxy in front of the master).
 	MasterPort int
+	// Start is where to begin with an empty relay log ("current" when zero).
+	Start replica.Start
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -58,6 +60,9 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	}
 	if o.Port == 0 {
 		o.Port = FreePort(t)
+	}
+	if o.Start.Kind == "" {
+		o.Start = replica.Start{Kind: "current"}
 	}
 	if o.MasterPort != 0 {
 		masterPort = o.MasterPort
@@ -81,7 +86,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	rep := replica.New(replica.Config{
 		Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
 		ServerID:        4001,
-		Start:           replica.Start{Kind: "current"},
+		Start:           o.Start,
 		HeartbeatPeriod: o.Heartbeat,
 		SemiSync:        o.SemiSync,
 	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)

@@ -2,95 +2,23 @@ package test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
-	"github.com/replink/replink/tlsutil"
 )
 
-// streamer runs a replica into a relay log until stopped.
-type streamer struct {
-	t      *testing.T
-	log    *binlog.Log
-	rep    *replica.Replica
-	m      *replica.Metrics
-	reg    *prometheus.Registry
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startStreamer(t *testing.T, p *PKI, port int, heartbeat time.Duration) *streamer {
-	t.Helper()
-	return startStreamerAt(t, p, port, heartbeat, t.TempDir(), replica.Start{Kind: "current"})
-}
-
-func startStreamerAt(t *testing.T, p *PKI, port int, heartbeat time.Duration, dir string, start replica.Start) *streamer {
-	t.Helper()
-	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Info, Output: testWriter{t}})
-	l, err := binlog.OpenLog(dir, binlog.SyncTransaction, logger.Named("binlog"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m := replica.NewMetrics(reg)
-	tm := tlsutil.NewMetrics(reg)
-	cfg := replica.Config{
-		Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
-		ServerID:        4001,
-		Start:           start,
-		HeartbeatPeriod: heartbeat,
-	}
-	r := replica.New(cfg, l, logger.Named("replica"), m, tm)
-	ctx, cancel := context.WithCancel(context.Background())
-	s := &streamer{t: t, log: l, rep: r, m: m, reg: reg, cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- r.Run(ctx) }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *streamer) stop() {
-	if s.cancel == nil {
-		return
-	}
-	s.cancel()
-	s.cancel = nil
-	if err := <-s.done; err != nil {
-		s.t.Errorf("replica.Run: %v", err)
-	}
-	if err := s.log.Close(); err != nil {
-		s.t.Errorf("relay log close: %v", err)
-	}
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
 // waitCaughtUp waits until the relay log's durable end equals the master's position.
-func waitCaughtUp(t *testing.T, m *Server, s *streamer, timeout time.Duration) {
+func waitCaughtUp(t *testing.T, m *Server, s *Replink, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		file, pos := m.MasterStatus()
-		got := s.log.ResumePoint()
+		got := s.Log.ResumePoint()
 		if got.File == file && got.Offset == pos {
 			return
 		}
@@ -134,7 +62,7 @@ func TestStreamMirrorsMasterBinlog(t *testing.T) {
 	p := NewPKI(t)
 	m := StartSSLServer(t, "master", p, 1)
 	m.SetupReplUsers()
-	s := startStreamer(t, p, m.Port, 500*time.Millisecond)
+	s := StartReplink(t, p, m.Port, ReplinkOptions{})
 
 	m.Exec("CREATE DATABASE app",
 		"CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, name VARCHAR(100), amount DECIMAL(10,2), at DATETIME(6), doc JSON, data BLOB)")
@@ -147,9 +75,8 @@ func TestStreamMirrorsMasterBinlog(t *testing.T) {
 	m.Exec("ALTER TABLE app.t ADD COLUMN extra INT DEFAULT 7", "INSERT INTO app.t (name) VALUES ('after-rotate')")
 	waitCaughtUp(t, m, s, 30*time.Second)
 
-	files := s.log.Files()
-	dir := s.log.Dir()
-	s.stop()
+	files, dir := s.Log.Files(), s.Dir
+	s.Stop()
 	if len(files) < 2 {
 		t.Fatalf("expected the rotation to show as a second file, got %v", files)
 	}
@@ -177,7 +104,7 @@ func TestStallDetectedAndResumed(t *testing.T) {
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))")
 	proxy := StartProxy(t, m.Addr())
 	const hb = 300 * time.Millisecond
-	s := startStreamer(t, p, proxy.Port(), hb)
+	s := StartReplink(t, p, m.Port, ReplinkOptions{MasterPort: proxy.Port(), Heartbeat: hb})
 
 	for i := 0; i < 100; i++ {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'before-%d')", i, i))
@@ -191,7 +118,7 @@ func TestStallDetectedAndResumed(t *testing.T) {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'during-%d')", i, i))
 	}
 	stallCounter := func() float64 {
-		return counterValue(t, s.reg, "replink_link_stalls_total", nil)
+		return counterValue(t, s.Reg, "replink_link_stalls_total", nil)
 	}
 	deadline := time.Now().Add(3*hb + 5*time.Second)
 	for stallCounter() < 1 {
@@ -209,11 +136,11 @@ func TestStallDetectedAndResumed(t *testing.T) {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'after-%d')", i, i))
 	}
 	waitCaughtUp(t, m, s, 30*time.Second)
-	if r := counterValue(t, s.reg, "replink_master_reconnects_total", map[string]string{"reason": "stall"}); r < 1 {
+	if r := counterValue(t, s.Reg, "replink_master_reconnects_total", map[string]string{"reason": "stall"}); r < 1 {
 		t.Fatalf("reconnects{reason=stall} = %v", r)
 	}
-	files, dir := s.log.Files(), s.log.Dir()
-	s.stop()
+	files, dir := s.Log.Files(), s.Dir
+	s.Stop()
 	// Byte identity with the master's binlog proves no transaction was lost or duplicated.
 	compareWithMaster(t, m, dir, files)
 }
@@ -240,31 +167,31 @@ func TestStartPointsAndResumeAfterRestart(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := startStreamerAt(t, p, m.Port, 500*time.Millisecond, t.TempDir(), st)
+			s := StartReplink(t, p, m.Port, ReplinkOptions{Start: st})
 			waitCaughtUp(t, m, s, 20*time.Second)
-			files := s.log.Files()
-			s.stop()
+			files := s.Log.Files()
+			s.Stop()
 			if files[0] != "mariadb-bin.000002" {
 				t.Fatalf("start %s fetched %v, want mariadb-bin.000002 from its start", c.start, files)
 			}
-			compareWithMaster(t, m, s.log.Dir(), files)
+			compareWithMaster(t, m, s.Dir, files)
 		})
 	}
 
 	t.Run("resume after restart", func(t *testing.T) {
 		dir := t.TempDir()
-		s := startStreamerAt(t, p, m.Port, 500*time.Millisecond, dir, replica.Start{Kind: "current"})
+		s := StartReplink(t, p, m.Port, ReplinkOptions{Dir: dir})
 		waitCaughtUp(t, m, s, 20*time.Second)
-		s.stop()
+		s.Stop()
 		// Written while replink is down, across a rotation.
 		for i := 10; i < 40; i++ {
 			m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'while-down')", i))
 		}
 		m.Exec("FLUSH BINARY LOGS", "INSERT INTO app.t VALUES (100, 'new file')")
-		s = startStreamerAt(t, p, m.Port, 500*time.Millisecond, dir, replica.Start{Kind: "current"})
+		s = StartReplink(t, p, m.Port, ReplinkOptions{Dir: dir})
 		waitCaughtUp(t, m, s, 20*time.Second)
-		files := s.log.Files()
-		s.stop()
+		files := s.Log.Files()
+		s.Stop()
 		if len(files) != 2 {
 			t.Fatalf("files %v, want the current file and the one rotated to", files)
 		}

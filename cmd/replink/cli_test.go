@@ -69,26 +69,9 @@ func TestRunStreamsAndStopsCleanly(t *testing.T) {
 	p := test.NewPKI(t)
 	m := test.StartSSLServer(t, "cli", p, 1)
 	m.SetupReplUsers()
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	os.WriteFile(pw, []byte("replpass\n"), 0o600)
-	metrics := fmt.Sprintf("127.0.0.1:%d", test.FreePort(t))
-	conf := filepath.Join(dir, "replink.toml")
-	os.WriteFile(conf, []byte(fmt.Sprintf(`[master]
-host = "127.0.0.1"
-port = %d
-user = "repl"
-password-file = %q
-ssl-mode = "VERIFY_IDENTITY"
-ssl-ca = %q
-heartbeat-period = "500ms"
-
-[relay]
-data-dir = %q
-
-[metrics]
-listen = %q
-`, m.Port, pw, p.CAFile, filepath.Join(dir, "relay"), metrics)), 0o644)
+	metricsPort := test.FreePort(t)
+	metrics := fmt.Sprintf("127.0.0.1:%d", metricsPort)
+	conf := test.WriteReplinkConfig(t, p, m.Port, test.FreePort(t), metricsPort, t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs bytes.Buffer
 	done := make(chan int, 1)
@@ -138,7 +121,7 @@ listen = %q
 	case <-time.After(30 * time.Second):
 		t.Fatal("run did not stop")
 	}
-	if strings.Contains(logs.String(), "replpass") {
+	if strings.Contains(logs.String(), "replpass") || strings.Contains(logs.String(), "slavepass") {
 		t.Fatal("the password appears in the log")
 	}
 }
