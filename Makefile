@@ -2,7 +2,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build setup test unit integration vet bench demo clean fuzz
+.PHONY: all build setup test unit integration vet bench demo clean fuzz rules
 
 all: build
 
@@ -16,9 +16,14 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-# Everything: unit tests and integration tests against real mariadbd.
-test: setup vet build
+# Everything: unit tests, integration tests against real mariadbd, and the
+# alert rules through promtool.
+test: setup vet build rules
 	$(GO) test -race -count=1 -timeout 12m ./...
+
+rules:
+	promtool check rules dashboards/alerts.yml
+	cd dashboards && promtool test rules alerts_test.yml
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
