@@ -118,3 +118,24 @@ func TestDuration(t *testing.T) {
 		}
 	}
 }
+
+// The shipped example configurations must load: no unknown keys, valid values.
+func TestShippedConfigsLoad(t *testing.T) {
+	files, _ := filepath.Glob("../deploy/*/replink.toml")
+	if len(files) == 0 {
+		t.Fatal("no shipped configurations found")
+	}
+	for _, f := range files {
+		c := Defaults()
+		if err := c.LoadFile(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if _, err := Duration(f, "master.heartbeat-period", c.Master.HeartbeatPeriod); err != nil {
+			t.Error(err)
+		}
+		if c.Relay.RequireSecureTransport == nil || !*c.Relay.RequireSecureTransport || c.Relay.SSLCert == "" {
+			t.Errorf("%s: a shipped configuration should require TLS from slaves", f)
+		}
+	}
+}
