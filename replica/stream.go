@@ -130,6 +130,11 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	}()
 
 	_, err = st.GetEvent(ctx)
+	// The link is down from here: say so before Close, which may take up to
+	// connect-timeout to KILL the dump thread over a dead path.
+	if r.m != nil {
+		r.m.up.Set(0)
+	}
 	// Close waits for the stream goroutine, so the handler is done with h
 	// (and the sink) before we look at them. It also KILLs the dump thread
 	// on the master, which would otherwise linger after a stall.

@@ -43,6 +43,8 @@ type ReplinkOptions struct {
 	MasterPort int
 	// Start is where to begin with an empty relay log ("current" when zero).
 	Start replica.Start
+	// SSLMode for the master link; VERIFY_IDENTITY when empty.
+	SSLMode string
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -73,7 +75,10 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
+	if o.SSLMode == "" {
+		o.SSLMode = "VERIFY_IDENTITY"
+	}
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: o.SSLMode, CA: p.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}

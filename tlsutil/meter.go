@@ -133,11 +133,12 @@ func (w *WireConn) HandshakeDuration(at time.Time) time.Duration {
 // LastRead is when bytes last arrived.
 func (w *WireConn) LastRead() time.Time { return time.Unix(0, w.lastRead.Load()) }
 
-// Payload wraps the connection above TLS (or the WireConn itself for
-// plaintext) so that protocol bytes and the time spent in TLS record
-// processing are counted.
+// Payload wraps the connection above TLS (or the plaintext connection)
+// so that protocol bytes, and for TLS the time spent in record
+// processing, are counted.
 func (w *WireConn) Payload(upper net.Conn) net.Conn {
-	return &payloadConn{Conn: upper, w: w, crypto: upper != net.Conn(w)}
+	_, isTLS := upper.(*tls.Conn)
+	return &payloadConn{Conn: upper, w: w, crypto: isTLS}
 }
 
 type payloadConn struct {
