@@ -98,7 +98,11 @@ func TestPlaintextWireEqualsPayload(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT('x', 50000))", i))
 	}
-	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.ResumePoint(); return d.File == f && d.Offset == pos })
+	waitUntil(t, 20*time.Second, func() bool {
+		f, pos := m.MasterStatus()
+		d := r.Log.ResumePoint()
+		return d.File == f && d.Offset == pos
+	})
 	w := counterValue(t, r.Reg, "replink_link_wire_bytes_total", map[string]string{"link": "master", "direction": "in"})
 	pl := counterValue(t, r.Reg, "replink_link_payload_bytes_total", map[string]string{"link": "master", "direction": "in"})
 	t.Logf("plaintext: wire in %.0f, payload in %.0f", w, pl)
