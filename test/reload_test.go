@@ -1,0 +1,141 @@
+package test
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
+)
+
+// scrape reads a replink /metrics page.
+type scrape map[string]*dto.MetricFamily
+
+func scrapeMetrics(t *testing.T, port int) scrape {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fams
+}
+
+func (s scrape) Gather() ([]*dto.MetricFamily, error) {
+	out := make([]*dto.MetricFamily, 0, len(s))
+	for _, f := range s {
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// relayServerSerial logs in to the relay over TLS and returns the serial
+// of the certificate it presents.
+func relayServerSerial(t *testing.T, p *PKI, port int) string {
+	t.Helper()
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile, Cert: p.ClientCert, Key: p.ClientKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: "slave1", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
+	c, a, err := ep.Connect(context.Background(), "replica", nil)
+	if err != nil {
+		t.Fatalf("probe relay: %v", err)
+	}
+	c.Close()
+	return a.State().PeerCertificates[0].SerialNumber.String()
+}
+
+func TestSIGHUPReloadsCertificates(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	relayPort, metricsPort := FreePort(t), FreePort(t)
+	proc := StartProcess(t, WriteReplinkConfig(t, p, m.Port, relayPort, metricsPort, t.TempDir()), filepath.Join(t.TempDir(), "replink.log"))
+	waitUntil(t, 20*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	serverExpiry := func() float64 {
+		return counterValue(t, scrapeMetrics(t, metricsPort), "replink_tls_local_cert_not_after_timestamp_seconds", map[string]string{"role": "server"})
+	}
+	oldSerial, oldExpiry := relayServerSerial(t, p, relayPort), serverExpiry()
+
+	// Renew the relay's server certificate in place, then SIGHUP.
+	now := time.Now()
+	renewed, err := p.CA.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "localhost"}, Hosts: []string{"localhost", "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(30 * 24 * time.Hour).Truncate(time.Second), Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p.ServerCert, renewed.CertPEM, 0o644)
+	os.WriteFile(p.ServerKey, renewed.KeyPEM, 0o600)
+	proc.Signal(syscall.SIGHUP)
+	waitUntil(t, 10*time.Second, func() bool {
+		return counterValue(t, scrapeMetrics(t, metricsPort), "replink_cert_reloads_total", map[string]string{"result": "ok"}) == 1
+	})
+	if got, want := serverExpiry(), float64(renewed.Cert.NotAfter.Unix()); got != want || got == oldExpiry {
+		t.Fatalf("server cert expiry metric %v, want %v (was %v)", got, want, oldExpiry)
+	}
+	if newSerial := relayServerSerial(t, p, relayPort); newSerial != renewed.Cert.SerialNumber.String() || newSerial == oldSerial {
+		t.Fatalf("after SIGHUP the relay presents serial %s, want the renewed %s (old %s)", newSerial, renewed.Cert.SerialNumber, oldSerial)
+	}
+	s := scrapeMetrics(t, metricsPort)
+	if counterValue(t, s, "replink_master_up", nil) != 1 || counterValue(t, s, "replink_master_reconnects_total", nil) != 0 {
+		t.Fatalf("the master link did not stay up through the reload: up %v, reconnects %v",
+			counterValue(t, s, "replink_master_up", nil), counterValue(t, s, "replink_master_reconnects_total", nil))
+	}
+
+	// A broken key: the reload fails, the old (renewed) material stays.
+	os.WriteFile(p.ServerKey, []byte("not a key"), 0o600)
+	proc.Signal(syscall.SIGHUP)
+	waitUntil(t, 10*time.Second, func() bool {
+		return counterValue(t, scrapeMetrics(t, metricsPort), "replink_cert_reloads_total", map[string]string{"result": "failed"}) == 1
+	})
+	s = scrapeMetrics(t, metricsPort)
+	if counterValue(t, s, "replink_config_last_reload_successful", nil) != 0 {
+		t.Fatal("config_last_reload_successful should be 0 after a failed reload")
+	}
+	if serial := relayServerSerial(t, p, relayPort); serial != renewed.Cert.SerialNumber.String() {
+		t.Fatalf("after a failed reload the relay presents %s, want the kept %s", serial, renewed.Cert.SerialNumber)
+	}
+	proc.Signal(syscall.SIGTERM)
+	proc.Wait(20 * time.Second)
+	log, _ := os.ReadFile(proc.LogFile)
+	if !containsAll(string(log), "certificate reload failed", "ssl-key") {
+		t.Fatalf("the log does not say which file failed:\n%s", tail(log, 3000))
+	}
+}
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
