@@ -138,4 +138,3 @@ func containsAll(s string, parts ...string) bool {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-
