@@ -13,7 +13,7 @@ setup:
 	./scripts/setup.sh
 
 vet:
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './bin/*'); exit 1; }
 	$(GO) vet ./...
 
 # Everything: unit tests, integration tests against real mariadbd, and the

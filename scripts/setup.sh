@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what replink's tests and demo need on a Debian machine, only
 # when it is missing: MariaDB server and client, Prometheus (promtool),
-# OpenSSL. Safe to run repeatedly.
+# OpenSSL, Chromium (headless, for the status page test). Safe to run
+# repeatedly.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,7 @@ command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v mariadb-binlog >/dev/null 2>&1 || need+=(mariadb-client)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # the status page test
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

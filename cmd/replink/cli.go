@@ -15,6 +15,7 @@ import (
 
 	"github.com/replink/replink/config"
 	"github.com/replink/replink/diagnose"
+	"github.com/replink/replink/status"
 	"github.com/replink/replink/tlsutil"
 )
 
@@ -179,7 +180,7 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("daemon at %s: %w", *addr, err)
 	}
 	defer resp.Body.Close()
-	var st statusDoc
+	var st status.Doc
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
 		return err
@@ -191,6 +192,6 @@ func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := json.Unmarshal(body, &st); err != nil {
 		return fmt.Errorf("daemon at %s: /status: %w", *addr, err)
 	}
-	st.WriteText(stdout, time.Now())
+	status.WriteText(stdout, st, time.Now())
 	return nil
 }

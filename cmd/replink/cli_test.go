@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replink/replink/status"
 	"github.com/replink/replink/test"
 )
 
@@ -92,7 +93,7 @@ func TestRunStreamsAndStopsCleanly(t *testing.T) {
 		code, _ := get("/readyz")
 		file, pos := m.MasterStatus()
 		_, body := get("/status")
-		var st statusDoc
+		var st status.Doc
 		_ = json.Unmarshal([]byte(body), &st)
 		if code == 200 && st.Relay.Position == fmt.Sprintf("%s:%d", file, pos) {
 			if st.Master.TLSVersion == "" || len(st.Master.PeerChain) == 0 {

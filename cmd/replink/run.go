@@ -2,28 +2,24 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/config"
 	"github.com/replink/replink/logging"
 	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
+	"github.com/replink/replink/status"
 	"github.com/replink/replink/tlsutil"
 )
 
@@ -97,6 +93,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if relayCfg.TLS != nil {
 		tlsm.SetLocalCerts(append(rc.TLS.Certificates(), relayCfg.TLS.Certificates()...))
 	}
+
 	relaySrv, err := relay.New(relayCfg, relayLog, log.Named("relay"), tlsm, relay.NewMetrics(reg))
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "relay", Err: err}
@@ -106,7 +103,15 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return &config.Error{File: cfg.File, Key: "relay.listen", Err: err}
 	}
 
-	srv, err := serveHTTP(cfg.Metrics.Listen, reg, rep, relaySrv, relayLog, log.Named("http"))
+	local := func() []tlsutil.CertInfo {
+		certs := rc.TLS.Certificates()
+		if relayCfg.TLS != nil {
+			certs = append(certs, relayCfg.TLS.Certificates()...)
+		}
+		return certs
+	}
+	srv, err := status.Serve(cfg.Metrics.Listen, status.Handler(reg, status.Sources{Replica: rep, Relay: relaySrv, Log: relayLog,
+		Local: local, Version: version, Started: time.Now()}), log.Named("http"))
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "metrics.listen", Err: err}
 	}
@@ -133,11 +138,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 				}
 				reloads.WithLabelValues("ok").Inc()
 				lastReload.Set(1)
-				local := rc.TLS.Certificates()
-				if relayCfg.TLS != nil {
-					local = append(local, relayCfg.TLS.Certificates()...)
-				}
-				tlsm.SetLocalCerts(local)
+				tlsm.SetLocalCerts(local())
 				log.Info("certificates reloaded")
 			}
 		}
@@ -153,80 +154,4 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("replink stopping", "position", relayLog.ResumePoint())
 	return err
-}
-
-// statusDoc is the /status document.
-type statusDoc struct {
-	Master   replica.Status        `json:"master"`
-	Relay    relayStatus           `json:"relay"`
-	LagSec   float64               `json:"lag_seconds"`
-	Local    []tlsutil.CertInfo    `json:"local_certificates"`
-	Version  string                `json:"version"`
-	Uptime   string                `json:"uptime"`
-	Replicas []relay.ReplicaStatus `json:"replicas"`
-}
-
-type relayStatus struct {
-	DataDir  string   `json:"data_dir"`
-	Position string   `json:"position"`
-	Files    []string `json:"files"`
-}
-
-func (s statusDoc) WriteText(w io.Writer, now time.Time) {
-	m := s.Master
-	fmt.Fprintf(w, "master:   %s since %s (%s)\n", m.State, m.Since.Format(time.RFC3339), now.Sub(m.Since).Round(time.Second))
-	if m.ServerVersion != "" {
-		fmt.Fprintf(w, "server:   %s (%s)\n", m.ServerVersion, m.Flavor)
-	}
-	if m.TLSVersion != "" {
-		fmt.Fprintf(w, "tls:      %s %s\n", m.TLSVersion, m.Cipher)
-	} else if m.State == "streaming" {
-		fmt.Fprintf(w, "tls:      none (plaintext)\n")
-	}
-	for i, c := range m.PeerChain {
-		fmt.Fprintf(w, "  cert[%d] %s  issuer %s  expires %s (%.0f days)\n", i, c.Subject, c.Issuer, c.NotAfter.Format("2006-01-02"), c.DaysLeft(now))
-	}
-	fmt.Fprintf(w, "position: %s\nlag:      %.1fs\nreconnects: %d\n", s.Relay.Position, s.LagSec, m.Reconnects)
-	if m.LastError != "" {
-		fmt.Fprintf(w, "last error: %s (reason %s)\n", m.LastError, m.LastReason)
-	}
-	for _, f := range m.Failures {
-		fmt.Fprintf(w, "  %s %s: %s\n    fix: %s\n", f.Time.Format(time.RFC3339), f.Reason, f.Error, f.Hint)
-	}
-	for _, c := range s.Local {
-		fmt.Fprintf(w, "local %-6s %s expires %s (%.0f days)\n", c.Role, c.Subject, c.NotAfter.Format("2006-01-02"), c.DaysLeft(now))
-	}
-}
-
-func serveHTTP(addr string, reg *prometheus.Registry, rep *replica.Replica, rs *relay.Server, l *binlog.Log, log hclog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	started := time.Now()
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if st := rep.Status(); st.State != "streaming" {
-			http.Error(w, "not streaming: "+st.State+" "+st.LastError, http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
-		doc := statusDoc{Master: rep.Status(), LagSec: rep.Lag(), Version: version, Uptime: time.Since(started).Round(time.Second).String(),
-			Relay: relayStatus{DataDir: l.Dir(), Position: l.ResumePoint().String(), Files: l.Files()}, Replicas: rs.Replicas()}
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(doc)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "error", err)
-		}
-	}()
-	return srv, nil
 }

@@ -1,0 +1,151 @@
+// Package status is what replink shows a person or a probe: the /status
+// document, the HTML page at /, the text of `replink status`, and the
+// HTTP endpoints (/metrics, /healthz, /readyz) beside them.
+package status
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/relay"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
+)
+
+// Doc is the /status document.
+type Doc struct {
+	Master   replica.Status        `json:"master"`
+	Relay    Relay                 `json:"relay"`
+	LagSec   float64               `json:"lag_seconds"`
+	Local    []tlsutil.CertInfo    `json:"local_certificates"`
+	Replicas []relay.ReplicaStatus `json:"replicas"`
+	Version  string                `json:"version"`
+	Uptime   string                `json:"uptime"`
+	Now      time.Time             `json:"now"`
+}
+
+// Relay is the relay log part of the document.
+type Relay struct {
+	DataDir  string   `json:"data_dir"`
+	Position string   `json:"position"`
+	Durable  string   `json:"durable"`
+	Files    []string `json:"files"`
+}
+
+// Sources are the components the document is read from.
+type Sources struct {
+	Replica *replica.Replica
+	Relay   *relay.Server // may be nil
+	Log     *binlog.Log
+	Local   func() []tlsutil.CertInfo
+	Version string
+	Started time.Time
+}
+
+// Build makes the document now.
+func (s Sources) Build(now time.Time) Doc {
+	d := Doc{Master: s.Replica.Status(), LagSec: s.Replica.Lag(), Version: s.Version,
+		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Replicas: []relay.ReplicaStatus{},
+		Relay: Relay{DataDir: s.Log.Dir(), Position: s.Log.ResumePoint().String(), Durable: s.Log.Durable().String(), Files: s.Log.Files()}}
+	if s.Relay != nil {
+		d.Replicas = s.Relay.Replicas()
+	}
+	if s.Local != nil {
+		seen := map[string]bool{}
+		for _, c := range s.Local() {
+			if k := c.Role + c.SHA256; !seen[k] { // the same CA file may serve both links
+				seen[k] = true
+				d.Local = append(d.Local, c)
+			}
+		}
+	}
+	return d
+}
+
+// Handler serves /, /status, /metrics, /healthz and /readyz.
+func Handler(reg *prometheus.Registry, s Sources) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if st := s.Replica.Status(); st.State != "streaming" {
+			http.Error(w, "not streaming: "+st.State+" "+st.LastError, http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(s.Build(time.Now()))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err := WriteHTML(w, s.Build(time.Now())); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
+	})
+	return mux
+}
+
+// Serve listens on addr and serves h until Close.
+func Serve(addr string, h http.Handler, log hclog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("status server", "error", err)
+		}
+	}()
+	return srv, nil
+}
+
+// WriteText prints the document for a terminal (`replink status`).
+func WriteText(w io.Writer, d Doc, now time.Time) {
+	m := d.Master
+	fmt.Fprintf(w, "master:     %s since %s (%s)\n", m.State, m.Since.Format(time.RFC3339), now.Sub(m.Since).Round(time.Second))
+	if m.ServerVersion != "" {
+		fmt.Fprintf(w, "server:     %s (%s)\n", m.ServerVersion, m.Flavor)
+	}
+	switch {
+	case m.TLSVersion != "":
+		fmt.Fprintf(w, "tls:        %s %s\n", m.TLSVersion, m.Cipher)
+	case m.State == "streaming":
+		fmt.Fprintf(w, "tls:        none (plaintext)\n")
+	}
+	for i, c := range m.PeerChain {
+		fmt.Fprintf(w, "  cert[%d]   %s  issuer %s  expires %s (%.0f days)\n", i, c.Subject, c.Issuer, c.NotAfter.Format("2006-01-02"), c.DaysLeft(now))
+	}
+	fmt.Fprintf(w, "position:   %s (durable %s)\nlag:        %.1fs\nreconnects: %d\n", d.Relay.Position, d.Relay.Durable, d.LagSec, m.Reconnects)
+	if m.LastError != "" {
+		fmt.Fprintf(w, "last error: %s (reason %s)\n", m.LastError, m.LastReason)
+	}
+	for _, f := range m.Failures {
+		fmt.Fprintf(w, "  %s %s: %s\n    fix: %s\n", f.Time.Format(time.RFC3339), f.Reason, f.Error, f.Hint)
+	}
+	fmt.Fprintf(w, "slaves:     %d\n", len(d.Replicas))
+	for _, r := range d.Replicas {
+		fmt.Fprintf(w, "  server_id %d  %s  %s  at %s  %d bytes behind  tls %s\n", r.ServerID, r.User, r.Peer, r.Position, r.LagBytes, r.TLS)
+	}
+	for _, c := range d.Local {
+		fmt.Fprintf(w, "local %-6s %s expires %s (%.0f days)\n", c.Role, c.Subject, c.NotAfter.Format("2006-01-02"), c.DaysLeft(now))
+	}
+}
