@@ -137,3 +137,58 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestSeriesExistFromStartup: with the master unreachable, the series
+// alerts depend on are there, master_up is 0, every reason is initialised,
+// and /readyz says why it is not ready.
+func TestSeriesExistFromStartup(t *testing.T) {
+	p := test.NewPKI(t)
+	metricsPort := test.FreePort(t)
+	conf := test.WriteReplinkConfig(t, p, test.FreePort(t) /* nothing listens */, test.FreePort(t), metricsPort, t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"run", "-c", conf}, io.Discard, io.Discard) }()
+	defer func() { cancel(); <-done }()
+	base := fmt.Sprintf("http://127.0.0.1:%d", metricsPort)
+	var body string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/metrics")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(b)
+			if strings.Contains(body, `reason="connection_refused"} 1`) || strings.Contains(body, `reason="connection_refused"} 2`) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection_refused failure counted:\n%s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	want := []string{"replink_master_up 0", "replink_replication_lag_seconds ", "replink_last_event_timestamp_seconds ",
+		"replink_link_stalls_total 0", "replink_replicas_connected 0", "replink_relay_log_fsync_duration_seconds_count ",
+		`replink_cert_reloads_total{result="failed"} 0`, "replink_config_last_reload_successful 1", "replink_binlog_bytes_total 0",
+		`replink_master_reconnects_total{reason="stall"} 0`, `replink_tls_connection_info{cipher="none",link="master",version="none"} 1`,
+		`replink_tls_local_cert_not_after_timestamp_seconds{role="server"}`, `replink_tls_handshakes_total{link="replica",result="ok"} 0`,
+		`replink_link_wire_bytes_total{direction="in",link="replica"} 0`, `replink_build_info{`}
+	for _, r := range []string{"server_no_ssl", "unknown_ca", "cert_expired", "cert_not_yet_valid", "hostname_mismatch", "cn_only_cert",
+		"revoked", "protocol_version", "no_shared_cipher", "client_cert_rejected", "access_denied", "bad_local_keypair", "timeout", "other"} {
+		want = append(want, fmt.Sprintf(`replink_tls_handshake_failures_total{link="master",reason="%s"} 0`, r))
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("/metrics lacks %s", w)
+		}
+	}
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 503 || !strings.Contains(string(b), "connection refused") {
+		t.Fatalf("/readyz %d %q", resp.StatusCode, b)
+	}
+}
