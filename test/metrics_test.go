@@ -64,6 +64,16 @@ func TestMetricsMoveWithTheLink(t *testing.T) {
 		t.Fatalf("crypto seconds in = %v", c)
 	}
 
+	// An idle master: heartbeats keep the lag at ~0 although the last
+	// event grows old.
+	time.Sleep(2 * time.Second)
+	if lag := get("replink_replication_lag_seconds", nil); lag > 1 {
+		t.Fatalf("lag %.2fs on an idle master with 300ms heartbeats", lag)
+	}
+	if age := float64(time.Now().Unix()) - get("replink_last_event_timestamp_seconds", nil); age < 1.5 {
+		t.Fatalf("last event is %.1fs old after 2s idle", age)
+	}
+
 	// Cut the link (a stall, and new connections get nowhere): lag rises.
 	before := get("replink_replication_lag_seconds", nil)
 	proxy.Hold()
