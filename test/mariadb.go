@@ -395,3 +395,9 @@ func (s *Server) Checksum(table string) string {
 	rows := s.Query("CHECKSUM TABLE " + table)
 	return rows[0][1]
 }
+
+// Start starts a server that was killed, with the same data and port.
+func (s *Server) Start() {
+	s.t.Helper()
+	s.start()
+}

@@ -1,0 +1,78 @@
+package test
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// writer runs single-row inserts on the master until stopped, tolerating
+// the master being down; it counts the commits that succeeded.
+type writer struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	ok   atomic.Int64
+}
+
+func startWriter(m *Server, table string) *writer {
+	w := &writer{stop: make(chan struct{})}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-w.stop:
+				return
+			default:
+			}
+			rows, err := m.TryQuery(fmt.Sprintf("INSERT INTO %s VALUES (%d, REPEAT('v', 300))", table, i))
+			_ = rows
+			if err == nil {
+				w.ok.Add(1)
+			} else {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}()
+	return w
+}
+
+func (w *writer) Stop() int64 { close(w.stop); w.wg.Wait(); return w.ok.Load() }
+
+func TestMasterRestartAndKill9(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1, "sync_binlog=1", "innodb_flush_log_at_trx_commit=1")
+	m.SetupReplUsers()
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(400))")
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), Heartbeat: 300 * time.Millisecond})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+
+	w := startWriter(m, "app.t")
+	time.Sleep(time.Second)
+	m.Restart() // clean shutdown: the master writes a STOP event, starts a new binlog
+	time.Sleep(time.Second)
+	m.Kill() // kill -9: the binlog ends without ROTATE or STOP
+	m.Start()
+	time.Sleep(time.Second)
+	n := w.Stop()
+	t.Logf("%d commits across a master restart and a master kill -9", n)
+
+	st := waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if st["Last_SQL_Errno"] != "0" {
+		t.Fatalf("slave SQL error: %s", st["Last_SQL_Error"])
+	}
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("CHECKSUM TABLE master %s, slave %s", a, b)
+	}
+	files := r.Log.Files()
+	if len(files) < 3 {
+		t.Fatalf("relay files %v: want a new file after each master start", files)
+	}
+	t.Logf("relay log files %v; checksums match", files)
+	r.Stop()
+	compareWithMaster(t, m, r.Dir, files)
+}
