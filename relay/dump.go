@@ -90,6 +90,12 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	err := d.run()
 	var me *mysql.MyError
 	if errors.As(err, &me) {
+		if d.streaming {
+			// A reader goroutine owns the socket's read side now: answer
+			// and close here rather than return to the command loop.
+			_ = ss.conn.WriteValue(err)
+			ss.conn.Close()
+		}
 		return err
 	}
 	s.log.Info("slave left", "peer", ss.peer, "server_id", ss.serverID, "at", fmt.Sprintf("%s:%d", d.file, d.pos), "error", err)
@@ -109,6 +115,8 @@ type dumper struct {
 	rotated bool
 	// strip: the slave is not checksum-aware.
 	strip bool
+	// streaming: watchPeer reads the socket.
+	streaming bool
 }
 
 // waitAvailable waits, sending heartbeats, while the slave asks for a
@@ -236,6 +244,7 @@ func (d *dumper) limit() (end int64, complete bool, err error) {
 func (d *dumper) run() error {
 	ss, rl := d.ss, d.ss.s.rlog
 	gone := ss.watchPeer()
+	d.streaming = true
 	if err := d.waitAvailable(gone); err != nil {
 		return err
 	}
@@ -282,7 +291,10 @@ func (d *dumper) run() error {
 		for int64(d.pos) < end {
 			ev, err := r.event(int64(d.pos), end)
 			if err != nil {
-				return fmt.Errorf("relay log %s at %d: %w", d.file, d.pos, err)
+				// Never serve past a corrupt event; tell the slave why.
+				ss.s.log.Error("corrupt relay log: not serving past it", "file", d.file, "pos", d.pos, "error", err,
+					"peer", ss.peer, "server_id", ss.serverID)
+				return errBinlog(fmt.Sprintf("replink: corrupt relay log '%s' at %d: %v", d.file, d.pos, err))
 			}
 			if d.filter == nil || !d.filter.skip(ev) {
 				if err := d.send(ev); err != nil {

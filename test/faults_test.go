@@ -2,6 +2,9 @@ package test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,4 +78,49 @@ func TestMasterRestartAndKill9(t *testing.T) {
 	t.Logf("relay log files %v; checksums match", files)
 	r.Stop()
 	compareWithMaster(t, m, r.Dir, files)
+}
+
+// TestCorruptRelayLogNeverServed flips one byte inside an event of a
+// complete relay file: a slave reading it gets ERR 1236 naming the
+// corruption, nothing past it is applied, and the log says so.
+func TestCorruptRelayLogNeverServed(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(100))")
+	for i := 0; i < 50; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'row-%d')", i, i))
+	}
+	m.Exec("FLUSH BINARY LOGS", "INSERT INTO app.t VALUES (1000, 'in the next file')")
+	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.Durable(); return d.File == f && d.Offset == pos })
+
+	// Flip a byte in the middle of the first file's data.
+	name := filepath.Join(r.Dir, "mariadb-bin.000001")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := len(data) * 3 / 4
+	f, _ := os.OpenFile(name, os.O_WRONLY, 0)
+	f.WriteAt([]byte{data[at] ^ 0x10}, int64(at))
+	f.Close()
+
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	var st map[string]string
+	waitUntil(t, 20*time.Second, func() bool { st = slave.SlaveStatus(); return st["Last_IO_Errno"] == "1236" })
+	if !strings.Contains(st["Last_IO_Error"], "corrupt relay log") {
+		t.Fatalf("slave error %q does not name the corruption", st["Last_IO_Error"])
+	}
+	t.Logf("slave says: %s", st["Last_IO_Error"])
+	if !strings.Contains(r.Logs(), "corrupt relay log") {
+		t.Fatal("replink's log does not report the corruption")
+	}
+	// Nothing from the next file (after the corruption) reached the slave.
+	waitUntil(t, 10*time.Second, func() bool { return slave.SlaveStatus()["Slave_SQL_Running_State"] != "" })
+	if rows, err := slave.TryQuery("SELECT COUNT(*) FROM app.t WHERE id = 1000"); err == nil && rows[0][0] != "0" {
+		t.Fatal("an event past the corruption was served")
+	}
 }
