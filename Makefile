@@ -34,9 +34,14 @@ integration: setup
 bench: setup build
 	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/
 
+# Each fuzz target for FUZZTIME (the seed corpora also run in make test).
+FUZZTIME ?= 60s
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzParseEvent -fuzztime 60s ./binlog/
-	$(GO) test -run '^$$' -fuzz FuzzScanComplete -fuzztime 60s ./binlog/
+	@for t in FuzzParseEvent FuzzScanComplete FuzzParseMariaState FuzzGTIDList; do \
+	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./binlog/ || exit 1; done
+	@for t in FuzzHandleQuery FuzzParseCommands FuzzResendFDE; do \
+	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./relay/ || exit 1; done
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(FUZZTIME) ./config/
 
 # A local master and slave, replink between them over verified TLS.
 demo: setup build

@@ -297,3 +297,37 @@ func TestPurgeKeepsCurrentAndReadFiles(t *testing.T) {
 		t.Fatalf("index after reopen %v", got)
 	}
 }
+
+func FuzzParseMariaState(f *testing.F) {
+	for _, s := range []string{"", "0-1-100", "0-1-100,1-2-5", " 0-1-1 , 2-3-4 ", "0-1", "a-b-c", "0-1-1,0-2-2", "-1-1-1", "4294967296-1-1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		st, err := ParseMariaState(s)
+		if err != nil {
+			return
+		}
+		again, err := ParseMariaState(st.String())
+		if err != nil || len(again) != len(st) {
+			t.Fatalf("%q -> %q does not parse back: %v", s, st.String(), err)
+		}
+		for d, g := range st {
+			if again[d] != g {
+				t.Fatalf("%q: domain %d round-trips to %v, was %v", s, d, again[d], g)
+			}
+		}
+	})
+}
+
+func FuzzGTIDList(f *testing.F) {
+	f.Add(mkEvent(TypeMariaGTIDList, []byte{1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0}, 100, 0))
+	f.Add(mkEvent(TypeMariaGTIDList, []byte{0xff, 0xff, 0xff, 0x0f}, 100, 0))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ev, err := ParseEvent(raw)
+		if err != nil {
+			return
+		}
+		_, _ = GTIDList(ev, ChecksumCRC32)
+		_, _ = GTIDOf(ev, ChecksumCRC32)
+	})
+}

@@ -2,7 +2,11 @@ package config
 
 import (
 	"errors"
+
 	"flag"
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -138,4 +142,38 @@ func TestShippedConfigsLoad(t *testing.T) {
 			t.Errorf("%s: a shipped configuration should require TLS from slaves", f)
 		}
 	}
+}
+
+func FuzzLoadFile(f *testing.F) {
+	for _, s := range []string{
+		"[master]\nhost = \"db\"\nport = 3306\n",
+		"[relay]\nlisten = \"127.0.0.1:3307\"\n[[relay.users]]\nname = \"s\"\nrequire = \"X509\"\n",
+		"[master]\nheartbeat-period = \"1s\"\nstart = \"gtid:0-1-5\"\n",
+		"[master", "= =", "[metrics]\nlisten = 5\n",
+	} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body string) {
+		name := filepath.Join(dir, "fuzz.toml")
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Skip()
+		}
+		c := Defaults()
+		if err := c.LoadFile(name); err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("load error is not a config error: %v", err)
+			}
+			return
+		}
+		// Validation that reads no files (the fuzzer invents paths such as /dev/zero).
+		_, _ = replica.ParseStart(c.Master.Start)
+		_, _ = Duration(name, "k", c.Master.HeartbeatPeriod)
+		_, _ = Duration(name, "k", c.Relay.Retain)
+		_, _ = binlog.ParseSyncPolicy(c.Relay.Sync)
+		_, _ = tlsutil.ParseMode(c.Master.SSLMode)
+		_, _, _ = tlsutil.ParseCipherList(c.Master.SSLCipher)
+		_, _, _ = tlsutil.ParseTLSVersions(c.Master.TLSVersion)
+	})
 }
