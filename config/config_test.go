@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func write(t *testing.T, name, body string, perm os.FileMode) string {
@@ -160,7 +161,15 @@ func FuzzLoadFile(f *testing.F) {
 			t.Skip()
 		}
 		c := Defaults()
-		if err := c.LoadFile(name); err != nil {
+		done := make(chan struct{})
+		var loadErr error
+		go func() { loadErr = c.LoadFile(name); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("LoadFile took over 5s on %q", body)
+		}
+		if err := loadErr; err != nil {
 			var ce *Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("load error is not a config error: %v", err)
@@ -168,12 +177,26 @@ func FuzzLoadFile(f *testing.F) {
 			return
 		}
 		// Validation that reads no files (the fuzzer invents paths such as /dev/zero).
-		_, _ = replica.ParseStart(c.Master.Start)
-		_, _ = Duration(name, "k", c.Master.HeartbeatPeriod)
-		_, _ = Duration(name, "k", c.Relay.Retain)
-		_, _ = binlog.ParseSyncPolicy(c.Relay.Sync)
-		_, _ = tlsutil.ParseMode(c.Master.SSLMode)
-		_, _, _ = tlsutil.ParseCipherList(c.Master.SSLCipher)
-		_, _, _ = tlsutil.ParseTLSVersions(c.Master.TLSVersion)
+		steps := []struct {
+			name string
+			f    func()
+		}{
+			{"ParseStart", func() { _, _ = replica.ParseStart(c.Master.Start) }},
+			{"Duration heartbeat", func() { _, _ = Duration(name, "k", c.Master.HeartbeatPeriod) }},
+			{"Duration retain", func() { _, _ = Duration(name, "k", c.Relay.Retain) }},
+			{"ParseSyncPolicy", func() { _, _ = binlog.ParseSyncPolicy(c.Relay.Sync) }},
+			{"ParseMode", func() { _, _ = tlsutil.ParseMode(c.Master.SSLMode) }},
+			{"ParseCipherList", func() { _, _, _ = tlsutil.ParseCipherList(c.Master.SSLCipher) }},
+			{"ParseTLSVersions", func() { _, _, _ = tlsutil.ParseTLSVersions(c.Master.TLSVersion) }},
+		}
+		for _, st := range steps {
+			done := make(chan struct{})
+			go func() { st.f(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s took over 5s on %q", st.name, body)
+			}
+		}
 	})
 }
