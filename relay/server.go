@@ -27,10 +27,13 @@ type Config struct {
 	// ServerVersion is the version string to advertise (the master's when
 	// known, so slaves pick the right protocol).
 	ServerVersion func() string
-	// HandshakeTimeout bounds a client's login; MaxConnections bounds how
-	// many may be connected at once.
+	// HandshakeTimeout bounds a client's login. MaxConnections bounds how
+	// many may be connected at once, MaxHandshakes how many of those may be
+	// still logging in: a flood of half-open connections uses up the
+	// handshake slots, not the room of slaves that are replicating.
 	HandshakeTimeout time.Duration
 	MaxConnections   int
+	MaxHandshakes    int
 	// Retain is how long relay log files are kept (0: forever); a file a
 	// connected slave still needs is kept regardless.
 	Retain time.Duration
@@ -44,7 +47,8 @@ type Server struct {
 	tlsm  *tlsutil.Metrics
 	m     *Metrics
 	users map[string]*User
-	sem   chan struct{}
+	sem   chan struct{} // connections
+	hs    chan struct{} // connections still in the handshake
 
 	mu       sync.Mutex
 	replicas map[*session]struct{}
@@ -58,6 +62,9 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = 256
 	}
+	if cfg.MaxHandshakes == 0 || cfg.MaxHandshakes > cfg.MaxConnections/2 {
+		cfg.MaxHandshakes = max(cfg.MaxConnections/2, 1)
+	}
 	if cfg.ServerVersion == nil {
 		cfg.ServerVersion = func() string { return "" }
 	}
@@ -65,7 +72,7 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 		return nil, errors.New("require-secure-transport needs ssl-cert and ssl-key")
 	}
 	s := &Server{cfg: cfg, rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
-		sem: make(chan struct{}, cfg.MaxConnections), replicas: map[*session]struct{}{}}
+		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), replicas: map[*session]struct{}{}}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		if _, dup := s.users[u.Name]; dup {
@@ -111,8 +118,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("relay accept: %w", err)
 		}
 		select {
+		case s.hs <- struct{}{}:
+		default:
+			s.log.Warn("too many connections logging in at once; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxHandshakes)
+			c.Close()
+			continue
+		}
+		select {
 		case s.sem <- struct{}{}:
 		default:
+			<-s.hs
 			s.log.Warn("too many connections; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxConnections)
 			c.Close()
 			continue
@@ -148,6 +163,7 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 	srv := server.NewServer(version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, tlsCfg)
 	sess := &session{s: s, peer: peer, vars: map[string]string{}, done: ctx.Done()}
 	c, err := srv.NewCustomizedConn(w, &authHandler{s: s}, sess)
+	<-s.hs // the handshake is over, one way or the other
 	if err != nil {
 		var me *mysql.MyError
 		if !errors.As(err, &me) || me.Code != mysql.ER_ACCESS_DENIED_ERROR {

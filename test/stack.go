@@ -45,6 +45,9 @@ type ReplinkOptions struct {
 	Start replica.Start
 	// SSLMode for the master link; VERIFY_IDENTITY when empty.
 	SSLMode string
+	// Relay limits (relay defaults when zero).
+	HandshakeTimeout time.Duration
+	MaxConnections   int
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -96,6 +99,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 		SemiSync:        o.SemiSync,
 	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)
 	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain,
+		HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections,
 		ServerVersion: func() string { return rep.Status().ServerVersion }}, l, logger.Named("relay"), tm, relay.NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,142 @@
+package test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// readAll reads from c until it closes or d passes.
+func readAll(c net.Conn, d time.Duration) []byte {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	b, _ := io.ReadAll(c)
+	return b
+}
+
+// TestNoBinlogBeforeAuthentication: a peer that skips or fails the login
+// and asks for a dump gets the greeting and an error, never binlog data.
+func TestNoBinlogBeforeAuthentication(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), HandshakeTimeout: 2 * time.Second})
+	m.Exec("CREATE DATABASE secret", "CREATE TABLE secret.t (v VARCHAR(64))", "INSERT INTO secret.t VALUES ('top-secret-row')")
+	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.Durable(); return d.File == f && d.Offset == pos })
+	addr := fmt.Sprintf("127.0.0.1:%d", r.Port)
+	file := "mariadb-bin.000001"
+	dump := func(seq byte) []byte { // COM_BINLOG_DUMP from position 4
+		body := append([]byte{0x12, 4, 0, 0, 0, 0, 0, 9, 0, 0, 0}, file...)
+		return append([]byte{byte(len(body)), byte(len(body) >> 8), 0, seq}, body...)
+	}
+	cases := map[string]func(c net.Conn){
+		"dump instead of login": func(c net.Conn) { c.Write(dump(1)) },
+		"garbage": func(c net.Conn) {
+			g := make([]byte, 4096)
+			rand.Read(g)
+			c.Write(g)
+		},
+		"login for a user that does not exist, then dump": func(c net.Conn) {
+			// capabilities (protocol 41, secure conn, plugin auth), max packet, charset, filler, user, empty auth
+			resp := []byte{0x05, 0xa2, 0x0a, 0x00, 0, 0, 0, 1, 33}
+			resp = append(resp, make([]byte, 23)...)
+			resp = append(resp, "nobody\x00"...)
+			resp = append(resp, 0, 'm', 'y', 's', 'q', 'l', '_', 'n', 'a', 't', 'i', 'v', 'e', '_', 'p', 'a', 's', 's', 'w', 'o', 'r', 'd', 0)
+			c.Write(append([]byte{byte(len(resp)), 0, 0, 1}, resp...))
+			c.Write(dump(0))
+		},
+		"silent": func(c net.Conn) {},
+	}
+	for name, send := range cases {
+		t.Run(name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			send(c)
+			start := time.Now()
+			got := readAll(c, 10*time.Second)
+			if time.Since(start) > 8*time.Second {
+				t.Fatalf("the relay kept an unauthenticated peer for %s", time.Since(start))
+			}
+			for _, leak := range [][]byte{{0xfe, 0x62, 0x69, 0x6e}, []byte("top-secret-row"), []byte(file)} {
+				if bytes.Contains(got, leak) {
+					t.Fatalf("an unauthenticated peer received %q", leak)
+				}
+			}
+			if len(got) > 512 {
+				t.Fatalf("an unauthenticated peer received %d bytes; a greeting and an error are far less", len(got))
+			}
+		})
+	}
+}
+
+// TestConnectionFloodLeavesSlavesAlone: hundreds of garbage and half-open
+// connections are refused or timed out while a slave keeps replicating.
+func TestConnectionFloodLeavesSlavesAlone(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), HandshakeTimeout: time.Second, MaxConnections: 40})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+
+	addr := fmt.Sprintf("127.0.0.1:%d", r.Port)
+	var wg sync.WaitGroup
+	stop := time.Now().Add(4 * time.Second)
+	var mu sync.Mutex
+	held := 0
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				c, err := net.DialTimeout("tcp", addr, time.Second)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				keep := held < 100 // keep some half-open: they must be timed out
+				if keep {
+					held++
+				}
+				mu.Unlock()
+				if keep {
+					go func() { readAll(c, 5*time.Second); c.Close() }()
+					continue
+				}
+				g := make([]byte, 64)
+				rand.Read(g)
+				c.Write(g)
+				c.Close()
+			}
+		}()
+	}
+	for i := 0; i < 100; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d)", i))
+	}
+	wg.Wait()
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("CHECKSUM TABLE during the flood: master %s, slave %s", a, b)
+	}
+	if n := len(r.Relay.Replicas()); n != 1 {
+		t.Fatalf("%d replicas dumping, want the one slave", n)
+	}
+	if !strings.Contains(r.Logs(), "too many connections logging in at once") {
+		t.Fatal("the handshake limit was never reached or never logged")
+	}
+	// The half-open ones were timed out: a new slave login works again.
+	time.Sleep(1500 * time.Millisecond)
+	slave.Exec("STOP SLAVE", "START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+}
