@@ -200,3 +200,30 @@ func FuzzLoadFile(f *testing.F) {
 		}
 	})
 }
+
+func TestRelayRequiresTLSOffLoopback(t *testing.T) {
+	for _, c := range []struct {
+		listen   string
+		explicit *bool
+		wantErr  bool
+	}{
+		{"127.0.0.1:3307", nil, false},
+		{"[::1]:3307", nil, false},
+		{"localhost:3307", nil, false},
+		{"0.0.0.0:3307", nil, true},
+		{"10.1.2.3:3307", nil, true},
+		{"0.0.0.0:3307", new(bool), false}, // explicitly off
+	} {
+		cfg := Defaults()
+		cfg.File = "x.toml"
+		cfg.Relay.Listen = c.listen
+		cfg.Relay.RequireSecureTransport = c.explicit
+		_, err := cfg.RelayConfig()
+		if (err != nil) != c.wantErr {
+			t.Errorf("listen %s: %v", c.listen, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "relay.require-secure-transport") {
+			t.Errorf("error %v does not name the key", err)
+		}
+	}
+}
