@@ -134,6 +134,8 @@ func (l *Log) recover(name string) error {
 		// Listed but never created: start it afresh.
 		return l.create(name)
 	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
@@ -164,8 +166,9 @@ func (l *Log) recover(name string) error {
 	}
 	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
 	l.cur = Pos{File: name, Offset: uint32(end)}
-	l.written, l.durable = l.cur, l.cur
 	l.groups = tracker
+	l.setWritten(l.cur)
+	l.setDurable(l.cur)
 	return nil
 }
 
@@ -223,27 +226,36 @@ func (l *Log) create(name string) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	path := filepath.Join(l.dir, name)
+	// The file is complete (magic, fsynced) before the index names it; on
+	// any failure it is removed again, so the index never lists a file
+	// that is not there (a full disk must leave nothing half made).
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
-	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
-	if _, err := l.w.Write(Magic); err != nil {
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(path)
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
+	if _, err := f.Write(Magic); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if len(l.files) == 0 || l.files[len(l.files)-1] != name {
+		files := append(append([]string(nil), l.files...), name)
+		if err := WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(files, "\n")+"\n"), 0o640); err != nil {
+			return fail(err)
+		}
+		l.mu.Lock()
+		l.files = files
+		l.mu.Unlock()
+	}
+	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
 	l.cur = Pos{File: name, Offset: 4}
 	l.groups.Reset()
-	if len(l.files) == 0 || l.files[len(l.files)-1] != name {
-		l.mu.Lock()
-		l.files = append(l.files, name)
-		l.mu.Unlock()
-		if err := l.writeIndex(); err != nil {
-			return err
-		}
-	}
-	if err := l.flushSync(); err != nil {
-		return err
-	}
 	l.setWritten(l.cur)
 	l.setDurable(l.cur)
 	return syncDir(l.dir)
@@ -404,6 +416,11 @@ func (l *Log) StartFile(name string) error {
 	if err := l.closeFile(); err != nil {
 		return err
 	}
+	if l.Has(name) {
+		// A file the log already holds is reopened and continued, never
+		// truncated (the stream resumes at its end).
+		return l.recover(name)
+	}
 	return l.create(name)
 }
 
@@ -433,11 +450,16 @@ func (l *Log) Append(ev Event) (bool, error) {
 		return false, fmt.Errorf("relay log %s: event type %d ends at %d but would be written at %d..%d",
 			l.cur.File, ev.Type, ev.LogPos, l.cur.Offset, int64(l.cur.Offset)+int64(ev.Size))
 	}
+	if ev.Type == TypeFormatDescription && FDEChecksum(ev.Raw) == ChecksumCRC32 || ev.Type != TypeFormatDescription && l.groups.Checksum() == ChecksumCRC32 {
+		if err := VerifyChecksum(ev.Raw); err != nil {
+			return false, fmt.Errorf("relay log %s: event type %d at %d from the master: %w", l.cur.File, ev.Type, l.cur.Offset, err)
+		}
+	}
 	if int64(l.cur.Offset)+int64(len(ev.Raw)) > 1<<32-1 {
 		return false, fmt.Errorf("relay log %s: file would pass 4 GiB", l.cur.File)
 	}
 	if _, err := l.w.Write(ev.Raw); err != nil {
-		return false, fmt.Errorf("relay log %s: write at %d: %w", l.cur.File, l.cur.Offset, err)
+		return false, l.undoTail(fmt.Errorf("relay log %s: write at %d: %w", l.cur.File, l.cur.Offset, err))
 	}
 	l.cur.Offset += uint32(len(ev.Raw))
 	boundary := l.groups.Add(ev)
@@ -446,14 +468,14 @@ func (l *Log) Append(ev Event) (bool, error) {
 		err := l.flushSync()
 		l.syncMu.Unlock()
 		if err != nil {
-			return true, err
+			return true, l.undoTail(err)
 		}
 	}
 	if !boundary {
 		return true, nil
 	}
 	if err := l.w.Flush(); err != nil {
-		return true, fmt.Errorf("relay log %s: write: %w", l.cur.File, err)
+		return true, l.undoTail(fmt.Errorf("relay log %s: write: %w", l.cur.File, err))
 	}
 	l.setWritten(l.cur)
 	switch l.policy {
@@ -466,6 +488,27 @@ func (l *Log) Append(ev Event) (bool, error) {
 		l.setDurable(l.cur)
 	}
 	return true, nil
+}
+
+// undoTail is called when a write failed (a full disk): it cuts the file
+// back to the last complete transaction at once, which needs no space, so
+// the file on disk stays whole, and returns cause.
+func (l *Log) undoTail(cause error) error {
+	to := l.ResumePoint()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.w.Reset(l.f)
+	if to.File == l.cur.File {
+		if err := l.f.Truncate(int64(to.Offset)); err != nil {
+			return fmt.Errorf("%w (and truncating back to %d failed: %v)", cause, to.Offset, err)
+		}
+		if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
+			return fmt.Errorf("%w (and seeking back to %d failed: %v)", cause, to.Offset, err)
+		}
+		l.cur = to
+		l.groups.Reset()
+	}
+	return cause
 }
 
 // flushSync writes out the buffer and fsyncs; callers hold syncMu.
@@ -495,25 +538,38 @@ func (l *Log) Rollback() error {
 		return nil
 	}
 	to := l.ResumePoint()
-	if l.cur == to {
-		return nil
-	}
 	if l.cur.File != to.File {
 		return fmt.Errorf("relay log: partial transaction spans files %s and %s", to.File, l.cur.File)
 	}
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	// Drop whatever is buffered (a failed write keeps its error in bufio)
+	// and whatever reached the file past the last complete transaction.
 	l.w.Reset(l.f)
-	if err := l.f.Truncate(int64(to.Offset)); err != nil {
-		return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", l.cur.File, to.Offset, err)
+	st, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("relay log %s: %w", l.cur.File, err)
+	}
+	if st.Size() != int64(to.Offset) {
+		if err := l.f.Truncate(int64(to.Offset)); err != nil {
+			return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", l.cur.File, to.Offset, err)
+		}
+		l.log.Info("dropped partial transaction", "file", l.cur.File, "from", st.Size(), "to", to.Offset)
 	}
 	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
 		return err
 	}
-	l.log.Info("dropped partial transaction", "file", l.cur.File, "from", l.cur.Offset, "to", to.Offset)
 	l.cur = to
 	l.groups.Reset()
-	return l.fsync()
+	if err := l.fsync(); err != nil {
+		return err
+	}
+	// On disk and consistent again: a failed fsync before is forgiven.
+	l.mu.Lock()
+	l.syncErr = nil
+	l.mu.Unlock()
+	l.setDurable(to)
+	return nil
 }
 
 // closeFile fsyncs and closes the current file; everything written is

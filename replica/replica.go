@@ -38,6 +38,8 @@ type Config struct {
 	Start           Start
 	HeartbeatPeriod time.Duration
 	SemiSync        bool
+	// MaxBackoff caps the wait between reconnects (30s when zero).
+	MaxBackoff time.Duration
 }
 
 // Start is where to begin when the sink holds nothing.
@@ -163,7 +165,10 @@ func (r *Replica) setState(f func(*Status)) {
 // towards the backoff only when no event arrived since the last reconnect.
 func (r *Replica) Run(ctx context.Context) error {
 	backoff := 200 * time.Millisecond
-	const maxBackoff = 30 * time.Second
+	maxBackoff := r.cfg.MaxBackoff
+	if maxBackoff == 0 {
+		maxBackoff = 30 * time.Second
+	}
 	for {
 		progressed, err := r.session(ctx)
 		if ctx.Err() != nil {
@@ -206,10 +211,15 @@ func (r *Replica) Run(ctx context.Context) error {
 }
 
 // reconnectReason is the reconnect label: a handshake reason, stall,
-// disconnected (lost mid-stream) or master_error (an ERR packet).
+// disconnected (lost mid-stream), master_error (an ERR packet) or
+// relay_log (storing failed: a full disk, an I/O error, a bad event).
 func reconnectReason(err error) string {
 	if errors.Is(err, errStall) {
 		return "stall"
+	}
+	var sinkErr *sinkError
+	if errors.As(err, &sinkErr) {
+		return "relay_log"
 	}
 	var se *streamError
 	if errors.As(err, &se) {
@@ -224,12 +234,18 @@ func reconnectReason(err error) string {
 
 // ReconnectReasons are the reconnect label values, pre-initialised.
 func ReconnectReasons() []string {
-	out := []string{"stall", "disconnected", "master_error"}
+	out := []string{"stall", "disconnected", "master_error", "relay_log"}
 	for _, r := range tlsutil.Reasons {
 		out = append(out, string(r))
 	}
 	return out
 }
+
+// sinkError is a failure to store what the master sent.
+type sinkError struct{ err error }
+
+func (e *sinkError) Error() string { return e.err.Error() }
+func (e *sinkError) Unwrap() error { return e.err }
 
 // streamError is a failure after streaming started.
 type streamError struct{ err error }
@@ -242,7 +258,7 @@ func (r *Replica) session(ctx context.Context) (progressed bool, err error) {
 	r.setState(func(s *Status) { s.State, s.Since = "connecting", time.Now() })
 	from := r.sink.ResumePoint()
 	if err := r.sink.Rollback(); err != nil {
-		return false, err
+		return false, &sinkError{err}
 	}
 	if r.flavor == "" || from.IsZero() {
 		start, err := r.prepare(ctx, from)

@@ -149,7 +149,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		return progressed, nil
 	}
 	if h.err != nil {
-		return progressed, h.err
+		return progressed, &sinkError{h.err}
 	}
 	if err == nil {
 		err = errors.New("stream ended")

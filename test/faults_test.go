@@ -3,12 +3,15 @@ package test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/replink/replink/binlog"
 )
 
 // writer runs single-row inserts on the master until stopped, tolerating
@@ -123,4 +126,67 @@ func TestCorruptRelayLogNeverServed(t *testing.T) {
 	if rows, err := slave.TryQuery("SELECT COUNT(*) FROM app.t WHERE id = 1000"); err == nil && rows[0][0] != "0" {
 		t.Fatal("an event past the corruption was served")
 	}
+}
+
+// TestDiskFull puts the relay log on a 4 MB tmpfs and writes more than
+// that on the master: replink stops storing (and so serving) past what is
+// durable, says why in its log and metrics, leaves no corrupt file, and
+// carries on by itself when the filesystem grows.
+func TestDiskFull(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "relay")
+	os.MkdirAll(dir, 0o750)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount a 4 MB tmpfs (the test runs as root, as make test does here): %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
+
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Dir: dir, Users: slaveUsers(), MaxBackoff: 300 * time.Millisecond})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	for i := 0; i < 40; i++ { // ~8 MB of binlog
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT(MD5(%d), 6400))", i, i))
+	}
+	full := map[string]string{"reason": "relay_log"}
+	waitUntil(t, 30*time.Second, func() bool { return counterValue(t, r.Reg, "replink_master_reconnects_total", full) >= 2 })
+	if !strings.Contains(r.Logs(), "no space left on device") {
+		t.Fatal("the log does not say the disk is full")
+	}
+	// What is on disk is whole: every file scans to its end, and mariadb-binlog reads it.
+	for _, f := range r.Log.Files() {
+		fh, err := os.Open(filepath.Join(dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, _, err := binlog.ScanComplete(fh)
+		st, _ := fh.Stat()
+		fh.Close()
+		if err != nil || end != st.Size() {
+			t.Fatalf("%s while the disk is full: complete to %d of %d bytes (%v)", f, end, st.Size(), err)
+		}
+		if out, err := exec.Command("mariadb-binlog", filepath.Join(dir, f)).CombinedOutput(); err != nil {
+			t.Fatalf("mariadb-binlog %s: %v %s", f, err, tail(out, 500))
+		}
+	}
+	durable := r.Log.Durable()
+	if f, pos := m.MasterStatus(); durable.File == f && durable.Offset == pos {
+		t.Fatal("the relay log holds everything although the disk is too small")
+	}
+	t.Logf("disk full: relay log durable at %s, %v reconnects with reason relay_log", durable, counterValue(t, r.Reg, "replink_master_reconnects_total", full))
+
+	// Space returns: replink carries on by itself.
+	if out, err := exec.Command("mount", "-o", "remount,size=64m", dir).CombinedOutput(); err != nil {
+		t.Fatalf("grow the tmpfs: %v %s", err, out)
+	}
+	waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("CHECKSUM TABLE master %s, slave %s", a, b)
+	}
+	files := r.Log.Files()
+	r.Stop()
+	compareWithMaster(t, m, dir, files)
 }

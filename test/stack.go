@@ -45,6 +45,8 @@ type ReplinkOptions struct {
 	Start replica.Start
 	// SSLMode for the master link; VERIFY_IDENTITY when empty.
 	SSLMode string
+	// MaxBackoff caps the wait between reconnects (replica default when zero).
+	MaxBackoff time.Duration
 	// Relay limits (relay defaults when zero).
 	HandshakeTimeout time.Duration
 	MaxConnections   int
@@ -97,6 +99,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 		Start:           o.Start,
 		HeartbeatPeriod: o.Heartbeat,
 		SemiSync:        o.SemiSync,
+		MaxBackoff:      o.MaxBackoff,
 	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)
 	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain,
 		HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections,
