@@ -190,3 +190,59 @@ func TestDiskFull(t *testing.T) {
 	r.Stop()
 	compareWithMaster(t, m, dir, files)
 }
+
+// TestStallMidEvent: the link dies half-way through a 6 MB event without
+// closing. replink notices within 3 heartbeat periods, reconnects and
+// resumes at the last complete transaction; the relay file ends up
+// byte-identical. A native slave behind the same kind of stall is timed
+// for comparison (its slave_net_timeout).
+func TestStallMidEvent(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1, "max_allowed_packet=64M")
+	m.SetupReplUsers()
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
+	proxy := StartProxy(t, m.Addr())
+	const hb = time.Second
+	r := StartReplink(t, p, m.Port, ReplinkOptions{MasterPort: proxy.Port(), Heartbeat: hb, MaxBackoff: 300 * time.Millisecond})
+	waitCaughtUp(t, m, r, 20*time.Second)
+
+	// The next connection will stall after 1 MB; push replink onto it.
+	proxy.StallAfter(1 << 20)
+	proxy.Stall()
+	stalls := func() float64 { return counterValue(t, r.Reg, "replink_link_stalls_total", nil) }
+	waitUntil(t, 10*time.Second, func() bool { return stalls() == 1 && counterValue(t, r.Reg, "replink_master_up", nil) == 1 })
+	start := time.Now()
+	m.Exec("INSERT INTO app.t VALUES (1, REPEAT('x', 6000000))")
+	waitUntil(t, 10*time.Second, func() bool { return stalls() == 2 })
+	replinkDetect := time.Since(start)
+	m.Exec("INSERT INTO app.t VALUES (2, 'after')")
+	waitCaughtUp(t, m, r, 30*time.Second)
+	t.Logf("replink: stall in the middle of a 6 MB event detected after %s (heartbeat %s)", replinkDetect.Round(10*time.Millisecond), hb)
+
+	// A native slave, straight from the master through its own proxy.
+	sp := StartProxy(t, m.Addr())
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	slave.Exec("SET GLOBAL slave_net_timeout=3", fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='replpass',
+		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4`, sp.Port(), p.CAFile), "START SLAVE")
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	sp.StallAfter(1 << 20)
+	sp.Stall()
+	waitUntil(t, 20*time.Second, func() bool { st := slave.SlaveStatus(); return st["Last_IO_Errno"] != "0" || st["Slave_IO_Running"] != "Yes" })
+	slave.Exec("STOP SLAVE", "START SLAVE") // clear the error; the next connection stalls after 1 MB
+	waitUntil(t, 10*time.Second, func() bool { return slave.SlaveStatus()["Slave_IO_Running"] == "Yes" })
+	// The slave gives up on a stalled link by opening a new connection.
+	conns := sp.Accepted()
+	start = time.Now()
+	m.Exec("INSERT INTO app.t VALUES (3, REPEAT('y', 6000000))")
+	waitUntil(t, 30*time.Second, func() bool { return sp.Accepted() > conns })
+	nativeDetect := time.Since(start)
+	t.Logf("native slave (slave_net_timeout=3, heartbeat 1.5s): same stall detected after %s; replink: %s",
+		nativeDetect.Round(10*time.Millisecond), replinkDetect.Round(10*time.Millisecond))
+
+	if replinkDetect > 3*hb+2*time.Second {
+		t.Fatalf("replink took %s, want about 3 heartbeat periods (%s)", replinkDetect, 3*hb)
+	}
+	files := r.Log.Files()
+	r.Stop()
+	compareWithMaster(t, m, r.Dir, files)
+}

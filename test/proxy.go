@@ -18,6 +18,26 @@ type Proxy struct {
 	conns  []*proxied
 	closed bool
 	held   chan struct{} // while not nil, new connections wait (the path is down)
+	// stallAfter, when > 0, stalls the next connection's master-to-client
+	// direction after that many bytes (a link that dies mid-event).
+	stallAfter int
+	accepted   int
+}
+
+// Accepted counts the connections the proxy has accepted.
+func (p *Proxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
+}
+
+// StallAfter makes new connections stop forwarding, without closing,
+// once n bytes have gone from the target to the client; after the first
+// one stalls, connections are normal again.
+func (p *Proxy) StallAfter(n int) {
+	p.mu.Lock()
+	p.stallAfter = n
+	p.mu.Unlock()
 }
 
 // Hold makes new connections wait before they reach the target, as if the
@@ -44,6 +64,8 @@ type proxied struct {
 	a, b    net.Conn
 	mu      sync.Mutex
 	stalled bool
+	budget  int // bytes target→client before stalling; 0: no limit
+	p       *Proxy
 }
 
 // StartProxy listens on a free loopback port.
@@ -69,6 +91,7 @@ func (p *Proxy) accept() {
 			return
 		}
 		p.mu.Lock()
+		p.accepted++
 		held := p.held
 		p.mu.Unlock()
 		if held != nil {
@@ -80,8 +103,9 @@ func (p *Proxy) accept() {
 			a.Close()
 			continue
 		}
-		pc := &proxied{a: a, b: b}
+		pc := &proxied{a: a, b: b, p: p}
 		p.mu.Lock()
+		pc.budget = p.stallAfter
 		if p.closed {
 			p.mu.Unlock()
 			a.Close()
@@ -106,6 +130,17 @@ func (pc *proxied) pipe(dst, src net.Conn) {
 			// Swallow everything, forward nothing, close nothing.
 			_, _ = io.Copy(io.Discard, src)
 			return
+		}
+		if n > 0 && src == pc.b && pc.budget > 0 {
+			pc.mu.Lock()
+			if n >= pc.budget {
+				n, pc.stalled = pc.budget, true
+				pc.p.mu.Lock()
+				pc.p.stallAfter = 0
+				pc.p.mu.Unlock()
+			}
+			pc.budget -= n
+			pc.mu.Unlock()
 		}
 		if n > 0 {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
