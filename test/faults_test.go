@@ -227,7 +227,10 @@ func TestStallMidEvent(t *testing.T) {
 	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	sp.StallAfter(1 << 20)
 	sp.Stall()
-	waitUntil(t, 20*time.Second, func() bool { st := slave.SlaveStatus(); return st["Last_IO_Errno"] != "0" || st["Slave_IO_Running"] != "Yes" })
+	waitUntil(t, 20*time.Second, func() bool {
+		st := slave.SlaveStatus()
+		return st["Last_IO_Errno"] != "0" || st["Slave_IO_Running"] != "Yes"
+	})
 	slave.Exec("STOP SLAVE", "START SLAVE") // clear the error; the next connection stalls after 1 MB
 	waitUntil(t, 10*time.Second, func() bool { return slave.SlaveStatus()["Slave_IO_Running"] == "Yes" })
 	// The slave gives up on a stalled link by opening a new connection.
