@@ -1,0 +1,171 @@
+package test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/logging"
+)
+
+// goSlave is a go-mysql BinlogSyncer reading from replink, keeping the
+// bytes of every event that belongs to a file, per file.
+type goSlave struct {
+	mu    sync.Mutex
+	file  string
+	files map[string]*bytes.Buffer
+	err   error
+}
+
+func (g *goSlave) HandleEvent(e *replication.BinlogEvent) error {
+	ev, err := binlog.ParseEvent(e.RawData)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if ev.Type == binlog.TypeRotate {
+		name, _, err := binlog.RotateTarget(ev)
+		if err != nil {
+			return err
+		}
+		if !ev.Artificial() {
+			g.files[g.file].Write(e.RawData)
+		}
+		g.file = name
+		if g.files[name] == nil {
+			g.files[name] = bytes.NewBuffer(append([]byte(nil), binlog.Magic...))
+		}
+		return nil
+	}
+	if ev.Artificial() || ev.Type == binlog.TypeHeartbeat {
+		return nil
+	}
+	g.files[g.file].Write(e.RawData)
+	return nil
+}
+
+func TestTwentySlavesUnderLoad(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(255), n INT)")
+	waitCaughtUp(t, m, r, 20*time.Second)
+
+	// One real mariadbd slave...
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	// ...and 19 go-mysql clients over TLS.
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(p.CAFile)
+	pool.AppendCertsFromPEM(ca)
+	logger := logging.Slog(hclog.NewNullLogger())
+	var slaves []*goSlave
+	var syncers []*replication.BinlogSyncer
+	for i := 0; i < 19; i++ {
+		g := &goSlave{file: "mariadb-bin.000001", files: map[string]*bytes.Buffer{"mariadb-bin.000001": bytes.NewBuffer(nil)}}
+		s := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+			ServerID: uint32(100 + i), Flavor: mysql.MariaDBFlavor, Host: "127.0.0.1", Port: uint16(r.Port),
+			User: "plainslave", Password: "slavepass", RawModeEnabled: true, HeartbeatPeriod: time.Second,
+			TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, DisableRetrySync: true,
+			DumpCommandFlag: replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT, SynchronousEventHandler: g, Logger: logger,
+		})
+		st, err := s.StartSync(mysql.Position{Name: "mariadb-bin.000001", Pos: 4})
+		if err != nil {
+			t.Fatalf("go-mysql slave %d: %v", i, err)
+		}
+		go func() {
+			if _, err := st.GetEvent(context.Background()); err != nil {
+				g.mu.Lock()
+				g.err = err
+				g.mu.Unlock()
+			}
+		}()
+		slaves, syncers = append(slaves, g), append(syncers, s)
+	}
+	t.Cleanup(func() {
+		for _, s := range syncers {
+			s.Close()
+		}
+	})
+
+	// A steady write load for a bounded time, with a rotation in the middle.
+	deadline := time.Now().Add(4 * time.Second)
+	n := 0
+	for time.Now().Before(deadline) {
+		if n == 300 {
+			m.Exec("FLUSH BINARY LOGS")
+		}
+		if n%10 == 0 {
+			m.Exec("BEGIN", fmt.Sprintf("INSERT INTO app.t (v, n) VALUES (REPEAT('a', 200), %d), (REPEAT('b', 100), %d)", n, n),
+				fmt.Sprintf("UPDATE app.t SET n = n + 1 WHERE id = %d", n/2+1), "COMMIT")
+		} else {
+			m.Exec(fmt.Sprintf("INSERT INTO app.t (v, n) VALUES ('row %d', %d)", n, n))
+		}
+		n++
+	}
+	t.Logf("%d transactions written with 20 slaves attached", n)
+	waitSlaveCaughtUp(t, m, slave, 60*time.Second)
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("mariadbd slave: CHECKSUM TABLE master %s, slave %s", a, b)
+	}
+	if got := len(r.Relay.Replicas()); got != 20 {
+		t.Fatalf("relay lists %d replicas, want 20", got)
+	}
+	// Every go-mysql slave has every event of every file, in order: its
+	// bytes equal the relay files'.
+	files := r.Log.Files()
+	waitUntil(t, 30*time.Second, func() bool {
+		for _, g := range slaves {
+			g.mu.Lock()
+			b := g.files[files[len(files)-1]]
+			ok := b != nil && b.Len() == int(r.Log.Durable().Offset)
+			g.mu.Unlock()
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
+	for i, g := range slaves {
+		g.mu.Lock()
+		if g.err != nil {
+			t.Errorf("go-mysql slave %d: %v", i, g.err)
+		}
+		for _, f := range files {
+			want, err := os.ReadFile(filepath.Join(r.Dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := g.files[f]
+			if f == files[0] { // the first file's magic is not sent
+				want = want[4:]
+			}
+			if got == nil || !bytes.Equal(got.Bytes(), want) {
+				t.Errorf("go-mysql slave %d: %s differs (%d bytes, relay %d)", i, f, lenOf(got), len(want))
+			}
+		}
+		g.mu.Unlock()
+	}
+}
+
+func lenOf(b *bytes.Buffer) int {
+	if b == nil {
+		return -1
+	}
+	return b.Len()
+}
