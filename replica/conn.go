@@ -241,7 +241,7 @@ func (e Endpoint) connect(ctx context.Context, link string, m *tlsutil.Metrics, 
 func adopt(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) {
 	recordSuccess(m, link, a, c)
 	_ = c.SetDeadline(time.Time{})
-	c.Conn.Conn = a.Wire.Payload(c.Conn.Conn)
+	c.Conn.Conn = newPacketLimit(a.Wire.Payload(c.Conn.Conn))
 }
 
 func wrapConnectErr(addr string, a *Attempt, err error) error {
