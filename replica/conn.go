@@ -222,9 +222,14 @@ func (e Endpoint) connect(ctx context.Context, link string, m *tlsutil.Metrics, 
 	dial := e.dialer(link, m, useTLS, func(a *Attempt) { mu.Lock(); cur = a; mu.Unlock() })
 	ctx, cancel := context.WithTimeout(ctx, e.ConnectTimeout)
 	defer cancel()
-	c, err := client.ConnectWithDialer(ctx, "tcp", e.Addr(), e.User, e.Password, "", dial, func(c *client.Conn) error {
-		c.SetTLSConfig(cfg)
-		return nil
+	var c *client.Conn
+	err := recoverPanic(func() error {
+		var err error
+		c, err = client.ConnectWithDialer(ctx, "tcp", e.Addr(), e.User, e.Password, "", dial, func(c *client.Conn) error {
+			c.SetTLSConfig(cfg)
+			return nil
+		})
+		return err
 	})
 	a := get()
 	if err != nil {
@@ -300,4 +305,17 @@ func ReadGreeting(c net.Conn) (*Greeting, error) {
 		return nil, fmt.Errorf("reading server greeting: %w", err)
 	}
 	return parseGreeting(p)
+}
+
+// recoverPanic runs f, turning a panic inside it into an error. go-mysql's
+// client code panics on some malformed server answers (a bad public key
+// during caching_sha2 authentication, for one); a hostile or broken master
+// must not be able to crash replink.
+func recoverPanic(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("protocol error from the server (go-mysql panicked: %v)", p)
+		}
+	}()
+	return f()
 }

@@ -348,7 +348,12 @@ func (r *Replica) gtidFile(ctx context.Context) (string, error) {
 	cfg.SynchronousEventHandler = h
 	s := replication.NewBinlogSyncer(cfg)
 	defer s.Close()
-	st, err := s.StartSyncGTID(set)
+	var st *replication.BinlogStreamer
+	err = recoverPanic(func() error {
+		var err error
+		st, err = s.StartSyncGTID(set)
+		return err
+	})
 	if err != nil {
 		return "", fmt.Errorf("master %s: GTID dump from %s: %w", r.cfg.Addr(), set, err)
 	}

@@ -78,7 +78,12 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	s := replication.NewBinlogSyncer(cfg)
 	defer s.Close()
 
-	st, err := s.StartSync(mysql.Position{Name: from.File, Pos: from.Offset})
+	var st *replication.BinlogStreamer
+	err = recoverPanic(func() error {
+		var err error
+		st, err = s.StartSync(mysql.Position{Name: from.File, Pos: from.Offset})
+		return err
+	})
 	t.mu.Lock()
 	loggedIn, a := t.loggedIn, t.cur
 	t.mu.Unlock()
