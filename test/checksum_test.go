@@ -112,3 +112,16 @@ func waitUntil(t *testing.T, d time.Duration, f func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func tlsutilClient(t *testing.T, p *PKI) (*tlsutil.Client, error) {
+	t.Helper()
+	c, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, nil
+}
+
+func replicaEndpoint(port int, tc *tlsutil.Client) replica.Endpoint {
+	return replica.Endpoint{Host: "127.0.0.1", Port: port, User: "plainslave", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -168,4 +169,77 @@ func lenOf(b *bytes.Buffer) int {
 		return -1
 	}
 	return b.Len()
+}
+
+// TestSlowSlave: a slave that reads very slowly holds back nobody: the
+// upstream and a normal slave keep pace, and replink's memory does not
+// grow with what the slow one has yet to read.
+func TestSlowSlave(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
+	waitCaughtUp(t, m, r, 20*time.Second)
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+
+	// The slow slave: logs in, asks for a dump, then reads 1 KB every 50 ms.
+	tc, _ := tlsutilClient(t, p)
+	ep := replicaEndpoint(r.Port, tc)
+	c, _, err := ep.Connect(context.Background(), "replica", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Execute("SET @master_binlog_checksum='NONE'"); err != nil {
+		t.Fatal(err)
+	}
+	c.ResetSequence()
+	pkt := append([]byte{0, 0, 0, 0, 0x12, 4, 0, 0, 0, 0, 0, 77, 0, 0, 0}, "mariadb-bin.000001"...)
+	if err := c.WritePacket(pkt); err != nil {
+		t.Fatal(err)
+	}
+	stopSlow := make(chan struct{})
+	go func() {
+		buf := make([]byte, 1024)
+		for {
+			select {
+			case <-stopSlow:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := c.Conn.Conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	defer close(stopSlow)
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 60; i++ { // ~30 MB the slow slave will not read
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT(MD5(%d), 16000))", i, i))
+	}
+	waitCaughtUp(t, m, r, 30*time.Second)
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	var slowLag int64
+	for _, rs := range r.Relay.Replicas() {
+		if rs.ServerID == 77 {
+			slowLag = rs.LagBytes
+		}
+	}
+	grew := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("the slow slave is %d bytes behind; the normal slave caught up; heap in use grew by %d bytes", slowLag, grew)
+	if slowLag < 10<<20 {
+		t.Fatalf("the slow slave is only %d bytes behind: it was not slow", slowLag)
+	}
+	if grew > 16<<20 {
+		t.Fatalf("heap grew by %d bytes while a slave lagged %d bytes: replink buffers for slow slaves", grew, slowLag)
+	}
 }
