@@ -95,6 +95,8 @@ type Config struct {
 	Relay   Relay  `toml:"relay"`
 	Metrics struct {
 		Listen string `toml:"listen"`
+		// WebConfigFile is an exporter-toolkit web config (TLS, basic auth).
+		WebConfigFile string `toml:"web-config-file"`
 	} `toml:"metrics"`
 	Log struct {
 		Level  string `toml:"level"`

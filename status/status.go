@@ -15,8 +15,10 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/logging"
 	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
@@ -103,19 +105,38 @@ func Handler(reg *prometheus.Registry, s Sources) http.Handler {
 	return mux
 }
 
-// Serve listens on addr and serves h until Close.
-func Serve(addr string, h http.Handler, log hclog.Logger) (*http.Server, error) {
+// Serve listens on addr and serves h until Close. webConfig, when set, is
+// a Prometheus exporter-toolkit web configuration file (TLS, client
+// certificates, basic auth users with bcrypt hashes), as exporters take
+// with --web.config.file; it is checked before anything listens.
+func Serve(addr, webConfig string, h http.Handler, log hclog.Logger) (*http.Server, error) {
+	if err := ValidateWebConfig(webConfig); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logging.Slog(log))
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("status server", "error", err)
 		}
 	}()
 	return srv, nil
+}
+
+// ValidateWebConfig checks an exporter-toolkit web configuration file
+// (empty: none).
+func ValidateWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := web.Validate(path); err != nil {
+		return fmt.Errorf("web config %s: %w", path, err)
+	}
+	return nil
 }
 
 // WriteText prints the document for a terminal (`replink status`).

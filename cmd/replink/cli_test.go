@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -13,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/replink/replink/status"
 	"github.com/replink/replink/test"
@@ -190,5 +194,73 @@ func TestSeriesExistFromStartup(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 503 || !strings.Contains(string(b), "connection refused") {
 		t.Fatalf("/readyz %d %q", resp.StatusCode, b)
+	}
+}
+
+// TestMetricsEndpointTLSAndBasicAuth: with an exporter-toolkit web config,
+// /metrics is served over TLS and wants a user and password.
+func TestMetricsEndpointTLSAndBasicAuth(t *testing.T) {
+	p := test.NewPKI(t)
+	hash, err := bcrypt.GenerateFromPassword([]byte("scrape-secret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	webConfig := filepath.Join(dir, "web.yml")
+	os.WriteFile(webConfig, []byte(fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
+		p.ServerCert, p.ServerKey, hash)), 0o600)
+	metricsPort := test.FreePort(t)
+	conf := test.WriteReplinkConfig(t, p, test.FreePort(t), test.FreePort(t), metricsPort, t.TempDir())
+	body, _ := os.ReadFile(conf)
+	os.WriteFile(conf, []byte(strings.Replace(string(body), "[metrics]\n", fmt.Sprintf("[metrics]\nweb-config-file = %q\n", webConfig), 1)), 0o644)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, []string{"run", "-c", conf}, io.Discard, io.Discard) }()
+	defer func() { cancel(); <-done }()
+
+	pool := x509.NewCertPool()
+	ca, _ := os.ReadFile(p.CAFile)
+	pool.AppendCertsFromPEM(ca)
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	url := fmt.Sprintf("https://127.0.0.1:%d/metrics", metricsPort)
+	var resp *http.Response
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if resp, err = cl.Get(url); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without credentials: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", url, nil)
+	req.SetBasicAuth("prometheus", "scrape-secret")
+	resp, err = cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "replink_master_up") {
+		t.Fatalf("with credentials: %d", resp.StatusCode)
+	}
+	if plain, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)); err == nil {
+		plain.Body.Close()
+		if plain.StatusCode == 200 {
+			t.Fatal("plain HTTP served the metrics")
+		}
+	}
+
+	// A broken web config is a configuration error that names the key.
+	os.WriteFile(webConfig, []byte("tls_server_config:\n  cert_file: /nonexistent\n"), 0o600)
+	var errb bytes.Buffer
+	if code := Run(context.Background(), []string{"run", "-c", conf}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "metrics.web-config-file") {
+		t.Fatalf("broken web config: exit %d, %q", code, errb.String())
 	}
 }

@@ -57,6 +57,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if _, err := config.Duration(cfg.File, "relay.retain", cfg.Relay.Retain); err != nil {
 		return err
 	}
+	if err := status.ValidateWebConfig(cfg.Metrics.WebConfigFile); err != nil {
+		return &config.Error{File: cfg.File, Key: "metrics.web-config-file", Err: err}
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -110,7 +113,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		return certs
 	}
-	srv, err := status.Serve(cfg.Metrics.Listen, status.Handler(reg, status.Sources{Replica: rep, Relay: relaySrv, Log: relayLog,
+	srv, err := status.Serve(cfg.Metrics.Listen, cfg.Metrics.WebConfigFile, status.Handler(reg, status.Sources{Replica: rep, Relay: relaySrv, Log: relayLog,
 		Local: local, Version: version, Started: time.Now()}), log.Named("http"))
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "metrics.listen", Err: err}
