@@ -302,11 +302,11 @@ func (d *dumper) run() error {
 				}
 			}
 			d.pos += uint32(len(ev))
+			ss.progress(d.file, d.pos)
 			lastWasRotate = ev[4] == binlog.TypeRotate
 			sent = true
 		}
 		if sent {
-			ss.progress(d.file, d.pos, 0)
 			if !hbTimer.Stop() {
 				select {
 				case <-hbTimer.C:
@@ -353,20 +353,11 @@ func (d *dumper) run() error {
 // closed fires when replink stops.
 func (ss *session) closed() <-chan struct{} { return ss.done }
 
-func (ss *session) progress(file string, pos uint32, lag int64) {
+// progress records the slave's position after each event it was sent.
+func (ss *session) progress(file string, pos uint32) {
 	ss.mu.Lock()
-	ss.pos, ss.curFile = fmt.Sprintf("%s:%d", file, pos), file
+	ss.curFile, ss.curPos = file, pos
 	ss.mu.Unlock()
-	dur := ss.s.rlog.Durable()
-	if dur.File == file {
-		lag = int64(dur.Offset) - int64(pos)
-	}
-	ss.mu.Lock()
-	ss.lagBytes = lag
-	ss.mu.Unlock()
-	if ss.s.m != nil {
-		ss.s.m.lag.WithLabelValues(strconv.FormatUint(uint64(ss.serverID), 10)).Set(float64(lag))
-	}
 }
 
 // chunkReader reads events from a relay file that may still be growing.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -73,6 +75,10 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 	}
 	s := &Server{cfg: cfg, rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
 		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), replicas: map[*session]struct{}{}}
+	if m != nil {
+		f := s.Replicas
+		m.replicas.Store(&f)
+	}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		if _, dup := s.users[u.Name]; dup {
@@ -213,8 +219,31 @@ func (s *Server) removeReplica(ss *session) {
 	s.mu.Unlock()
 	if s.m != nil {
 		s.m.connected.Set(float64(n))
-		s.m.lag.DeleteLabelValues(fmt.Sprint(ss.serverID))
 	}
+}
+
+// lagBytes is how much durable relay log lies beyond file:pos, across files.
+func (s *Server) lagBytes(file string, pos uint32) int64 {
+	dur := s.rlog.Durable()
+	if file == "" {
+		return 0
+	}
+	if file == dur.File {
+		return max(int64(dur.Offset)-int64(pos), 0)
+	}
+	var lag int64
+	for f, first := file, true; f != "" && f != dur.File; f, first = s.rlog.Next(f), false {
+		st, err := os.Stat(filepath.Join(s.rlog.Dir(), f))
+		if err != nil {
+			return lag
+		}
+		if first {
+			lag += max(st.Size()-int64(pos), 0)
+		} else {
+			lag += st.Size()
+		}
+	}
+	return lag + int64(dur.Offset)
 }
 
 // ReplicaStatus is one connected slave, for /status.

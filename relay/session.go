@@ -28,15 +28,16 @@ type session struct {
 	serverID uint32
 	mu       sync.Mutex
 	curFile  string // the relay file being served
-	pos      string
-	lagBytes int64
+	curPos   uint32 // the end of what was sent
 	gtid     bool
 }
 
 func (ss *session) status() ReplicaStatus {
 	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	st := ReplicaStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: ss.pos, LagBytes: ss.lagBytes, GTID: ss.gtid}
+	file, pos := ss.curFile, ss.curPos
+	st := ReplicaStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: fmt.Sprintf("%s:%d", file, pos), GTID: ss.gtid}
+	ss.mu.Unlock()
+	st.LagBytes = ss.s.lagBytes(file, pos)
 	if ss.tls != nil {
 		st.TLS = tlsutil.VersionName(ss.tls.Version) + " " + tlsutil.CipherName(ss.tls.CipherSuite)
 	}
