@@ -138,3 +138,68 @@ func containsAll(s string, parts ...string) bool {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestMasterCertReplacedThenSIGHUP: the master moves to a certificate
+// from a new CA. replink's next handshakes fail with unknown_ca (metrics
+// and log); once its ssl-ca holds the new CA, SIGHUP recovers the link
+// without a restart.
+func TestMasterCertReplacedThenSIGHUP(t *testing.T) {
+	p := NewPKI(t)
+	m := StartSSLServer(t, "master", p, 1)
+	m.SetupReplUsers()
+	relayPort, metricsPort := FreePort(t), FreePort(t)
+	conf := WriteReplinkConfig(t, p, m.Port, relayPort, metricsPort, t.TempDir())
+	proc := StartProcess(t, conf, filepath.Join(t.TempDir(), "replink.log"))
+	up := func() float64 { return counterValue(t, scrapeMetrics(t, metricsPort), "replink_master_up", nil) }
+	waitUntil(t, 20*time.Second, func() bool {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", metricsPort))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+
+	// A new CA and a master certificate from it.
+	now := time.Now()
+	newCA, err := tlsutil.NewCA(pkix.Name{CommonName: "replink test CA 2"}, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := newCA.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "localhost"}, Hosts: []string{"localhost", "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile, _ := cert.Write(dir, "master2")
+	m.InstallCert(certFile, keyFile)
+	// Drop replink's dump connection so it must shake hands again.
+	for _, row := range m.Query("SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'") {
+		m.Exec("KILL CONNECTION " + row[0])
+	}
+	unknownCA := map[string]string{"link": "master", "reason": "unknown_ca"}
+	waitUntil(t, 20*time.Second, func() bool { return counterValue(t, scrapeMetrics(t, metricsPort), "replink_tls_handshake_failures_total", unknownCA) >= 1 })
+	if up() != 0 {
+		t.Fatal("master_up is 1 with an untrusted master certificate")
+	}
+
+	// The operator adds the new CA to replink's ssl-ca and sends SIGHUP.
+	old, _ := os.ReadFile(p.CAFile)
+	os.WriteFile(p.CAFile, append(old, newCA.CertPEM...), 0o644)
+	proc.Signal(syscall.SIGHUP)
+	waitUntil(t, 30*time.Second, func() bool { return up() == 1 })
+	st := scrapeMetrics(t, metricsPort)
+	if counterValue(t, st, "replink_cert_reloads_total", map[string]string{"result": "ok"}) != 1 {
+		t.Fatal("the reload was not counted")
+	}
+	if v := counterValue(t, st, "replink_tls_peer_cert_not_after_timestamp_seconds", map[string]string{"link": "master", "subject": "/CN=localhost"}); v != float64(cert.Cert.NotAfter.Unix()) {
+		t.Fatalf("peer expiry metric %v, want the new certificate's %d", v, cert.Cert.NotAfter.Unix())
+	}
+	proc.Signal(syscall.SIGTERM)
+	proc.Wait(20 * time.Second)
+	log, _ := os.ReadFile(proc.LogFile)
+	if !strings.Contains(string(log), "reason=unknown_ca") {
+		t.Fatalf("the log does not name unknown_ca:\n%s", tail(log, 2000))
+	}
+}
