@@ -179,7 +179,9 @@ func TestMasterCertReplacedThenSIGHUP(t *testing.T) {
 		m.Exec("KILL CONNECTION " + row[0])
 	}
 	unknownCA := map[string]string{"link": "master", "reason": "unknown_ca"}
-	waitUntil(t, 20*time.Second, func() bool { return counterValue(t, scrapeMetrics(t, metricsPort), "replink_tls_handshake_failures_total", unknownCA) >= 1 })
+	waitUntil(t, 20*time.Second, func() bool {
+		return counterValue(t, scrapeMetrics(t, metricsPort), "replink_tls_handshake_failures_total", unknownCA) >= 1
+	})
 	if up() != 0 {
 		t.Fatal("master_up is 1 with an untrusted master certificate")
 	}
