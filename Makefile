@@ -31,8 +31,11 @@ unit:
 integration: setup
 	$(GO) test -race -count=1 -timeout 12m ./test/...
 
+# Benchmarks (not part of make test): Go benchmarks of the hot paths, then
+# the end-to-end benchmarks against real mariadbd (results in bench/out/).
 bench: setup build
-	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/
+	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/ ./relay/
+	$(GO) test -tags bench -count=1 -timeout 60m -run '^TestBench' -v ./test/
 
 # Each fuzz target for FUZZTIME (the seed corpora also run in make test).
 FUZZTIME ?= 60s
