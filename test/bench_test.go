@@ -100,8 +100,9 @@ func TestBenchIngest(t *testing.T) {
 
 	ReplinkBinary(t) // built before anything is timed
 	readers := map[string]func(t *testing.T) sample{
-		"replink TLS VERIFY_IDENTITY, sync=transaction": func(t *testing.T) sample { return benchReplink(t, p, m, "VERIFY_IDENTITY", file, end) },
-		"replink plaintext, sync=transaction":           func(t *testing.T) sample { return benchReplink(t, p, m, "DISABLED", file, end) },
+		"replink TLS VERIFY_IDENTITY, sync=transaction": func(t *testing.T) sample { return benchReplink(t, p, m, "VERIFY_IDENTITY", "transaction", file, end) },
+		"replink TLS VERIFY_IDENTITY, sync=none":        func(t *testing.T) sample { return benchReplink(t, p, m, "VERIFY_IDENTITY", "none", file, end) },
+		"replink plaintext, sync=transaction":           func(t *testing.T) sample { return benchReplink(t, p, m, "DISABLED", "transaction", file, end) },
 		"mariadb-binlog --raw TLS (verified)":           func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, true) },
 		"mariadb-binlog --raw plaintext":                func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, false) },
 	}
@@ -159,13 +160,14 @@ func TestBenchIngest(t *testing.T) {
 
 // benchReplink runs the replink binary from an empty relay log until it
 // holds the master's binlog up to file:end.
-func benchReplink(t *testing.T, p *PKI, m *Server, mode, file string, end uint32) sample {
+func benchReplink(t *testing.T, p *PKI, m *Server, mode, sync, file string, end uint32) sample {
 	t.Helper()
 	data := t.TempDir()
 	conf := WriteReplinkConfig(t, p, m.Port, FreePort(t), FreePort(t), data)
 	b, _ := os.ReadFile(conf)
 	c := strings.Replace(string(b), `ssl-mode = "VERIFY_IDENTITY"`, fmt.Sprintf("ssl-mode = %q\nstart = \"file:mariadb-bin.000001:4\"", mode), 1)
 	c = strings.Replace(c, `level = "debug"`, `level = "warn"`, 1)
+	c = strings.Replace(c, `sync = "transaction"`, fmt.Sprintf("sync = %q", sync), 1)
 	os.WriteFile(conf, []byte(c), 0o644)
 	m0 := procCPU(m.pid())
 	t0 := time.Now()
