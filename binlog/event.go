@@ -174,3 +174,18 @@ func TypeName(t byte) string {
 	}
 	return "other"
 }
+
+// Frame builds an event: the v4 header with the given fields, body, and a
+// CRC32 trailer.
+func Frame(typ byte, serverID, timestamp uint32, body []byte, logPos uint32, flags uint16) []byte {
+	size := HeaderSize + len(body) + 4
+	b := make([]byte, HeaderSize, size)
+	binary.LittleEndian.PutUint32(b[0:], timestamp)
+	b[4] = typ
+	binary.LittleEndian.PutUint32(b[5:], serverID)
+	binary.LittleEndian.PutUint32(b[9:], uint32(size))
+	binary.LittleEndian.PutUint32(b[13:], logPos)
+	binary.LittleEndian.PutUint16(b[17:], flags)
+	b = append(b, body...)
+	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+}

@@ -3,7 +3,6 @@ package binlog
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,18 +11,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// mkEvent frames an event with a CRC32 trailer ending at logPos.
+// mkEvent frames an event ending at logPos.
 func mkEvent(typ byte, body []byte, logPos uint32, flags uint16) []byte {
-	size := HeaderSize + len(body) + 4
-	b := make([]byte, HeaderSize, size)
-	binary.LittleEndian.PutUint32(b[0:], 1700000000)
-	b[4] = typ
-	binary.LittleEndian.PutUint32(b[5:], 1)
-	binary.LittleEndian.PutUint32(b[9:], uint32(size))
-	binary.LittleEndian.PutUint32(b[13:], logPos)
-	binary.LittleEndian.PutUint16(b[17:], flags)
-	b = append(b, body...)
-	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return Frame(typ, 1, 1700000000, body, logPos, flags)
 }
 
 func fdeBody() []byte {

@@ -207,15 +207,7 @@ func (d *dumper) send(ev []byte) error {
 // artificial makes an event replink invents (fake ROTATE, heartbeat):
 // timestamp 0, the artificial flag, a CRC32 trailer.
 func (d *dumper) artificial(typ byte, logPos uint32, body []byte) []byte {
-	size := binlog.HeaderSize + len(body) + 4
-	b := make([]byte, binlog.HeaderSize, size)
-	b[4] = typ
-	binary.LittleEndian.PutUint32(b[5:], d.ss.s.cfg.ServerID)
-	binary.LittleEndian.PutUint32(b[9:], uint32(size))
-	binary.LittleEndian.PutUint32(b[13:], logPos)
-	binary.LittleEndian.PutUint16(b[17:], binlog.FlagArtificial)
-	b = append(b, body...)
-	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return binlog.Frame(typ, d.ss.s.cfg.ServerID, 0, body, logPos, binlog.FlagArtificial)
 }
 
 func (d *dumper) fakeRotate() []byte {

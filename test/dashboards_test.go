@@ -137,16 +137,8 @@ func TestDashboardsAndAlertsUseExportedMetrics(t *testing.T) {
 		}
 	}
 
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
-	relayPort, metricsPort := FreePort(t), FreePort(t)
-	proc := StartProcess(t, WriteReplinkConfig(t, p, m.Port, relayPort, metricsPort, t.TempDir()), filepath.Join(t.TempDir(), "replink.log"))
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	m.Exec("CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
-	changeMaster(t, slave, p, relayPort, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
-	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	stack := StartProcessStack(t)
+	proc, metricsPort := stack.Proc, stack.MetricsPort
 
 	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
 	if err != nil {

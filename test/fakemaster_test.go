@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"hash/crc32"
 	"net"
 	"strings"
 	"sync"
@@ -121,16 +120,7 @@ func (fm *fakeMaster) dumpCount() int {
 
 // event frames an event with a correct CRC32 trailer.
 func event(typ byte, body []byte, logPos uint32, flags uint16) []byte {
-	size := binlog.HeaderSize + len(body) + 4
-	b := make([]byte, binlog.HeaderSize, size)
-	binary.LittleEndian.PutUint32(b[0:], 1700000000)
-	b[4] = typ
-	binary.LittleEndian.PutUint32(b[5:], 1)
-	binary.LittleEndian.PutUint32(b[9:], uint32(size))
-	binary.LittleEndian.PutUint32(b[13:], logPos)
-	binary.LittleEndian.PutUint16(b[17:], flags)
-	b = append(b, body...)
-	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return binlog.Frame(typ, 1, 1700000000, body, logPos, flags)
 }
 
 func writeEvent(c *server.Conn, ev []byte) {
