@@ -1,12 +1,10 @@
 package relay
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -215,22 +213,9 @@ func (d *dumper) fakeRotate() []byte {
 	return d.artificial(binlog.TypeRotate, 0, append(body, d.file...))
 }
 
-// limit is how far file may be read: the durable end for the file being
-// written, the whole file for one that is complete.
+// limit is how far d.file may be read; complete says no more will come.
 func (d *dumper) limit() (end int64, complete bool, err error) {
-	rl := d.ss.s.rlog
-	dur := rl.Durable()
-	if dur.File == d.file {
-		return int64(dur.Offset), false, nil
-	}
-	if rl.Next(d.file) == "" {
-		return 4, false, nil // just created: nothing durable in it yet
-	}
-	st, err := os.Stat(filepath.Join(rl.Dir(), d.file))
-	if err != nil {
-		return 0, false, err
-	}
-	return st.Size(), rl.Next(d.file) != "", nil
+	return d.ss.s.readable(d.file)
 }
 
 func (d *dumper) run() error {
@@ -249,11 +234,13 @@ func (d *dumper) run() error {
 	if err != nil {
 		return err
 	}
-	fde, err := readEventAt(f, 4)
-	if err != nil {
-		return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", d.file, err))
-	}
-	if d.pos > 4 {
+	r := &chunkReader{f: f}
+	var fde []byte
+	if d.pos > 4 { // then the FDE at 4 is durable too
+		if fde, err = r.event(4, end); err != nil {
+			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", d.file, err))
+		}
+		fde = resendFDE(fde)
 		if err := checkBoundary(f, d.pos, end); err != nil {
 			return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", d.file, d.pos, err))
 		}
@@ -263,13 +250,12 @@ func (d *dumper) run() error {
 			return err
 		}
 	}
-	if d.pos > 4 {
+	if fde != nil {
 		// The FDE first, with log_pos 0 so the slave does not move its position.
-		if err := d.send(resendFDE(fde)); err != nil {
+		if err := d.send(fde); err != nil {
 			return err
 		}
 	}
-	r := &chunkReader{f: f}
 	lastWasRotate := false
 	hbTimer := time.NewTimer(d.hb)
 	defer hbTimer.Stop()
@@ -421,44 +407,6 @@ func (ss *session) watchPeer() <-chan struct{} {
 		}
 	}()
 	return gone
-}
-
-// readEventAt reads the event at off.
-func readEventAt(f *os.File, off int64) ([]byte, error) {
-	var hdr [binlog.HeaderSize]byte
-	if _, err := f.ReadAt(hdr[:], off); err != nil {
-		return nil, err
-	}
-	size := int64(binary.LittleEndian.Uint32(hdr[9:]))
-	if size < binlog.HeaderSize || size > binlog.MaxEventSize {
-		return nil, fmt.Errorf("event size %d at %d", size, off)
-	}
-	ev := make([]byte, size)
-	if _, err := f.ReadAt(ev, off); err != nil {
-		return nil, err
-	}
-	return ev, nil
-}
-
-// readEvent reads the next event, checking its size and checksum against
-// what may be read. A corrupt relay log is never served.
-func readEvent(r *bufio.Reader, avail int64) ([]byte, error) {
-	hdr, err := r.Peek(binlog.HeaderSize)
-	if err != nil {
-		return nil, err
-	}
-	size := int64(binary.LittleEndian.Uint32(hdr[9:]))
-	if size < binlog.HeaderSize || size > avail {
-		return nil, fmt.Errorf("event size %d with %d bytes left: corrupt relay log", size, avail)
-	}
-	ev := make([]byte, size)
-	if _, err := io.ReadFull(r, ev); err != nil {
-		return nil, err
-	}
-	if err := binlog.VerifyChecksum(ev); err != nil {
-		return nil, fmt.Errorf("corrupt relay log: %w", err)
-	}
-	return ev, nil
 }
 
 // checkBoundary walks event headers from the first event to pos and

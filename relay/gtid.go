@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -18,7 +16,7 @@ func (ss *session) gtidStart(state binlog.MariaState) (string, error) {
 	files := rl.Files()
 	start := ""
 	for _, f := range files {
-		list, err := fileGTIDList(filepath.Join(rl.Dir(), f))
+		list, err := ss.s.fileGTIDList(f)
 		if err != nil {
 			return "", err
 		}
@@ -42,26 +40,26 @@ func (ss *session) gtidStart(state binlog.MariaState) (string, error) {
 	return start, nil
 }
 
-// fileGTIDList reads the GTID_LIST event near the start of a file.
-func fileGTIDList(path string) (binlog.MariaState, error) {
-	f, err := os.Open(path)
+// fileGTIDList reads the GTID_LIST event near the start of a relay file
+// (nil when the file has none yet).
+func (s *Server) fileGTIDList(name string) (binlog.MariaState, error) {
+	end, _, err := s.readable(name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(s.rlog.Dir(), name))
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	r := bufio.NewReader(f)
-	if _, err := r.Discard(4); err != nil {
-		return nil, nil
-	}
+	r := &chunkReader{f: f}
 	var checksum byte
-	for i := 0; i < 4; i++ {
-		ev, err := readEvent(r, 1<<30)
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return nil, nil
-		}
+	for pos, i := int64(4), 0; i < 4 && pos < end; i++ {
+		ev, err := r.event(pos, end)
 		if err != nil {
-			return nil, fmt.Errorf("relay log %s: %w", path, err)
+			return nil, fmt.Errorf("relay log %s: %w", name, err)
 		}
+		pos += int64(len(ev))
 		e, err := binlog.ParseEvent(ev)
 		if err != nil {
 			return nil, err

@@ -222,6 +222,24 @@ func (s *Server) removeReplica(ss *session) {
 	}
 }
 
+// readable is how far a relay file may be served: the durable end of the
+// file being written, the whole of a file the log has moved past
+// (complete), nothing past the magic of a file that was only just created.
+func (s *Server) readable(name string) (end int64, complete bool, err error) {
+	dur := s.rlog.Durable()
+	if dur.File == name {
+		return int64(dur.Offset), false, nil
+	}
+	if s.rlog.Next(name) == "" {
+		return 4, false, nil
+	}
+	st, err := os.Stat(filepath.Join(s.rlog.Dir(), name))
+	if err != nil {
+		return 0, false, err
+	}
+	return st.Size(), true, nil
+}
+
 // lagBytes is how much durable relay log lies beyond file:pos, across files.
 func (s *Server) lagBytes(file string, pos uint32) int64 {
 	dur := s.rlog.Durable()
