@@ -28,8 +28,18 @@ func (g *GroupTracker) InGroup() bool { return g.inGroup }
 // Checksum is the algorithm the last FDE declared.
 func (g *GroupTracker) Checksum() byte { return g.checksum }
 
-// SetChecksum sets the checksum algorithm, as learnt from an FDE.
-func (g *GroupTracker) SetChecksum(c byte) { g.checksum = c }
+// Verify checks ev's CRC32 trailer when it has one: an FDE that declares
+// CRC32, or any event after such an FDE. Call it before Add.
+func (g *GroupTracker) Verify(ev Event) error {
+	crc := g.checksum == ChecksumCRC32
+	if ev.Type == TypeFormatDescription {
+		crc = FDEChecksum(ev.Raw) == ChecksumCRC32
+	}
+	if !crc {
+		return nil
+	}
+	return VerifyChecksum(ev.Raw)
+}
 
 // Add feeds one event and reports whether a group ends with it (or the
 // event stands outside any group, which is a boundary too).

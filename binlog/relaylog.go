@@ -209,10 +209,8 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 		if err != nil {
 			break
 		}
-		if ev.Type == TypeFormatDescription || g.Checksum() == ChecksumCRC32 {
-			if (ev.Type != TypeFormatDescription || FDEChecksum(raw) == ChecksumCRC32) && VerifyChecksum(raw) != nil {
-				break
-			}
+		if g.Verify(ev) != nil {
+			break
 		}
 		off += int64(size)
 		if g.Add(ev) {
@@ -450,10 +448,8 @@ func (l *Log) Append(ev Event) (bool, error) {
 		return false, fmt.Errorf("relay log %s: event type %d ends at %d but would be written at %d..%d",
 			l.cur.File, ev.Type, ev.LogPos, l.cur.Offset, int64(l.cur.Offset)+int64(ev.Size))
 	}
-	if ev.Type == TypeFormatDescription && FDEChecksum(ev.Raw) == ChecksumCRC32 || ev.Type != TypeFormatDescription && l.groups.Checksum() == ChecksumCRC32 {
-		if err := VerifyChecksum(ev.Raw); err != nil {
-			return false, fmt.Errorf("relay log %s: event type %d at %d from the master: %w", l.cur.File, ev.Type, l.cur.Offset, err)
-		}
+	if err := l.groups.Verify(ev); err != nil {
+		return false, fmt.Errorf("relay log %s: event type %d at %d from the master: %w", l.cur.File, ev.Type, l.cur.Offset, err)
 	}
 	if int64(l.cur.Offset)+int64(len(ev.Raw)) > 1<<32-1 {
 		return false, fmt.Errorf("relay log %s: file would pass 4 GiB", l.cur.File)
