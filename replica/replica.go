@@ -189,12 +189,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		r.setState(func(s *Status) {
 			s.State, s.Since, s.LastError, s.Reconnects = "backoff", time.Now(), err.Error(), s.Reconnects+1
 			s.LastReason = tlsutil.Reason(reason)
-			rec := FailureRecord{Time: time.Now(), Reason: tlsutil.Classify(err), Error: err.Error()}
-			if errors.Is(err, errStall) {
-				rec.Reason = "stall"
-			}
-			rec.Hint = tlsutil.Reason(rec.Reason).Hint()
-			s.Failures = append(s.Failures, rec)
+			s.Failures = append(s.Failures, FailureRecord{Time: time.Now(), Reason: tlsutil.Reason(reason), Error: err.Error(), Hint: hint(reason)})
 			if len(s.Failures) > 10 {
 				s.Failures = s.Failures[len(s.Failures)-10:]
 			}
@@ -230,6 +225,21 @@ func reconnectReason(err error) string {
 		return "disconnected"
 	}
 	return string(tlsutil.Classify(err))
+}
+
+// hint is the one-line fix for a reconnect reason.
+func hint(reason string) string {
+	switch reason {
+	case "stall":
+		return "the link went silent for 3 heartbeat periods (a firewall or NAT that dropped its state, a hung path); replink reconnected: check the network path if this repeats"
+	case "disconnected":
+		return "the master closed or broke the stream (a restart, KILL, network loss); replink resumes at the last complete transaction"
+	case "master_error":
+		return "the master refused the dump: see the error (1236: the binlog it needs was purged; reset the relay log or start elsewhere)"
+	case "relay_log":
+		return "storing failed: check data-dir (disk full, permissions, I/O errors); replink retries and resumes by itself"
+	}
+	return tlsutil.Reason(reason).Hint()
 }
 
 // ReconnectReasons are the reconnect label values, pre-initialised.

@@ -180,10 +180,11 @@ func TestHostileMaster(t *testing.T) {
 			r, logs := runAgainst(t, fm.port(), "DISABLED")
 			waitUntil(t, 20*time.Second, func() bool { return fm.dumpCount() >= 3 })
 			st := r.Status()
-			if st.Reconnects < 2 || st.LastError == "" {
+			if st.Reconnects < 2 || len(st.Failures) == 0 || st.Failures[0].Error == "" {
 				t.Fatalf("replink did not fail and reconnect: %+v", st)
 			}
-			t.Logf("replink says: %s (reason %s)", st.LastError, st.LastReason)
+			f := st.Failures[len(st.Failures)-1]
+			t.Logf("replink says: %s (reason %s)", f.Error, f.Reason)
 			if strings.Contains(logs.String(), "panic") {
 				t.Fatal("panic in the log")
 			}
@@ -194,10 +195,11 @@ func TestHostileMaster(t *testing.T) {
 		fm := startFakeMaster(t, goodStartOnly, true)
 		r, _ := runAgainst(t, fm.port(), "DISABLED")
 		waitUntil(t, 20*time.Second, func() bool { return r.Status().Reconnects >= 2 })
-		if st := r.Status(); !strings.Contains(st.LastError, "go-mysql panicked") {
-			t.Fatalf("want the recovered panic as the error, got %q", st.LastError)
+		f := r.Status().Failures[0]
+		if !strings.Contains(f.Error, "go-mysql panicked") {
+			t.Fatalf("want the recovered panic as the error, got %q", f.Error)
 		}
-		t.Logf("replink says: %s", r.Status().LastError)
+		t.Logf("replink says: %s", f.Error)
 	})
 
 	t.Run("TLS server that answers with garbage", func(t *testing.T) {
@@ -237,11 +239,11 @@ func TestHostileMaster(t *testing.T) {
 		}()
 		r, _ := runAgainst(t, ln.Addr().(*net.TCPAddr).Port, "REQUIRED")
 		waitUntil(t, 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return accepted >= 3 })
-		st := r.Status()
-		if st.LastReason != tlsutil.ReasonOther || !strings.Contains(st.LastError, "tls") {
-			t.Fatalf("want a TLS error with reason other, got %q (%s)", st.LastError, st.LastReason)
+		f := r.Status().Failures[0]
+		if f.Reason != tlsutil.ReasonOther || !strings.Contains(f.Error, "tls") {
+			t.Fatalf("want a TLS error with reason other, got %q (%s)", f.Error, f.Reason)
 		}
-		t.Logf("replink says: %s (reason %s)", st.LastError, st.LastReason)
+		t.Logf("replink says: %s (reason %s)", f.Error, f.Reason)
 	})
 }
 
