@@ -81,9 +81,7 @@ func (s *Server) pid() int { return s.cmd.Process.Pid }
 func TestBenchIngest(t *testing.T) {
 	txns, rows := envInt("BENCH_TXNS", 180), envInt("BENCH_ROWS", 1000)
 	runs := envInt("BENCH_RUNS", 5)
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1, "max_allowed_packet=64M")
-	m.SetupReplUsers()
+	p, m := newMaster(t, "max_allowed_packet=64M")
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, a VARCHAR(200), b VARCHAR(200), c BLOB)")
 	start := time.Now()
 	for i := 0; i < txns; i++ {

@@ -57,12 +57,10 @@ func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) 
 }
 
 func TestChecksumChoiceOfTheSlave(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)")
-	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.Durable(); return d.File == f && d.Offset == pos })
+	waitCaughtUp(t, m, r, 20*time.Second)
 	stored, err := os.ReadFile(filepath.Join(r.Dir, "mariadb-bin.000001"))
 	if err != nil {
 		t.Fatal(err)

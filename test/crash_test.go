@@ -12,9 +12,7 @@ import (
 )
 
 func TestKill9UnderLoad(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(200), n INT)")
 	relayPort := FreePort(t)
 	data := t.TempDir()

@@ -48,9 +48,7 @@ func startWriter(m *Server, table string) *writer {
 func (w *writer) Stop() int64 { close(w.stop); w.wg.Wait(); return w.ok.Load() }
 
 func TestMasterRestartAndKill9(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1, "sync_binlog=1", "innodb_flush_log_at_trx_commit=1")
-	m.SetupReplUsers()
+	p, m := newMaster(t, "sync_binlog=1", "innodb_flush_log_at_trx_commit=1")
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(400))")
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), Heartbeat: 300 * time.Millisecond})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
@@ -87,16 +85,14 @@ func TestMasterRestartAndKill9(t *testing.T) {
 // complete relay file: a slave reading it gets ERR 1236 naming the
 // corruption, nothing past it is applied, and the log says so.
 func TestCorruptRelayLogNeverServed(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(100))")
 	for i := 0; i < 50; i++ {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'row-%d')", i, i))
 	}
 	m.Exec("FLUSH BINARY LOGS", "INSERT INTO app.t VALUES (1000, 'in the next file')")
-	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.Durable(); return d.File == f && d.Offset == pos })
+	waitCaughtUp(t, m, r, 20*time.Second)
 
 	// Flip a byte in the middle of the first file's data.
 	name := filepath.Join(r.Dir, "mariadb-bin.000001")
@@ -140,9 +136,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
 
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Dir: dir, Users: slaveUsers(), MaxBackoff: 300 * time.Millisecond})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
@@ -197,9 +191,7 @@ func TestDiskFull(t *testing.T) {
 // byte-identical. A native slave behind the same kind of stall is timed
 // for comparison (its slave_net_timeout).
 func TestStallMidEvent(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1, "max_allowed_packet=64M")
-	m.SetupReplUsers()
+	p, m := newMaster(t, "max_allowed_packet=64M")
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
 	proxy := StartProxy(t, m.Addr())
 	const hb = time.Second

@@ -22,12 +22,10 @@ func readAll(c net.Conn, d time.Duration) []byte {
 // TestNoBinlogBeforeAuthentication: a peer that skips or fails the login
 // and asks for a dump gets the greeting and an error, never binlog data.
 func TestNoBinlogBeforeAuthentication(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), HandshakeTimeout: 2 * time.Second})
 	m.Exec("CREATE DATABASE secret", "CREATE TABLE secret.t (v VARCHAR(64))", "INSERT INTO secret.t VALUES ('top-secret-row')")
-	waitUntil(t, 20*time.Second, func() bool { f, pos := m.MasterStatus(); d := r.Log.Durable(); return d.File == f && d.Offset == pos })
+	waitCaughtUp(t, m, r, 20*time.Second)
 	addr := fmt.Sprintf("127.0.0.1:%d", r.Port)
 	file := "mariadb-bin.000001"
 	dump := func(seq byte) []byte { // COM_BINLOG_DUMP from position 4
@@ -80,9 +78,7 @@ func TestNoBinlogBeforeAuthentication(t *testing.T) {
 // TestConnectionFloodLeavesSlavesAlone: hundreds of garbage and half-open
 // connections are refused or timed out while a slave keeps replicating.
 func TestConnectionFloodLeavesSlavesAlone(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), HandshakeTimeout: time.Second, MaxConnections: 40})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)")

@@ -59,9 +59,7 @@ func (g *goSlave) HandleEvent(e *replication.BinlogEvent) error {
 }
 
 func TestTwentySlavesUnderLoad(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(255), n INT)")
 	waitCaughtUp(t, m, r, 20*time.Second)
@@ -175,9 +173,7 @@ func lenOf(b *bytes.Buffer) int {
 // upstream and a normal slave keep pace, and replink's memory does not
 // grow with what the slow one has yet to read.
 func TestSlowSlave(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
 	waitCaughtUp(t, m, r, 20*time.Second)

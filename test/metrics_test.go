@@ -11,9 +11,7 @@ import (
 // TestMetricsMoveWithTheLink checks the SPEC metrics against what really
 // happens between a real master, replink and a real slave.
 func TestMetricsMoveWithTheLink(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1, "performance_schema=ON")
-	m.SetupReplUsers()
+	p, m := newMaster(t, "performance_schema=ON")
 	proxy := StartProxy(t, m.Addr())
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), MasterPort: proxy.Port(), Heartbeat: 300 * time.Millisecond})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})

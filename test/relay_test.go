@@ -62,9 +62,7 @@ func writeWorkload(m *Server, prefix string, n int) {
 }
 
 func TestSlaveReplicatesThroughReplink(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	// A second slave at the same time: GTID, an account without REQUIRE, TLS without a client certificate.
@@ -123,9 +121,7 @@ func TestSlaveReplicatesThroughReplink(t *testing.T) {
 }
 
 func TestSlaveRefusals(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	users := append(slaveUsers(), relay.User{Name: "wrongsubject", Password: "slavepass", Require: relay.RequireX509, Subject: "/CN=someone-else"})
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: users})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
@@ -175,9 +171,7 @@ func TestSlaveRefusals(t *testing.T) {
 }
 
 func TestGTIDSlaveReplicatesAndReconnects(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	slave := StartServer(t, "gtidslave", ServerOptions{ServerID: 3})
 	writeWorkload(m, "first", 20)
@@ -221,9 +215,7 @@ func TestGTIDSlaveReplicatesAndReconnects(t *testing.T) {
 }
 
 func TestRetentionAndPurgedPosition(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.r (id INT PRIMARY KEY)")
@@ -277,9 +269,7 @@ func TestRetentionAndPurgedPosition(t *testing.T) {
 // and moves to replink while replink is behind waits for replink to catch
 // up instead of failing.
 func TestSlaveAheadOfReplinkWaits(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	writeWorkload(m, "direct", 10)
 	// First the slave replicates from the master itself.

@@ -18,9 +18,7 @@ import (
 // diagnose, then looks for the passwords and the private keys in
 // everything it printed and served.
 func TestSecretsNeverShown(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	relayPort, metricsPort := FreePort(t), FreePort(t)
 	conf := WriteReplinkConfig(t, p, m.Port, relayPort, metricsPort, t.TempDir())
 	logFile := filepath.Join(t.TempDir(), "replink.log")

@@ -10,9 +10,7 @@ import (
 // TestSemiSyncAcksAfterFsync: the master waits for replink's ACK on every
 // commit; replink sends it only after the transaction is fsynced.
 func TestSemiSyncAcksAfterFsync(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	// Enabled after set-up: with no semi-sync slave yet, each commit would
 	// wait out the timeout.
 	m.Exec("SET GLOBAL rpl_semi_sync_master_timeout=10000", "SET GLOBAL rpl_semi_sync_master_enabled=ON")

@@ -12,13 +12,14 @@ import (
 	"github.com/replink/replink/replica"
 )
 
-// waitCaughtUp waits until the relay log's durable end equals the master's position.
+// waitCaughtUp waits until the relay log's durable end (what slaves may
+// see) equals the master's position.
 func waitCaughtUp(t *testing.T, m *Server, s *Replink, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		file, pos := m.MasterStatus()
-		got := s.Log.ResumePoint()
+		got := s.Log.Durable()
 		if got.File == file && got.Offset == pos {
 			return
 		}
@@ -59,9 +60,7 @@ func compareWithMaster(t *testing.T, m *Server, relayDir string, files []string)
 }
 
 func TestStreamMirrorsMasterBinlog(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	s := StartReplink(t, p, m.Port, ReplinkOptions{})
 
 	m.Exec("CREATE DATABASE app",
@@ -98,9 +97,7 @@ func TestStreamMirrorsMasterBinlog(t *testing.T) {
 }
 
 func TestStallDetectedAndResumed(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))")
 	proxy := StartProxy(t, m.Addr())
 	const hb = 300 * time.Millisecond
@@ -146,9 +143,7 @@ func TestStallDetectedAndResumed(t *testing.T) {
 }
 
 func TestStartPointsAndResumeAfterRestart(t *testing.T) {
-	p := NewPKI(t)
-	m := StartSSLServer(t, "master", p, 1)
-	m.SetupReplUsers()
+	p, m := newMaster(t)
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v TEXT)", "INSERT INTO app.t VALUES (1, 'a')")
 	m.Exec("FLUSH BINARY LOGS")
 	m.Exec("INSERT INTO app.t VALUES (2, 'b')")
