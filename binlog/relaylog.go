@@ -378,16 +378,7 @@ func (l *Log) Next(name string) string {
 }
 
 // Has reports whether name is in the index.
-func (l *Log) Has(name string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, f := range l.files {
-		if f == name {
-			return true
-		}
-	}
-	return false
-}
+func (l *Log) Has(name string) bool { return l.Index(name) >= 0 }
 
 // Position is the end of what has been appended (possibly mid-transaction).
 func (l *Log) Position() Pos { return l.cur }

@@ -151,7 +151,7 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 		select {
 		case <-changed:
 		case <-hb.C:
-			if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
+			if err := d.heartbeat(); err != nil {
 				return err
 			}
 			hb.Reset(d.hb)
@@ -206,6 +206,11 @@ func (d *dumper) send(ev []byte) error {
 // timestamp 0, the artificial flag, a CRC32 trailer.
 func (d *dumper) artificial(typ byte, logPos uint32, body []byte) []byte {
 	return binlog.Frame(typ, d.ss.s.cfg.ServerID, 0, body, logPos, binlog.FlagArtificial)
+}
+
+// heartbeat tells an idle slave the link is alive and where it stands.
+func (d *dumper) heartbeat() error {
+	return d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file)))
 }
 
 func (d *dumper) fakeRotate() []byte {
@@ -316,7 +321,7 @@ func (d *dumper) run() error {
 		select {
 		case <-changed:
 		case <-hbTimer.C:
-			if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
+			if err := d.heartbeat(); err != nil {
 				return err
 			}
 			hbTimer.Reset(d.hb)
