@@ -32,10 +32,17 @@ integration: setup
 	$(GO) test -race -count=1 -timeout 12m ./test/...
 
 # Benchmarks (not part of make test): Go benchmarks of the hot paths, then
-# the end-to-end benchmarks against real mariadbd (results in bench/out/).
-bench: setup build
-	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/ ./relay/
+# the end-to-end benchmarks against real mariadbd, stunnel and
+# mariadb-binlog (tables, JSON and bench.png in bench/out/).
+BENCH_REPORTS := ingest slaves latency small memory
+bench: build
+	./scripts/setup.sh --bench
+	@mkdir -p bench/out
+	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/ ./relay/ | tee bench/out/go-bench.txt
 	$(GO) test -tags bench -count=1 -timeout 60m -run '^TestBench' -v ./test/
+	gnuplot -c bench/plot.gp bench/out
+	@cat $(foreach r,$(BENCH_REPORTS),bench/out/$(r).txt)
+	@echo "results: bench/out/*.json, plot: bench/out/bench.png"
 
 # Each fuzz target for FUZZTIME (the seed corpora also run in make test).
 FUZZTIME ?= 60s

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what replink's tests and demo need on a Debian machine, only
 # when it is missing: MariaDB server and client, Prometheus (promtool),
-# OpenSSL, Chromium (headless, for the status page test). Safe to run
-# repeatedly.
+# OpenSSL, Chromium (headless, for the status page test); with --bench
+# also stunnel4 and gnuplot for `make bench`. Safe to run repeatedly.
 set -euo pipefail
 
 need=()
@@ -12,6 +12,10 @@ command -v mariadb-binlog >/dev/null 2>&1 || need+=(mariadb-client)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # the status page test
+if [ "${1:-}" = "--bench" ]; then
+  command -v stunnel4 >/dev/null 2>&1 || need+=(stunnel4)  # the tunnel contender
+  command -v gnuplot >/dev/null 2>&1 || need+=(gnuplot-nox) # bench/out/bench.png
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

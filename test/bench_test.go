@@ -2,20 +2,26 @@
 
 package test
 
-// The end-to-end benchmarks (`make bench`, not part of make test). They
-// start their own master with the harness, generate the workload, run
-// each reader several times interleaved, and report medians and ratios
-// measured in the same run, with JSON under bench/out/.
+// The end-to-end benchmarks (`make bench`, not part of make test). Each
+// starts its own master (and slaves) with the harness, generates its
+// workload, runs every contender several times interleaved, and reports
+// medians and ratios measured in the same run. Each writes
+// bench/out/<name>.{json,txt} and plot-<panel>.dat; `make bench` then
+// prints the tables and draws bench/out/bench.png (bench/plot.gp).
 
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -41,172 +47,439 @@ func procCPU(pid int) float64 {
 	return (ut + st) / 100 // USER_HZ
 }
 
-// procHWM is a process's peak resident set (VmHWM) in bytes.
-func procHWM(pid int) int64 {
+// procMem is a process's peak (VmHWM) and current (VmRSS) resident set in
+// bytes.
+func procMem(pid int) (peak, now int64) {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, _ := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			return kb * 1024
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmHWM:":
+			peak = kb * 1024
+		case "VmRSS:":
+			now = kb * 1024
 		}
 	}
-	return 0
-}
-
-type sample struct {
-	Wall, ReaderCPU, MasterCPU float64
-	PeakRSS                    int64
-}
-
-type result struct {
-	Name      string    `json:"name"`
-	Bytes     int64     `json:"bytes"`
-	WallS     []float64 `json:"wall_s"`
-	Median    float64   `json:"median_wall_s"`
-	MBps      float64   `json:"mb_per_s"`
-	ReaderCPU float64   `json:"median_reader_cpu_s"`
-	MasterCPU float64   `json:"median_master_cpu_s"`
-	PeakRSS   int64     `json:"max_peak_rss_bytes,omitempty"`
+	return peak, now
 }
 
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
 	s := append([]float64(nil), xs...)
 	sort.Float64s(s)
 	return s[len(s)/2]
 }
 
-// masterPID finds the mariadbd of s.
+// percentile is the nearest-rank q-quantile (0 < q <= 1) of xs.
+func percentile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
 func (s *Server) pid() int { return s.cmd.Process.Pid }
+
+// settle writes out dirty pages before a timed run, so no run pays for
+// the writeback of the one before it.
+func settle() { syscall.Sync() }
+
+// report collects one benchmark's table, figures and plot data, and
+// writes them under bench/out/ as <name>.txt, <name>.json and <name>.dat.
+type report struct {
+	name  string
+	text  strings.Builder
+	doc   map[string]any
+	plots map[string]*strings.Builder
+	ratio map[string]float64
+}
+
+func newReport(name, title string) *report {
+	r := &report{name: name, doc: map[string]any{}, ratio: map[string]float64{}, plots: map[string]*strings.Builder{}}
+	host, _ := os.Hostname()
+	r.doc["date"] = time.Now().UTC().Format(time.RFC3339)
+	r.doc["host"] = host
+	r.doc["cpus"] = cpuCount()
+	fmt.Fprintf(&r.text, "\n== %s\n", title)
+	return r
+}
+
+func cpuCount() int {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(b), "processor\t:")
+}
+
+func (r *report) printf(format string, args ...any) { fmt.Fprintf(&r.text, format, args...) }
+
+// point adds a bar to one panel of the plot (bench/plot.gp draws
+// bench/out/plot-<panel>.dat, one "label" value line per bar).
+func (r *report) point(panel, label string, v float64) {
+	if r.plots[panel] == nil {
+		r.plots[panel] = &strings.Builder{}
+	}
+	fmt.Fprintf(r.plots[panel], "%q %.6f\n", label, v)
+}
+
+// goal records a ratio and prints it with its goal.
+func (r *report) goal(key, what string, v float64, goal string, met bool) {
+	r.ratio[key] = v
+	verdict := "met"
+	if !met {
+		verdict = "MISSED"
+	}
+	r.printf("%-58s %7.3f  goal %s: %s\n", what, v, goal, verdict)
+}
+
+func (r *report) write(t *testing.T) {
+	t.Helper()
+	r.doc["ratios"] = r.ratio
+	out := filepath.Join(repoRoot(), "bench", "out")
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	j, _ := json.MarshalIndent(r.doc, "", "  ")
+	files := map[string][]byte{r.name + ".json": j, r.name + ".txt": []byte(r.text.String())}
+	for panel, b := range r.plots {
+		files["plot-"+panel+".dat"] = []byte(b.String())
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(out, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Log(r.text.String())
+}
+
+// largeWorkload writes txns transactions of rows rows each (INT key, two
+// VARCHAR(200), a 1 KB blob) and returns the binlog's total size.
+func largeWorkload(t *testing.T, m *Server, txns, rows int) int64 {
+	t.Helper()
+	m.Exec("CREATE DATABASE IF NOT EXISTS app", "CREATE TABLE app.t (id INT PRIMARY KEY, a VARCHAR(200), b VARCHAR(200), c BLOB)")
+	start := time.Now()
+	for i := 0; i < txns; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.t SELECT seq + %d, REPEAT('a', 200), REPEAT('b', 200), REPEAT(MD5(seq), 32) FROM app.seq_1_to_%d", i*rows, rows))
+	}
+	var total int64
+	files := m.Query("SHOW BINARY LOGS")
+	for _, f := range files {
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		total += n
+	}
+	t.Logf("workload: %d transactions of %d rows: %d bytes of binlog in %d files, made in %s", txns, rows, total, len(files), time.Since(start).Round(time.Second))
+	return total
+}
+
+var benchIDs atomic.Uint32
+
+// benchProc is a replink process started for a benchmark.
+type benchProc struct {
+	*Process
+	Data        string
+	RelayPort   int
+	MetricsPort int
+}
+
+// startBench starts the replink binary against m with an empty relay log
+// (or data, when not empty) in the given SSL mode and sync policy, reading
+// from the master's first binlog.
+func startBench(t *testing.T, p *PKI, m *Server, mode, sync, data string) *benchProc {
+	t.Helper()
+	if data == "" {
+		data = t.TempDir()
+	}
+	b := &benchProc{Data: data, RelayPort: FreePort(t), MetricsPort: FreePort(t)}
+	conf := WriteReplinkConfig(t, p, m.Port, b.RelayPort, b.MetricsPort, data)
+	raw, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := strings.Replace(string(raw), `ssl-mode = "VERIFY_IDENTITY"`, fmt.Sprintf("ssl-mode = %q\nstart = \"file:mariadb-bin.000001:4\"", mode), 1)
+	// Each replink registers with its own server-id: a master drops the
+	// older of two dumps with the same id.
+	c = strings.Replace(c, "[master]\n", fmt.Sprintf("[master]\nserver-id = %d\n", 5000+benchIDs.Add(1)), 1)
+	c = strings.Replace(c, `level = "debug"`, `level = "warn"`, 1)
+	c = strings.Replace(c, `sync = "transaction"`, fmt.Sprintf("sync = %q", sync), 1)
+	if err := os.WriteFile(conf, []byte(c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.Process = StartProcess(t, conf, filepath.Join(t.TempDir(), "replink.log"))
+	return b
+}
+
+// waitListening waits until the relay accepts connections (the time is
+// part of what is measured: slaves cannot connect earlier).
+func (b *benchProc) waitListening(t *testing.T) {
+	t.Helper()
+	waitUntil(t, 20*time.Second, func() bool { return dialOK(b.RelayPort) })
+}
+
+func (b *benchProc) pid() int { return b.cmd.Process.Pid }
+
+// stop stops replink with SIGTERM and removes its relay log.
+func (b *benchProc) stop(t *testing.T, keep bool) {
+	t.Helper()
+	b.Signal(syscall.SIGTERM)
+	if !b.Wait(30 * time.Second) {
+		t.Fatal("replink did not exit after SIGTERM")
+	}
+	if !keep {
+		os.RemoveAll(b.Data)
+	}
+}
+
+// durable reads replink's durable position from /status.
+func (b *benchProc) durable(t *testing.T) (string, uint32) {
+	t.Helper()
+	var doc struct {
+		Relay struct {
+			Durable string `json:"durable"`
+		} `json:"relay"`
+	}
+	if err := getJSON(fmt.Sprintf("http://127.0.0.1:%d/status", b.MetricsPort), &doc); err != nil {
+		return "", 0
+	}
+	i := strings.LastIndexByte(doc.Relay.Durable, ':')
+	if i < 0 {
+		return "", 0
+	}
+	n, _ := strconv.ParseUint(doc.Relay.Durable[i+1:], 10, 32)
+	return doc.Relay.Durable[:i], uint32(n)
+}
+
+// waitFile waits until name in dir has reached size bytes.
+func waitFile(t *testing.T, dir, name string, size uint32, limit time.Duration) {
+	t.Helper()
+	t0 := time.Now()
+	for {
+		if st, err := os.Stat(filepath.Join(dir, name)); err == nil && st.Size() >= int64(size) {
+			return
+		}
+		if time.Since(t0) > limit {
+			t.Fatalf("%s did not reach %d bytes in %s", name, size, limit)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// sample is one timed run.
+type sample struct {
+	Wall, ReaderCPU, MasterCPU, TunnelCPU float64
+	PeakRSS                               int64
+}
+
+// contender is one way of doing the benchmarked job.
+type contender struct {
+	name string
+	run  func(t *testing.T) sample
+}
+
+type result struct {
+	Name      string    `json:"name"`
+	WallS     []float64 `json:"wall_s"`
+	Median    float64   `json:"median_wall_s"`
+	MBps      float64   `json:"mb_per_s,omitempty"`
+	ReaderCPU float64   `json:"median_reader_cpu_s"`
+	MasterCPU float64   `json:"median_master_cpu_s"`
+	TunnelCPU float64   `json:"median_tunnel_cpu_s,omitempty"`
+	PeakRSS   int64     `json:"max_peak_rss_bytes,omitempty"`
+}
+
+// interleave runs every contender once per round, runs rounds, with the
+// disk settled before each run, and returns medians by name.
+func interleave(t *testing.T, runs int, cs []contender, bytes int64) (map[string]result, []result) {
+	t.Helper()
+	samples := map[string][]sample{}
+	for r := 0; r < runs; r++ {
+		for _, c := range cs {
+			settle()
+			samples[c.name] = append(samples[c.name], c.run(t))
+		}
+	}
+	byName := map[string]result{}
+	var list []result
+	for _, c := range cs {
+		res := result{Name: c.name}
+		var rc, mc, tc []float64
+		for _, s := range samples[c.name] {
+			res.WallS = append(res.WallS, s.Wall)
+			rc, mc, tc = append(rc, s.ReaderCPU), append(mc, s.MasterCPU), append(tc, s.TunnelCPU)
+			res.PeakRSS = max(res.PeakRSS, s.PeakRSS)
+		}
+		res.Median, res.ReaderCPU, res.MasterCPU, res.TunnelCPU = median(res.WallS), median(rc), median(mc), median(tc)
+		if bytes > 0 {
+			res.MBps = float64(bytes) / 1e6 / res.Median
+		}
+		byName[c.name] = res
+		list = append(list, res)
+	}
+	return byName, list
+}
 
 func TestBenchIngest(t *testing.T) {
 	txns, rows := envInt("BENCH_TXNS", 180), envInt("BENCH_ROWS", 1000)
 	runs := envInt("BENCH_RUNS", 5)
 	p, m := newMaster(t, "max_allowed_packet=64M")
-	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, a VARCHAR(200), b VARCHAR(200), c BLOB)")
-	start := time.Now()
-	for i := 0; i < txns; i++ {
-		m.Exec(fmt.Sprintf("INSERT INTO app.t SELECT seq + %d, REPEAT('a', 200), REPEAT('b', 200), REPEAT(MD5(seq), 32) FROM app.seq_1_to_%d", i*rows, rows))
-	}
+	total := largeWorkload(t, m, txns, rows)
 	file, end := m.MasterStatus()
-	files := m.Query("SHOW BINARY LOGS")
-	var total int64
-	for _, f := range files {
-		n, _ := strconv.ParseInt(f[1], 10, 64)
-		total += n
-	}
-	t.Logf("workload: %d transactions of %d rows (1 KB blob): %d bytes of binlog in %d files, made in %s", txns, rows, total, len(files), time.Since(start).Round(time.Second))
-
 	ReplinkBinary(t) // built before anything is timed
-	readers := map[string]func(t *testing.T) sample{
-		"replink TLS VERIFY_IDENTITY, sync=transaction": func(t *testing.T) sample { return benchReplink(t, p, m, "VERIFY_IDENTITY", "transaction", file, end) },
-		"replink TLS VERIFY_IDENTITY, sync=none":        func(t *testing.T) sample { return benchReplink(t, p, m, "VERIFY_IDENTITY", "none", file, end) },
-		"replink plaintext, sync=transaction":           func(t *testing.T) sample { return benchReplink(t, p, m, "DISABLED", "transaction", file, end) },
-		"mariadb-binlog --raw TLS (verified)":           func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, true) },
-		"mariadb-binlog --raw plaintext":                func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, false) },
-	}
-	names := make([]string, 0, len(readers))
-	for n := range readers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	samples := map[string][]sample{}
-	for r := 0; r < runs; r++ { // interleaved: every reader once per round
-		for _, n := range names {
-			samples[n] = append(samples[n], readers[n](t))
+	tunnel := startStunnel(t, p, m.Port)
+
+	const (
+		rTLS   = "replink TLS VERIFY_IDENTITY, sync=transaction"
+		rNone  = "replink TLS VERIFY_IDENTITY, sync=none"
+		rPlain = "replink plaintext, sync=transaction"
+		cTLS   = "mariadb-binlog --raw TLS (verified)"
+		cPlain = "mariadb-binlog --raw plaintext"
+		cTun   = "mariadb-binlog --raw via stunnel (verified)"
+	)
+	replinkRun := func(mode, sync string) func(t *testing.T) sample {
+		return func(t *testing.T) sample {
+			m0 := procCPU(m.pid())
+			t0 := time.Now()
+			b := startBench(t, p, m, mode, sync, "")
+			waitFile(t, b.Data, file, end, 5*time.Minute)
+			s := sample{Wall: time.Since(t0).Seconds(), ReaderCPU: procCPU(b.pid()), MasterCPU: procCPU(m.pid()) - m0}
+			s.PeakRSS, _ = procMem(b.pid())
+			b.stop(t, false)
+			return s
 		}
 	}
-	var results []result
-	byName := map[string]result{}
-	for _, n := range names {
-		res := result{Name: n, Bytes: total}
-		var rc, mc []float64
-		for _, s := range samples[n] {
-			res.WallS = append(res.WallS, s.Wall)
-			rc, mc = append(rc, s.ReaderCPU), append(mc, s.MasterCPU)
-			res.PeakRSS = max(res.PeakRSS, s.PeakRSS)
-		}
-		res.Median, res.ReaderCPU, res.MasterCPU = median(res.WallS), median(rc), median(mc)
-		res.MBps = float64(total) / 1e6 / res.Median
-		results = append(results, res)
-		byName[n] = res
+	cs := []contender{
+		{rTLS, replinkRun("VERIFY_IDENTITY", "transaction")},
+		{rNone, replinkRun("VERIFY_IDENTITY", "none")},
+		{rPlain, replinkRun("DISABLED", "transaction")},
+		{cTLS, func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, m.Port, true, nil) }},
+		{cPlain, func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, m.Port, false, nil) }},
+		{cTun, func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, tunnel.port, false, tunnel) }},
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\ningest of %d MB (%d runs each, interleaved; medians)\n", total/1_000_000, runs)
-	fmt.Fprintf(&b, "%-48s %8s %9s %10s %10s %10s\n", "reader", "wall s", "MB/s", "reader cpu", "master cpu", "peak RSS")
-	for _, r := range results {
-		fmt.Fprintf(&b, "%-48s %8.3f %9.0f %10.3f %10.3f %9.1fM\n", r.Name, r.Median, r.MBps, r.ReaderCPU, r.MasterCPU, float64(r.PeakRSS)/(1<<20))
+	byName, list := interleave(t, runs, cs, total)
+
+	r := newReport("ingest", fmt.Sprintf("Ingest: %d MB of ROW binlog (%d transactions of %d rows), %d runs each, interleaved; medians", total/1_000_000, txns, rows, runs))
+	r.doc["workload"] = map[string]any{"transactions": txns, "rows": rows, "bytes": total}
+	r.doc["results"] = list
+	r.printf("%-46s %7s %6s %10s %10s %10s %8s\n", "reader", "wall s", "MB/s", "reader cpu", "master cpu", "tunnel cpu", "peak RSS")
+	for _, x := range list {
+		r.printf("%-46s %7.3f %6.0f %10.3f %10.3f %10.3f %7.1fM\n", x.Name, x.Median, x.MBps, x.ReaderCPU, x.MasterCPU, x.TunnelCPU, float64(x.PeakRSS)/(1<<20))
+		r.point("ingest", x.Name, x.MBps)
 	}
-	rt, rp := byName["replink TLS VERIFY_IDENTITY, sync=transaction"], byName["replink plaintext, sync=transaction"]
-	mt, mp := byName["mariadb-binlog --raw TLS (verified)"], byName["mariadb-binlog --raw plaintext"]
-	ratios := map[string]float64{
-		"replink_tls_over_mariadb_binlog_tls_throughput": mt.Median / rt.Median,
-		"replink_tls_over_plain_wall":                    rt.Median / rp.Median,
-		"mariadb_binlog_tls_over_plain_wall":             mt.Median / mp.Median,
-	}
-	fmt.Fprintf(&b, "replink TLS throughput / mariadb-binlog TLS: %.2fx (goal >= 1.2)\n", ratios["replink_tls_over_mariadb_binlog_tls_throughput"])
-	fmt.Fprintf(&b, "replink TLS/plaintext wall: %.2f (goal <= 1.10); mariadb-binlog TLS/plaintext wall: %.2f\n", ratios["replink_tls_over_plain_wall"], ratios["mariadb_binlog_tls_over_plain_wall"])
-	t.Log(b.String())
-	out := filepath.Join(repoRoot(), "bench", "out")
-	os.MkdirAll(out, 0o755)
-	host, _ := os.Hostname()
-	doc := map[string]any{"date": time.Now().UTC().Format(time.RFC3339), "host": host, "workload": map[string]int{"transactions": txns, "rows": rows},
-		"results": results, "ratios": ratios}
-	j, _ := json.MarshalIndent(doc, "", "  ")
-	os.WriteFile(filepath.Join(out, "ingest.json"), j, 0o644)
-	os.WriteFile(filepath.Join(out, "ingest.txt"), []byte(b.String()), 0o644)
+	over := byName[cTLS].Median / byName[rTLS].Median
+	r.goal("replink_tls_over_mariadb_binlog_tls_throughput", "replink TLS durable / mariadb-binlog TLS (throughput)", over, ">= 1.2", over >= 1.2)
+	r.ratio["replink_tls_none_over_mariadb_binlog_tls_throughput"] = byName[cTLS].Median / byName[rNone].Median
+	r.printf("%-58s %7.3f\n", "replink TLS sync=none / mariadb-binlog TLS (throughput)", r.ratio["replink_tls_none_over_mariadb_binlog_tls_throughput"])
+	tp := byName[rTLS].Median / byName[rPlain].Median
+	r.goal("replink_tls_over_plain_wall", "replink TLS / plaintext (wall)", tp, "<= 1.10", tp <= 1.10)
+	r.ratio["mariadb_binlog_tls_over_plain_wall"] = byName[cTLS].Median / byName[cPlain].Median
+	r.printf("%-58s %7.3f  (baseline 1.24)\n", "mariadb-binlog TLS / plaintext (wall)", r.ratio["mariadb_binlog_tls_over_plain_wall"])
+	r.ratio["replink_tls_over_stunnel_throughput"] = byName[cTun].Median / byName[rTLS].Median
+	r.printf("%-58s %7.3f\n", "replink TLS durable / stunnel+mariadb-binlog (throughput)", r.ratio["replink_tls_over_stunnel_throughput"])
+	r.write(t)
 }
 
-// benchReplink runs the replink binary from an empty relay log until it
-// holds the master's binlog up to file:end.
-func benchReplink(t *testing.T, p *PKI, m *Server, mode, sync, file string, end uint32) sample {
-	t.Helper()
-	data := t.TempDir()
-	conf := WriteReplinkConfig(t, p, m.Port, FreePort(t), FreePort(t), data)
-	b, _ := os.ReadFile(conf)
-	c := strings.Replace(string(b), `ssl-mode = "VERIFY_IDENTITY"`, fmt.Sprintf("ssl-mode = %q\nstart = \"file:mariadb-bin.000001:4\"", mode), 1)
-	c = strings.Replace(c, `level = "debug"`, `level = "warn"`, 1)
-	c = strings.Replace(c, `sync = "transaction"`, fmt.Sprintf("sync = %q", sync), 1)
-	os.WriteFile(conf, []byte(c), 0o644)
-	m0 := procCPU(m.pid())
-	t0 := time.Now()
-	proc := StartProcess(t, conf, filepath.Join(t.TempDir(), "replink.log"))
-	target := filepath.Join(data, file)
-	for {
-		if st, err := os.Stat(target); err == nil && st.Size() >= int64(end) {
-			break
-		}
-		if time.Since(t0) > 5*time.Minute {
-			t.Fatal("replink did not finish in 5 minutes")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	wall := time.Since(t0).Seconds()
-	s := sample{Wall: wall, ReaderCPU: procCPU(proc.cmd.Process.Pid), MasterCPU: procCPU(m.pid()) - m0, PeakRSS: procHWM(proc.cmd.Process.Pid)}
-	proc.Signal(syscall.SIGTERM)
-	proc.Wait(20 * time.Second)
-	return s
-}
-
-// benchMariadbBinlog runs the C client reading every binlog raw.
-func benchMariadbBinlog(t *testing.T, p *PKI, m *Server, useTLS bool) sample {
+// benchMariadbBinlog runs the C client reading every binlog raw from port
+// (the master, or a tunnel to it), writing the files to a temp dir.
+func benchMariadbBinlog(t *testing.T, p *PKI, m *Server, port int, useTLS bool, tun *stunnel) sample {
 	t.Helper()
 	dir := t.TempDir()
+	defer os.RemoveAll(dir)
 	args := []string{"--no-defaults", "--read-from-remote-server", "--raw", "--to-last-log", "--host=127.0.0.1",
-		fmt.Sprintf("--port=%d", m.Port), "--user=repl", "--password=replpass", "--result-file=" + dir + "/", "mariadb-bin.000001"}
+		fmt.Sprintf("--port=%d", port), "--user=repl", "--password=replpass", "--result-file=" + dir + "/", "mariadb-bin.000001"}
 	if useTLS {
 		args = append(args, "--ssl", "--ssl-ca="+p.CAFile, "--ssl-verify-server-cert")
 	} else {
 		args = append(args, "--skip-ssl")
 	}
-	m0 := procCPU(m.pid())
+	m0, t0cpu := procCPU(m.pid()), tun.cpu()
 	cmd := exec.Command("mariadb-binlog", args...)
-	t0 := time.Now()
+	start := time.Now()
 	out, err := cmd.CombinedOutput()
-	wall := time.Since(t0).Seconds()
+	wall := time.Since(start).Seconds()
 	if err != nil {
 		t.Fatalf("mariadb-binlog: %v %s", err, out)
 	}
 	u := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := float64(u.Utime.Sec+u.Stime.Sec) + float64(u.Utime.Usec+u.Stime.Usec)/1e6
-	return sample{Wall: wall, ReaderCPU: cpu, MasterCPU: procCPU(m.pid()) - m0, PeakRSS: u.Maxrss * 1024}
+	return sample{Wall: wall, ReaderCPU: cpu, MasterCPU: procCPU(m.pid()) - m0, TunnelCPU: tun.cpu() - t0cpu, PeakRSS: u.Maxrss * 1024}
+}
+
+// stunnel is the classic tunnel: a client-side stunnel takes the
+// reader's plaintext and carries it over verified TLS to a server-side
+// stunnel next to the master, which forwards plaintext to mariadbd.
+type stunnel struct {
+	port  int // plaintext entry on the reader's side
+	procs []*exec.Cmd
+}
+
+func startStunnel(t *testing.T, p *PKI, masterPort int) *stunnel {
+	t.Helper()
+	if _, err := exec.LookPath("stunnel4"); err != nil {
+		t.Fatal("stunnel4 is not installed (scripts/setup.sh --bench installs it)")
+	}
+	dir := t.TempDir()
+	tlsPort, plainPort := FreePort(t), FreePort(t)
+	confs := map[string]string{
+		"server.conf": fmt.Sprintf("foreground = yes\npid =\ndebug = 3\n[mysql]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\ncert = %s\nkey = %s\n",
+			tlsPort, masterPort, p.ServerCert, p.ServerKey),
+		"client.conf": fmt.Sprintf("foreground = yes\npid =\ndebug = 3\n[mysql]\nclient = yes\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\nCAfile = %s\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
+			plainPort, tlsPort, p.CAFile),
+	}
+	s := &stunnel{port: plainPort}
+	for name, c := range confs {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, []byte(c), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("stunnel4", f)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("stunnel4 %s: %v", name, err)
+		}
+		s.procs = append(s.procs, cmd)
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	}
+	for _, port := range []int{tlsPort, plainPort} {
+		waitUntil(t, 10*time.Second, func() bool { return dialOK(port) })
+	}
+	return s
+}
+
+// cpu is both stunnels' CPU seconds (0 for no tunnel).
+func (s *stunnel) cpu() float64 {
+	if s == nil {
+		return 0
+	}
+	var c float64
+	for _, p := range s.procs {
+		c += procCPU(p.Process.Pid)
+	}
+	return c
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func dialOK(port int) bool {
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
