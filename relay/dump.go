@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -115,6 +117,28 @@ type dumper struct {
 	strip bool
 	// streaming: watchPeer reads the socket.
 	streaming bool
+	// out batches the packets of events already available into few TLS
+	// records and writes; it is flushed before every wait.
+	out *batchConn
+}
+
+// batchConn stands in for the slave's connection under go-mysql's packet
+// layer while a dump runs, so packets (sequence numbers and 16 MB
+// splitting still go-mysql's) are buffered instead of costing a TLS record
+// and a write each. Reads pass through.
+type batchConn struct {
+	net.Conn
+	w *bufio.Writer
+}
+
+func (b *batchConn) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// flush writes out what is buffered.
+func (d *dumper) flush() error {
+	if d.out == nil {
+		return nil
+	}
+	return d.out.w.Flush()
 }
 
 // waitAvailable waits, sending heartbeats, while the slave asks for a
@@ -147,6 +171,9 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 			d.rotated = true
 			hb = time.NewTimer(d.hb)
 			defer hb.Stop()
+		}
+		if err := d.flush(); err != nil {
+			return err
 		}
 		select {
 		case <-changed:
@@ -210,7 +237,10 @@ func (d *dumper) artificial(typ byte, logPos uint32, body []byte) []byte {
 
 // heartbeat tells an idle slave the link is alive and where it stands.
 func (d *dumper) heartbeat() error {
-	return d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file)))
+	if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
+		return err
+	}
+	return d.flush()
 }
 
 func (d *dumper) fakeRotate() []byte {
@@ -227,6 +257,15 @@ func (d *dumper) run() error {
 	ss, rl := d.ss, d.ss.s.rlog
 	gone := ss.watchPeer()
 	d.streaming = true
+	pc := ss.conn.Conn
+	d.out = &batchConn{Conn: pc.Conn, w: bufio.NewWriterSize(pc.Conn, 64<<10)}
+	pc.Conn = d.out
+	defer func() {
+		// Whatever ends the dump, what was sent is flushed and go-mysql
+		// writes any error packet to the connection itself.
+		_ = d.flush()
+		pc.Conn = d.out.Conn
+	}()
 	if err := d.waitAvailable(gone); err != nil {
 		return err
 	}
@@ -317,6 +356,9 @@ func (d *dumper) run() error {
 			}
 			lastWasRotate = false
 			continue
+		}
+		if err := d.flush(); err != nil {
+			return err
 		}
 		select {
 		case <-changed:

@@ -426,10 +426,10 @@ func startStunnel(t *testing.T, p *PKI, masterPort int) *stunnel {
 	dir := t.TempDir()
 	tlsPort, plainPort := FreePort(t), FreePort(t)
 	confs := map[string]string{
-		"server.conf": fmt.Sprintf("foreground = yes\npid =\ndebug = 3\n[mysql]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\ncert = %s\nkey = %s\n",
-			tlsPort, masterPort, p.ServerCert, p.ServerKey),
-		"client.conf": fmt.Sprintf("foreground = yes\npid =\ndebug = 3\n[mysql]\nclient = yes\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\nCAfile = %s\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
-			plainPort, tlsPort, p.CAFile),
+		"server.conf": fmt.Sprintf("foreground = yes\npid =\noutput = %s\n[mysql]\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\ncert = %s\nkey = %s\n",
+			filepath.Join(dir, "server.log"), tlsPort, masterPort, p.ServerCert, p.ServerKey),
+		"client.conf": fmt.Sprintf("foreground = yes\npid =\noutput = %s\n[mysql]\nclient = yes\naccept = 127.0.0.1:%d\nconnect = 127.0.0.1:%d\nCAfile = %s\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
+			filepath.Join(dir, "client.log"), plainPort, tlsPort, p.CAFile),
 	}
 	s := &stunnel{port: plainPort}
 	for name, c := range confs {
