@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -16,12 +15,12 @@ import (
 	"github.com/replink/replink/tlsutil"
 )
 
-// linkTracker follows the connection attempts one BinlogSyncer makes.
+// linkTracker follows the connection attempts one BinlogSyncer makes
+// (go-mysql's BinlogSyncer is used only to find the file of a start GTID;
+// the stream itself is replink's own, in dump.go).
 type linkTracker struct {
-	mu       sync.Mutex
-	cur      *Attempt
-	stream   *Attempt // the replication connection, once logged in
-	loggedIn bool
+	mu  sync.Mutex
+	cur *Attempt
 }
 
 func (t *linkTracker) current() *Attempt { t.mu.Lock(); defer t.mu.Unlock(); return t.cur }
@@ -56,11 +55,7 @@ func (r *Replica) syncerConfig(useTLS bool) (replication.BinlogSyncerConfig, *li
 		}),
 		// Option runs on the replication connection right after login.
 		Option: func(c *client.Conn) error {
-			a := t.current()
-			adopt(r.tlsm, "master", a, c)
-			t.mu.Lock()
-			t.stream, t.loggedIn = a, true
-			t.mu.Unlock()
+			adopt(r.tlsm, "master", t.current(), c)
 			return nil
 		},
 	}
@@ -72,33 +67,21 @@ func (r *Replica) syncerConfig(useTLS bool) (replication.BinlogSyncerConfig, *li
 
 // stream runs one replication connection from pos until it fails.
 func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (progressed bool, err error) {
-	cfg, t := r.syncerConfig(useTLS)
-	h := &handler{r: r, done: ctx.Done()}
-	cfg.SynchronousEventHandler = h
-	s := replication.NewBinlogSyncer(cfg)
-	defer s.Close()
-
-	var st *replication.BinlogStreamer
-	err = recoverPanic(func() error {
-		var err error
-		st, err = s.StartSync(mysql.Position{Name: from.File, Pos: from.Offset})
-		return err
-	})
-	t.mu.Lock()
-	loggedIn, a := t.loggedIn, t.cur
-	t.mu.Unlock()
+	c, a, err := r.cfg.connect(ctx, "master", r.tlsm, useTLS)
 	if err != nil {
-		if !loggedIn {
-			recordFailure(r.tlsm, "master", a, useTLS, err)
-		}
+		return false, err
+	}
+	defer c.Close()
+	d, err := r.startDump(c, from)
+	if err != nil {
 		return false, wrapConnectErr(r.cfg.Addr(), a, err)
 	}
-	stream := t.stream
+	_ = c.SetDeadline(time.Time{})
 	r.log.Info("streaming from master", "master", r.cfg.Addr(), "from", from, "tls", useTLS, "flavor", r.flavor)
 	r.setState(func(s *Status) {
 		s.State, s.Since, s.LastError, s.LastReason = "streaming", time.Now(), "", ""
 		s.TLSVersion, s.Cipher, s.PeerChain = "", "", nil
-		if cs := stream.State(); cs != nil {
+		if cs := a.State(); cs != nil {
 			s.TLSVersion, s.Cipher = tlsutil.VersionName(cs.Version), tlsutil.CipherName(cs.CipherSuite)
 			s.PeerChain = tlsutil.DescribeChain(cs.PeerCertificates)
 		}
@@ -109,6 +92,8 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 
 	// The stall watchdog: a link silent for 3 heartbeat periods is dead
 	// even if its socket looks open (a firewall that lost its state).
+	// Stopping closes the socket too, which ends the read below.
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stalled := make(chan struct{})
@@ -119,45 +104,44 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		for {
 			select {
 			case <-ctx.Done():
+				_ = a.Wire.Close()
 				return
 			case now := <-tick.C:
-				if silent := now.Sub(stream.Wire.LastRead()); silent > limit {
+				if silent := now.Sub(a.Wire.LastRead()); silent > limit {
 					r.log.Warn("master link stalled; closing it", "silent", silent.Round(time.Millisecond), "limit", limit)
 					if r.m != nil {
 						r.m.stalls.Inc()
 					}
 					close(stalled)
-					_ = stream.Wire.Close()
+					_ = a.Wire.Close()
 					return
 				}
 			}
 		}
 	}()
 
-	_, err = st.GetEvent(ctx)
-	// The link is down from here: say so before Close, which may take up to
-	// connect-timeout to KILL the dump thread over a dead path.
+	h := &handler{r: r, done: ctx.Done()}
+	err = h.run(d, from.File)
+	// The link is down from here: say so before ending the dump thread,
+	// which may take up to connect-timeout over a dead path.
 	if r.m != nil {
 		r.m.up.Set(0)
 	}
-	// Close waits for the stream goroutine, so the handler is done with h
-	// (and the sink) before we look at them. It also KILLs the dump thread
-	// on the master, which would otherwise linger after a stall.
-	s.Close()
+	cancel()
+	if !peerClosed(err) {
+		r.killDump(c.GetConnectionID(), useTLS)
+	}
 	progressed = h.events > 0
 	select {
 	case <-stalled:
 		return progressed, errStall
 	default:
 	}
-	if ctx.Err() != nil {
-		return progressed, nil
+	if parent.Err() != nil {
+		return progressed, nil // stopping
 	}
 	if h.err != nil {
 		return progressed, &sinkError{h.err}
-	}
-	if err == nil {
-		err = errors.New("stream ended")
 	}
 	return progressed, &streamError{err: err}
 }
@@ -170,47 +154,66 @@ type handler struct {
 	done   <-chan struct{}
 }
 
-func (h *handler) HandleEvent(e *replication.BinlogEvent) error {
-	if err := h.handle(e.RawData); err != nil {
-		h.err = err
-		return err
+// run hands each event of the dump to the sink until the stream or the
+// sink fails, acknowledging semi-sync events once they are durable. It
+// returns the stream's error; the sink's is kept in h.err.
+func (h *handler) run(d *dumpStream, file string) error {
+	for {
+		raw, ack, err := d.next()
+		if err != nil {
+			return err
+		}
+		ev, err := h.handle(raw)
+		if err != nil {
+			h.err = err
+			return err
+		}
+		if ack {
+			if err := d.ackSemiSync(file, ev.LogPos); err != nil {
+				return err
+			}
+		}
+		if ev.Type == binlog.TypeRotate {
+			if name, _, err := binlog.RotateTarget(ev); err == nil {
+				file = name
+			}
+		}
 	}
-	return nil
 }
 
-func (h *handler) handle(raw []byte) error {
+func (h *handler) handle(raw []byte) (binlog.Event, error) {
 	r := h.r
 	ev, err := binlog.ParseEvent(raw)
 	if err != nil {
-		return fmt.Errorf("master %s: bad event: %w", r.cfg.Addr(), err)
+		return ev, fmt.Errorf("master %s: bad event: %w", r.cfg.Addr(), err)
 	}
 	now := time.Now()
 	switch {
 	case ev.Type == binlog.TypeHeartbeat || ev.Type == binlog.TypeHeartbeatV2:
 		// The master had nothing newer than what we hold.
 		r.caughtUpTo.Store(now.UnixNano())
-		return nil
+		return ev, nil
 	case ev.Type == binlog.TypeRotate && ev.Artificial():
 		name, _, err := binlog.RotateTarget(ev)
 		if err != nil {
-			return err
+			return ev, err
 		}
-		return r.sink.StartFile(name)
+		return ev, r.sink.StartFile(name)
 	}
 	written, err := r.sink.Append(ev)
 	if err != nil {
-		return err
+		return ev, err
 	}
 	if !written {
-		return nil
+		return ev, nil
 	}
 	h.events++
 	if r.cfg.SemiSync {
-		// go-mysql sends the semi-sync ACK when this handler returns: only
-		// once the transaction is on disk.
+		// The semi-sync ACK goes out when this returns: only once the
+		// transaction is on disk.
 		if ds, ok := r.sink.(interface{ WaitDurable(<-chan struct{}) error }); ok {
 			if err := ds.WaitDurable(h.done); err != nil {
-				return err
+				return ev, err
 			}
 		}
 	}
@@ -224,9 +227,9 @@ func (h *handler) handle(raw []byte) error {
 	if ev.Type == binlog.TypeRotate {
 		name, _, err := binlog.RotateTarget(ev)
 		if err != nil {
-			return err
+			return ev, err
 		}
-		return r.sink.StartFile(name)
+		return ev, r.sink.StartFile(name)
 	}
-	return nil
+	return ev, nil
 }
