@@ -209,6 +209,19 @@ func ahead(newest, name string) bool {
 
 // send writes one event packet: 0x00 then the event.
 func (d *dumper) send(ev []byte) error {
+	if d.out != nil && !d.strip && len(ev)+1 < mysql.MaxPayloadLen {
+		// The usual case: header and event go straight into the batch
+		// buffer, with no copy to prepend the header.
+		pc := d.ss.conn.Conn
+		n := len(ev) + 1
+		hdr := [5]byte{byte(n), byte(n >> 8), byte(n >> 16), pc.Sequence, 0x00}
+		pc.Sequence++
+		if _, err := d.out.w.Write(hdr[:]); err != nil {
+			return err
+		}
+		_, err := d.out.w.Write(ev)
+		return err
+	}
 	if d.strip && len(ev) >= binlog.HeaderSize+4 {
 		ev = ev[:len(ev)-4]
 	}

@@ -60,15 +60,15 @@ func TestBenchSlaves(t *testing.T) {
 	// Through replink, replink starts from an empty relay log at the same
 	// moment, so its ingest is part of the time.
 	var ioTime = map[string][]float64{}
-	catchUp := func(name string, viaReplink bool) func(t *testing.T) sample {
+	catchUp := func(name, viaReplink string) func(t *testing.T) sample {
 		return func(t *testing.T) sample {
 			s := slaves[0]
 			resetSlave(s)
 			m0 := procCPU(m.pid())
 			t0 := time.Now()
 			var b *benchProc
-			if viaReplink {
-				b = startBench(t, p, m, "VERIFY_IDENTITY", "transaction", "")
+			if viaReplink != "" {
+				b = startBench(t, p, m, "VERIFY_IDENTITY", viaReplink, "")
 				b.waitListening(t)
 				changeMaster(t, s, p, b.RelayPort, "slave1", "mariadb-bin.000001", "")
 			} else {
@@ -103,11 +103,13 @@ func TestBenchSlaves(t *testing.T) {
 	}
 	const (
 		e2eDirect  = "slave direct, MASTER_SSL=1"
-		e2eReplink = "slave through replink (TLS both links)"
+		e2eReplink = "slave through replink, TLS both links"
+		e2eNoSync  = "same, replink sync=none"
 	)
 	e2e, e2eList := interleave(t, runs, []contender{
-		{e2eDirect, catchUp(e2eDirect, false)},
-		{e2eReplink, catchUp(e2eReplink, true)},
+		{e2eDirect, catchUp(e2eDirect, "")},
+		{e2eReplink, catchUp(e2eReplink, "transaction")},
+		{e2eNoSync, catchUp(e2eNoSync, "none")},
 	}, total)
 
 	// Fan-out: four slave IO threads reading everything; the master's CPU.
@@ -173,6 +175,8 @@ func TestBenchSlaves(t *testing.T) {
 	}
 	e := e2e[e2eReplink].Median / e2e[e2eDirect].Median
 	r.goal("end_to_end_replink_over_direct", "end to end through replink / direct MASTER_SSL (wall)", e, "<= 1.05", e <= 1.05)
+	r.ratio["end_to_end_replink_sync_none_over_direct"] = e2e[e2eNoSync].Median / e2e[e2eDirect].Median
+	r.printf("%-58s %7.3f\n", "end to end through replink sync=none / direct (wall)", r.ratio["end_to_end_replink_sync_none_over_direct"])
 	r.ratio["io_read_replink_over_direct"] = median(ioTime[e2eReplink]) / median(ioTime[e2eDirect])
 	r.printf("%-58s %7.3f\n", "IO thread read through replink / direct (wall)", r.ratio["io_read_replink_over_direct"])
 	r.printf("\n%-42s %12s %10s %12s %10s\n", "fan-out (4 slave IO threads)", "all read s", "master cpu", "replink cpu", "peak RSS")
