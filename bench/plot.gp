@@ -9,6 +9,8 @@ set boxwidth 0.6
 set grid ytics
 set yrange [0:*]
 set xtics rotate by -20 noenhanced font "sans,8"
+set bmargin 7
+set rmargin 12
 unset key
 
 set title "Ingest throughput, MB/s (higher is better)"

@@ -308,7 +308,7 @@ func TestBenchSmallTransactions(t *testing.T) {
 	r.goal("small_lag_p99_seconds_of_writes", "lag p99 in seconds of the master's writes", lagSecs, "< 1 and no growth", lagSecs < 1 && growth <= bytesPerSec*0.1)
 	r.ratio["small_lag_growth_bytes"] = growth
 	for _, s := range samples {
-		r.point("smalllag", fmt.Sprintf("%.1f", s.at), s.lag/1024) // x is a number: gnuplot reads "1.5" as 1.5
+		r.series("smalllag", s.at, s.lag/1024)
 	}
 	r.write(t)
 }

@@ -129,6 +129,14 @@ func (r *report) point(panel, label string, v float64) {
 	fmt.Fprintf(r.plots[panel], "%q %.6f\n", label, v)
 }
 
+// series adds an x, y point to a line panel of the plot.
+func (r *report) series(panel string, x, y float64) {
+	if r.plots[panel] == nil {
+		r.plots[panel] = &strings.Builder{}
+	}
+	fmt.Fprintf(r.plots[panel], "%.3f %.6f\n", x, y)
+}
+
 // goal records a ratio and prints it with its goal.
 func (r *report) goal(key, what string, v float64, goal string, met bool) {
 	r.ratio[key] = v
@@ -399,15 +407,37 @@ func benchMariadbBinlog(t *testing.T, p *PKI, m *Server, port int, useTLS bool, 
 	}
 	m0, t0cpu := procCPU(m.pid()), tun.cpu()
 	cmd := exec.Command("mariadb-binlog", args...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("mariadb-binlog: %v", err)
+	}
+	// The peak RSS is sampled from /proc while it runs: rusage's maxrss
+	// of an exec'd child starts from this (large) test process's.
+	var peak atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		for {
+			if hwm, _ := procMem(cmd.Process.Pid); hwm > peak.Load() {
+				peak.Store(hwm)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
 	wall := time.Since(start).Seconds()
+	close(done)
 	if err != nil {
-		t.Fatalf("mariadb-binlog: %v %s", err, out)
+		t.Fatalf("mariadb-binlog: %v %s", err, out.String())
 	}
 	u := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := float64(u.Utime.Sec+u.Stime.Sec) + float64(u.Utime.Usec+u.Stime.Usec)/1e6
-	return sample{Wall: wall, ReaderCPU: cpu, MasterCPU: procCPU(m.pid()) - m0, TunnelCPU: tun.cpu() - t0cpu, PeakRSS: u.Maxrss * 1024}
+	return sample{Wall: wall, ReaderCPU: cpu, MasterCPU: procCPU(m.pid()) - m0, TunnelCPU: tun.cpu() - t0cpu, PeakRSS: peak.Load()}
 }
 
 // stunnel is the classic tunnel: a client-side stunnel takes the
