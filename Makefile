@@ -52,6 +52,7 @@ fuzz:
 	@for t in FuzzHandleQuery FuzzParseCommands FuzzResendFDE; do \
 	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./relay/ || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzDumpStream$$' -fuzztime $(FUZZTIME) ./replica/
 
 # A local master and slave, replink between them over verified TLS.
 demo: setup build

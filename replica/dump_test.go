@@ -81,3 +81,25 @@ func TestDumpStreamRefuses(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDumpStream feeds arbitrary bytes as a master's dump stream: the
+// reader must return events or an error, never panic or run away.
+func FuzzDumpStream(f *testing.F) {
+	ev, _ := frame(1, append([]byte{0x00}, bytes.Repeat([]byte{'a'}, 40)...))
+	semi, _ := frame(2, []byte{0x00, semiSyncMagic, 1, 'x'})
+	f.Add(append(ev, semi...))
+	f.Add([]byte{0xff, 0xff, 0xff, 1, 0x00})
+	f.Add([]byte{5, 0, 0, 1, 0xff, 0x10, 0x04, '#', 'H'})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d := &dumpStream{br: bufio.NewReaderSize(bytes.NewReader(data), readBufSize), seq: 1, semi: true}
+		for i := 0; i < 1000; i++ {
+			ev, _, err := d.next()
+			if err != nil {
+				return
+			}
+			if len(ev) > len(data) {
+				t.Fatalf("event of %d bytes from %d bytes of input", len(ev), len(data))
+			}
+		}
+	})
+}
