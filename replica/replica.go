@@ -175,7 +175,8 @@ func (r *Replica) Run(ctx context.Context) error {
 			return nil
 		}
 		reason := reconnectReason(err)
-		r.log.Warn("master link lost", "reason", reason, "error", err, "position", r.sink.ResumePoint())
+		fix := r.hintFor(reason, err)
+		r.log.Warn("master link lost", "reason", reason, "error", err, "position", r.sink.ResumePoint(), "hint", fix)
 		if r.m != nil {
 			r.m.up.Set(0)
 			r.m.reconnects.WithLabelValues(reason).Inc()
@@ -189,7 +190,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		r.setState(func(s *Status) {
 			s.State, s.Since, s.LastError, s.Reconnects = "backoff", time.Now(), err.Error(), s.Reconnects+1
 			s.LastReason = tlsutil.Reason(reason)
-			s.Failures = append(s.Failures, FailureRecord{Time: time.Now(), Reason: tlsutil.Reason(reason), Error: err.Error(), Hint: hint(reason)})
+			s.Failures = append(s.Failures, FailureRecord{Time: time.Now(), Reason: tlsutil.Reason(reason), Error: err.Error(), Hint: fix})
 			if len(s.Failures) > 10 {
 				s.Failures = s.Failures[len(s.Failures)-10:]
 			}
@@ -225,6 +226,20 @@ func reconnectReason(err error) string {
 		return "disconnected"
 	}
 	return string(tlsutil.Classify(err))
+}
+
+// errSameServerID is MariaDB's ER_SLAVE_SAME_ID: another replica
+// registered with our server-id, and the master dropped one of the dumps.
+const errSameServerID = 4052
+
+// hintFor is the fix for a reconnect of this reason caused by err: the
+// reason's hint, or a sharper one where the error says more.
+func (r *Replica) hintFor(reason string, err error) string {
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == errSameServerID {
+		return fmt.Sprintf("another replica is connected to the master with server-id %d; the master keeps one dump per id, so give every replink and slave its own [master] server-id", r.cfg.ServerID)
+	}
+	return hint(reason)
 }
 
 // hint is the one-line fix for a reconnect reason.

@@ -220,3 +220,24 @@ func TestLargeEventsMirrored(t *testing.T) {
 	s.Stop()
 	compareWithMaster(t, m, dir, files)
 }
+
+// TestSameServerIDNamed: two replinks registering with the same server-id
+// make the master drop one dump with ER_SLAVE_SAME_ID; the failure record
+// names the clash and the fix.
+func TestSameServerIDNamed(t *testing.T) {
+	p, m := newMaster(t)
+	a := StartReplink(t, p, m.Port, ReplinkOptions{})
+	waitCaughtUp(t, m, a, 10*time.Second)
+	b := StartReplink(t, p, m.Port, ReplinkOptions{}) // the same server-id, 4001
+	waitUntil(t, 20*time.Second, func() bool {
+		for _, r := range []*Replink{a, b} {
+			for _, f := range r.Replica.Status().Failures {
+				if f.Reason == "master_error" && strings.Contains(f.Error, "4052") && strings.Contains(f.Hint, "server-id 4001") {
+					t.Logf("failure: %s; hint: %s", f.Error, f.Hint)
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
