@@ -2,6 +2,7 @@ package diagnose
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -64,10 +65,35 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 	}
 	r.add(Step{Step: "gtid", OK: true, Detail: gtid})
 	id, _ := strconv.ParseUint(v["server_id"], 10, 32)
-	if uint32(id) == cfg.ServerID {
+	switch other := sameIDReplica(c, cfg.ServerID); {
+	case uint32(id) == cfg.ServerID:
 		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("master server_id %d equals replink's server-id", id), Reason: "other",
 			Hint: "give replink a server-id no server in the topology uses ([master] server-id)"})
-	} else {
+	case other != "":
+		// The master keeps one dump per id: the two would drop each
+		// other's (ER_SLAVE_SAME_ID) over and over.
+		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("a replica on %s is registered on the master with replink's server-id %d", other, cfg.ServerID), Reason: "other",
+			Hint: "give every replink and slave its own server-id ([master] server-id)"})
+	default:
 		r.add(Step{Step: "server_id", OK: true, Detail: fmt.Sprintf("master %d, replink %d", id, cfg.ServerID)})
 	}
+}
+
+// sameIDReplica returns the host of a replica registered on the master
+// (SHOW SLAVE HOSTS) with id, other than one on this host (replink itself
+// when it runs here); "" when there is none or the list is not readable.
+func sameIDReplica(c *client.Conn, id uint32) string {
+	res, err := c.Execute("SHOW SLAVE HOSTS")
+	if err != nil {
+		return ""
+	}
+	self, _ := os.Hostname()
+	for i := 0; i < res.RowNumber(); i++ {
+		sid, _ := res.GetUintByName(i, "Server_id")
+		host, _ := res.GetStringByName(i, "Host")
+		if uint32(sid) == id && host != self {
+			return host
+		}
+	}
+	return ""
 }

@@ -2,9 +2,12 @@ package test
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
 
 	"github.com/replink/replink/diagnose"
 	"github.com/replink/replink/replica"
@@ -75,5 +78,55 @@ func TestDiagnose(t *testing.T) {
 				t.Fatalf("hint %q does not mention %q", failed.Hint, c.hintPart)
 			}
 		})
+	}
+}
+
+// TestDiagnoseServerIDInUse: a replica on another host registered with
+// replink's server-id fails the server_id step, naming that host; one on
+// this host (replink itself) does not.
+func TestDiagnoseServerIDInUse(t *testing.T) {
+	p, m := newMaster(t)
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := replica.Config{Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}, ServerID: 4001}
+	register := func(host string) *client.Conn {
+		c, err := client.Connect(m.Addr(), "repl", "replpass", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		pkt := []byte{0, 0, 0, 0, 0x15, 0xa1, 0x0f, 0, 0, byte(len(host))} // COM_REGISTER_SLAVE, server-id 4001
+		pkt = append(pkt, host...)
+		pkt = append(pkt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // user, password, port, rank, master id
+		c.ResetSequence()
+		if err := c.WritePacket(pkt); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ReadOKPacket(); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	self, _ := os.Hostname()
+	for _, c := range []struct {
+		host string
+		ok   bool
+	}{{self, true}, {"db-replica-7", false}} {
+		conn := register(c.host)
+		rep := diagnose.Run(context.Background(), cfg)
+		var step diagnose.Step
+		for _, s := range rep.Steps {
+			if s.Step == "server_id" {
+				step = s
+			}
+		}
+		t.Logf("registered from %s: server_id step %+v", c.host, step)
+		if step.OK != c.ok || (!c.ok && (!strings.Contains(step.Detail, c.host) || !strings.Contains(step.Hint, "own server-id"))) {
+			t.Fatalf("replica on %s registered with 4001: step %+v", c.host, step)
+		}
+		conn.Close()
+		waitUntil(t, 10*time.Second, func() bool { return len(m.Query("SHOW SLAVE HOSTS")) == 0 })
 	}
 }
