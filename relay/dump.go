@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -118,27 +117,27 @@ type dumper struct {
 	// streaming: watchPeer reads the socket.
 	streaming bool
 	// out batches the packets of events already available into few TLS
-	// records and writes; it is flushed before every wait.
-	out *batchConn
+	// records and writes; wait flushes it before blocking.
+	out *bufio.Writer
 }
 
-// batchConn stands in for the slave's connection under go-mysql's packet
-// layer while a dump runs, so packets (sequence numbers and 16 MB
-// splitting still go-mysql's) are buffered instead of costing a TLS record
-// and a write each. Reads pass through.
-type batchConn struct {
-	net.Conn
-	w *bufio.Writer
-}
-
-func (b *batchConn) Write(p []byte) (int, error) { return b.w.Write(p) }
-
-// flush writes out what is buffered.
-func (d *dumper) flush() error {
-	if d.out == nil {
-		return nil
+// wait sends what is batched and blocks until the relay log moves,
+// sending a heartbeat when hb fires first.
+func (d *dumper) wait(changed <-chan struct{}, hb *time.Timer, gone <-chan struct{}) error {
+	if err := d.out.Flush(); err != nil {
+		return err
 	}
-	return d.out.w.Flush()
+	select {
+	case <-changed:
+		return nil
+	case <-hb.C:
+		hb.Reset(d.hb)
+		return d.heartbeat()
+	case <-d.ss.closed():
+		return errors.New("replink is stopping")
+	case <-gone:
+		return errors.New("slave closed the connection")
+	}
 }
 
 // waitAvailable waits, sending heartbeats, while the slave asks for a
@@ -172,20 +171,8 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 			hb = time.NewTimer(d.hb)
 			defer hb.Stop()
 		}
-		if err := d.flush(); err != nil {
+		if err := d.wait(changed, hb, gone); err != nil {
 			return err
-		}
-		select {
-		case <-changed:
-		case <-hb.C:
-			if err := d.heartbeat(); err != nil {
-				return err
-			}
-			hb.Reset(d.hb)
-		case <-d.ss.closed():
-			return errors.New("replink is stopping")
-		case <-gone:
-			return errors.New("slave closed the connection")
 		}
 	}
 }
@@ -207,39 +194,40 @@ func ahead(newest, name string) bool {
 	return err1 == nil && err2 == nil && b == a+1
 }
 
-// send writes one event packet: 0x00 then the event.
+// send batches one event packet: 0x00 then the event, split into
+// packets of 16 MB as the protocol wants, numbered on from the session's
+// sequence (go-mysql writes any error packet after the dump with it).
 func (d *dumper) send(ev []byte) error {
-	if d.out != nil && !d.strip && len(ev)+1 < mysql.MaxPayloadLen {
-		// The usual case: header and event go straight into the batch
-		// buffer, with no copy to prepend the header.
-		pc := d.ss.conn.Conn
-		n := len(ev) + 1
-		hdr := [5]byte{byte(n), byte(n >> 8), byte(n >> 16), pc.Sequence, 0x00}
-		pc.Sequence++
-		if _, err := d.out.w.Write(hdr[:]); err != nil {
+	if d.strip && len(ev) >= binlog.HeaderSize+4 {
+		// A copy: ev may be the relay file's read buffer.
+		d.buf = append(d.buf[:0], ev[:len(ev)-4]...)
+		ev = d.buf
+		binary.LittleEndian.PutUint32(ev[9:], uint32(len(ev)))
+		if ev[4] == binlog.TypeFormatDescription {
+			ev[len(ev)-1] = binlog.ChecksumOff // the FDE says NONE
+		}
+	}
+	seq := &d.ss.conn.Sequence
+	left, lead := len(ev)+1, true
+	for {
+		n := min(left, mysql.MaxPayloadLen)
+		hdr := [5]byte{byte(n), byte(n >> 8), byte(n >> 16), *seq, 0x00}
+		*seq++
+		h, body := hdr[:4], n
+		if lead { // the first packet carries the 0x00 ahead of the event
+			h, body, lead = hdr[:5], n-1, false
+		}
+		if _, err := d.out.Write(h); err != nil {
 			return err
 		}
-		_, err := d.out.w.Write(ev)
-		return err
-	}
-	if d.strip && len(ev) >= binlog.HeaderSize+4 {
-		ev = ev[:len(ev)-4]
-	}
-	n := 4 + 1 + len(ev)
-	if cap(d.buf) < n {
-		d.buf = make([]byte, n)
-	}
-	b := d.buf[:n]
-	b[4] = 0x00
-	copy(b[5:], ev)
-	if d.strip {
-		e := b[5:]
-		binary.LittleEndian.PutUint32(e[9:], uint32(len(e)))
-		if e[4] == binlog.TypeFormatDescription {
-			e[len(e)-1] = binlog.ChecksumOff // the FDE says NONE
+		if _, err := d.out.Write(ev[:body]); err != nil {
+			return err
+		}
+		ev, left = ev[body:], left-n
+		if n < mysql.MaxPayloadLen {
+			return nil
 		}
 	}
-	return d.ss.conn.WritePacket(b)
 }
 
 // artificial makes an event replink invents (fake ROTATE, heartbeat):
@@ -253,7 +241,7 @@ func (d *dumper) heartbeat() error {
 	if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
 		return err
 	}
-	return d.flush()
+	return d.out.Flush()
 }
 
 func (d *dumper) fakeRotate() []byte {
@@ -270,15 +258,8 @@ func (d *dumper) run() error {
 	ss, rl := d.ss, d.ss.s.rlog
 	gone := ss.watchPeer()
 	d.streaming = true
-	pc := ss.conn.Conn
-	d.out = &batchConn{Conn: pc.Conn, w: bufio.NewWriterSize(pc.Conn, 64<<10)}
-	pc.Conn = d.out
-	defer func() {
-		// Whatever ends the dump, what was sent is flushed and go-mysql
-		// writes any error packet to the connection itself.
-		_ = d.flush()
-		pc.Conn = d.out.Conn
-	}()
+	d.out = bufio.NewWriterSize(ss.conn.Conn.Conn, 64<<10)
+	defer d.out.Flush() // what was batched goes out before any error packet
 	if err := d.waitAvailable(gone); err != nil {
 		return err
 	}
@@ -370,20 +351,8 @@ func (d *dumper) run() error {
 			lastWasRotate = false
 			continue
 		}
-		if err := d.flush(); err != nil {
+		if err := d.wait(changed, hbTimer, gone); err != nil {
 			return err
-		}
-		select {
-		case <-changed:
-		case <-hbTimer.C:
-			if err := d.heartbeat(); err != nil {
-				return err
-			}
-			hbTimer.Reset(d.hb)
-		case <-ss.closed():
-			return errors.New("replink is stopping")
-		case <-gone:
-			return errors.New("slave closed the connection")
 		}
 	}
 }
