@@ -2,7 +2,6 @@ package diagnose
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
@@ -80,14 +79,15 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 }
 
 // sameIDReplica returns the host of a replica registered on the master
-// (SHOW SLAVE HOSTS) with id, other than one on this host (replink itself
-// when it runs here); "" when there is none or the list is not readable.
+// (SHOW SLAVE HOSTS) with id, other than one registered as this host
+// (replink itself when it runs here); "" when there is none or the list is
+// not readable.
 func sameIDReplica(c *client.Conn, id uint32) string {
 	res, err := c.Execute("SHOW SLAVE HOSTS")
 	if err != nil {
 		return ""
 	}
-	self, _ := os.Hostname()
+	self := replica.ReportHost()
 	for i := 0; i < res.RowNumber(); i++ {
 		sid, _ := res.GetUintByName(i, "Server_id")
 		host, _ := res.GetStringByName(i, "Host")

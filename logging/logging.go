@@ -24,9 +24,10 @@ func New(w io.Writer, level, format string) (hclog.Logger, error) {
 	return hclog.New(&hclog.LoggerOptions{Name: "replink", Level: lv, Output: w, JSONFormat: format == "json"}), nil
 }
 
-// Slog adapts an hclog logger to log/slog. go-mysql's own messages are
-// demoted to debug: replink logs what matters about the link itself, with
-// the reason, and go-mysql's view of an expected reconnect is noise.
+// Slog adapts an hclog logger to log/slog for the libraries that log
+// through it (exporter-toolkit; go-mysql's BinlogSyncer in the tests).
+// Their messages are demoted to debug: replink logs what matters itself,
+// with the reason.
 func Slog(l hclog.Logger) *slog.Logger { return slog.New(&handler{l: l}) }
 
 type handler struct {

@@ -25,10 +25,11 @@ import (
 // third of replink's CPU on the ingest benchmark.
 
 const (
-	comRegisterSlave = 0x15
-	comBinlogDump    = 0x12
-	semiSyncMagic    = 0xef
-	maxPacket        = 0xffffff
+	comRegisterSlave  = 0x15
+	comBinlogDump     = 0x12
+	comBinlogDumpGTID = 0x1e
+	semiSyncMagic     = 0xef
+	maxPacket         = 0xffffff
 	// readBufSize bounds the events read in place; larger ones are
 	// gathered in a reused buffer.
 	readBufSize = 256 << 10
@@ -49,10 +50,11 @@ type dumpStream struct {
 }
 
 // startDump prepares the logged-in connection c and asks the master for
-// the binlog from pos: checksum awareness, heartbeats, MariaDB's GTID
-// capability, semi-sync when wanted and enabled on the master, then
-// COM_REGISTER_SLAVE and COM_BINLOG_DUMP.
-func (r *Replica) startDump(c *client.Conn, pos binlog.Pos) (*dumpStream, error) {
+// the binlog from pos, or from the GTID set gtid when it is not nil:
+// checksum awareness, heartbeats, MariaDB's GTID capability, semi-sync
+// when wanted and enabled on the master, then COM_REGISTER_SLAVE and the
+// dump command.
+func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) (*dumpStream, error) {
 	res, err := c.Execute("SHOW GLOBAL VARIABLES LIKE 'BINLOG_CHECKSUM'")
 	if err != nil {
 		return nil, fmt.Errorf("checking binlog_checksum: %w", err)
@@ -102,9 +104,21 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos) (*dumpStream, error)
 	if r.flavor == mysql.MariaDBFlavor {
 		flags = dumpSendAnnotateRows
 	}
+	cmd := dumpPacket(pos, flags, r.cfg.ServerID)
+	switch {
+	case gtid == nil:
+	case r.flavor == mysql.MariaDBFlavor:
+		// The file and position of the dump are then ignored.
+		if _, err := c.Execute(fmt.Sprintf("SET @slave_connect_state = '%s', @slave_gtid_strict_mode = 1", gtid)); err != nil {
+			return nil, fmt.Errorf("setting the GTID start: %w", err)
+		}
+		cmd = dumpPacket(binlog.Pos{}, flags, r.cfg.ServerID)
+	default:
+		cmd = dumpGTIDPacket(gtid.Encode(), r.cfg.ServerID)
+	}
 	c.ResetSequence()
-	if err := c.WritePacket(dumpPacket(pos, flags, r.cfg.ServerID)); err != nil {
-		return nil, fmt.Errorf("COM_BINLOG_DUMP: %w", err)
+	if err := c.WritePacket(cmd); err != nil {
+		return nil, fmt.Errorf("binlog dump command: %w", err)
 	}
 	// Every answer so far was read whole, so nothing of the stream sits in
 	// go-mysql's buffers: from here the stream is read below them. The
@@ -116,10 +130,16 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos) (*dumpStream, error)
 	return &dumpStream{c: c, br: bufio.NewReaderSize(raw, readBufSize), seq: 1, semi: semi}, nil
 }
 
+// ReportHost is the host name replink registers with on the master, as
+// SHOW SLAVE HOSTS lists it.
+func ReportHost() string {
+	h, _ := os.Hostname()
+	return trunc(h)
+}
+
 // registerSlavePacket is COM_REGISTER_SLAVE with 4 header bytes to fill.
 func registerSlavePacket(serverID uint32, user string) []byte {
-	host, _ := os.Hostname()
-	host, user = trunc(host), trunc(user)
+	host, user := ReportHost(), trunc(user)
 	p := make([]byte, 4, 4+1+4+1+len(host)+1+len(user)+1+2+4+4)
 	p = append(p, comRegisterSlave)
 	p = binary.LittleEndian.AppendUint32(p, serverID)
@@ -148,6 +168,19 @@ func dumpPacket(pos binlog.Pos, flags uint16, serverID uint32) []byte {
 	p = binary.LittleEndian.AppendUint16(p, flags)
 	p = binary.LittleEndian.AppendUint32(p, serverID)
 	return append(p, pos.File...)
+}
+
+// dumpGTIDPacket is MySQL's COM_BINLOG_DUMP_GTID from the encoded GTID
+// set, with no file name (position 4), with 4 header bytes to fill.
+func dumpGTIDPacket(set []byte, serverID uint32) []byte {
+	p := make([]byte, 4, 4+1+2+4+4+8+4+len(set))
+	p = append(p, comBinlogDumpGTID)
+	p = binary.LittleEndian.AppendUint16(p, 0) // flags
+	p = binary.LittleEndian.AppendUint32(p, serverID)
+	p = binary.LittleEndian.AppendUint32(p, 0) // file name length
+	p = binary.LittleEndian.AppendUint64(p, 4)
+	p = binary.LittleEndian.AppendUint32(p, uint32(len(set)))
+	return append(p, set...)
 }
 
 // errEndOfDump is the master ending the dump with an EOF packet.
@@ -250,7 +283,9 @@ func (d *dumpStream) ackSemiSync(file string, pos uint32) error {
 	return nil
 }
 
-// parseErrPacket turns an ERR packet into a *mysql.MyError.
+// parseErrPacket turns an ERR packet into a *mysql.MyError. go-mysql's
+// HandleErrorPacket would keep the message pointing into the read buffer,
+// which the next read overwrites, and trusts the packet's length.
 func parseErrPacket(p []byte) error {
 	if len(p) < 3 {
 		return &mysql.MyError{Code: 0, Message: "malformed error packet from the master"}

@@ -1,12 +1,9 @@
 package replica
 
 import (
-	"log/slog"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replink/replink/binlog"
-	"github.com/replink/replink/logging"
 )
 
 // Metrics are the master link's replication metrics.
@@ -61,5 +58,3 @@ func (m *Metrics) countEvent(ev binlog.Event) {
 	c.Inc()
 	m.bytes.Add(float64(len(ev.Raw)))
 }
-
-func logSlog(r *Replica) *slog.Logger { return logging.Slog(r.log.Named("go-mysql")) }

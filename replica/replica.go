@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/replink/replink/binlog"
@@ -353,46 +352,27 @@ func (r *Replica) gtidFile(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("start gtid %q: %w", r.cfg.Start.GTID, err)
 	}
-	found := make(chan string, 1)
-	h := handlerFunc(func(e *replication.BinlogEvent) error {
-		if e.Header.EventType == replication.ROTATE_EVENT {
-			ev, err := binlog.ParseEvent(e.RawData)
-			if err == nil {
-				if name, _, err := binlog.RotateTarget(ev); err == nil {
-					select {
-					case found <- name:
-					default:
-					}
-				}
-			}
-		}
-		return nil
-	})
 	useTLS := r.cfg.TLS != nil && r.cfg.TLS.Mode() != tlsutil.ModeDisabled && !r.plaintext
-	cfg, _ := r.syncerConfig(useTLS)
-	cfg.SynchronousEventHandler = h
-	s := replication.NewBinlogSyncer(cfg)
-	defer s.Close()
-	var st *replication.BinlogStreamer
-	err = recoverPanic(func() error {
-		var err error
-		st, err = s.StartSyncGTID(set)
-		return err
-	})
+	c, _, err := r.cfg.connect(ctx, "master", r.tlsm, useTLS)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	d, err := r.startDump(c, binlog.Pos{}, set)
 	if err != nil {
 		return "", fmt.Errorf("master %s: GTID dump from %s: %w", r.cfg.Addr(), set, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConnectTimeout)
-	defer cancel()
-	go func() { _, _ = st.GetEvent(ctx) }()
-	select {
-	case name := <-found:
-		return name, nil
-	case <-ctx.Done():
-		return "", fmt.Errorf("master %s: GTID dump from %s sent no ROTATE within %s", r.cfg.Addr(), set, r.cfg.ConnectTimeout)
+	defer r.killDump(c.GetConnectionID(), useTLS)
+	// connect bounds the connection by connect-timeout: the ROTATE must
+	// come within it.
+	for {
+		raw, _, err := d.next()
+		if err != nil {
+			return "", fmt.Errorf("master %s: GTID dump from %s sent no ROTATE: %w", r.cfg.Addr(), set, err)
+		}
+		if ev, err := binlog.ParseEvent(raw); err == nil && ev.Type == binlog.TypeRotate {
+			name, _, err := binlog.RotateTarget(ev)
+			return name, err
+		}
 	}
 }
-
-type handlerFunc func(*replication.BinlogEvent) error
-
-func (f handlerFunc) HandleEvent(e *replication.BinlogEvent) error { return f(e) }

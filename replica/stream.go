@@ -2,68 +2,12 @@ package replica
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"sync"
 	"time"
-
-	"github.com/go-mysql-org/go-mysql/client"
-	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/tlsutil"
 )
-
-// linkTracker follows the connection attempts one BinlogSyncer makes
-// (go-mysql's BinlogSyncer is used only to find the file of a start GTID;
-// the stream itself is replink's own, in dump.go).
-type linkTracker struct {
-	mu  sync.Mutex
-	cur *Attempt
-}
-
-func (t *linkTracker) current() *Attempt { t.mu.Lock(); defer t.mu.Unlock(); return t.cur }
-
-// syncerConfig builds a BinlogSyncer config whose connections are metered
-// and bounded, and whose replication connection is recorded in the tracker.
-func (r *Replica) syncerConfig(useTLS bool) (replication.BinlogSyncerConfig, *linkTracker) {
-	t := &linkTracker{}
-	var tlsCfg *tls.Config
-	if useTLS {
-		tlsCfg = r.cfg.tlsConfig(t.current)
-	}
-	cfg := replication.BinlogSyncerConfig{
-		ServerID:         r.cfg.ServerID,
-		Flavor:           r.flavor,
-		Host:             r.cfg.Host,
-		Port:             uint16(r.cfg.Port),
-		User:             r.cfg.User,
-		Password:         r.cfg.Password,
-		Localhost:        "replink",
-		RawModeEnabled:   true,
-		TLSConfig:        tlsCfg,
-		HeartbeatPeriod:  r.cfg.HeartbeatPeriod,
-		DisableRetrySync: true,
-		SemiSyncEnabled:  r.cfg.SemiSync,
-		Logger:           logSlog(r),
-		DiscardGTIDSet:   true,
-		Dialer: r.cfg.dialer("master", r.tlsm, useTLS, func(a *Attempt) {
-			t.mu.Lock()
-			t.cur = a
-			t.mu.Unlock()
-		}),
-		// Option runs on the replication connection right after login.
-		Option: func(c *client.Conn) error {
-			adopt(r.tlsm, "master", t.current(), c)
-			return nil
-		},
-	}
-	if r.flavor == mysql.MariaDBFlavor {
-		cfg.DumpCommandFlag = replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT
-	}
-	return cfg, t
-}
 
 // stream runs one replication connection from pos until it fails.
 func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (progressed bool, err error) {
@@ -72,7 +16,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		return false, err
 	}
 	defer c.Close()
-	d, err := r.startDump(c, from)
+	d, err := r.startDump(c, from, nil)
 	if err != nil {
 		return false, wrapConnectErr(r.cfg.Addr(), a, err)
 	}
@@ -120,8 +64,8 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		}
 	}()
 
-	h := &handler{r: r, done: ctx.Done()}
-	err = h.run(d, from.File)
+	h := &handler{r: r, file: from.File, done: ctx.Done()}
+	err = h.run(d)
 	// The link is down from here: say so before ending the dump thread,
 	// which may take up to connect-timeout over a dead path.
 	if r.m != nil {
@@ -149,21 +93,27 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 // handler hands each raw event to the sink.
 type handler struct {
 	r      *Replica
+	file   string // the master's binlog file the events belong to
 	events int
 	err    error
 	done   <-chan struct{}
 }
 
 // run hands each event of the dump to the sink until the stream or the
-// sink fails, acknowledging semi-sync events once they are durable. It
-// returns the stream's error; the sink's is kept in h.err.
-func (h *handler) run(d *dumpStream, file string) error {
+// sink fails, acknowledging the events the master asks semi-sync ACKs for
+// once they are durable. It returns the stream's error; the sink's is kept
+// in h.err.
+func (h *handler) run(d *dumpStream) error {
 	for {
 		raw, ack, err := d.next()
 		if err != nil {
 			return err
 		}
+		file := h.file // an ACK names the event's own file
 		ev, err := h.handle(raw)
+		if err == nil && ack {
+			err = h.waitDurable()
+		}
 		if err != nil {
 			h.err = err
 			return err
@@ -173,12 +123,25 @@ func (h *handler) run(d *dumpStream, file string) error {
 				return err
 			}
 		}
-		if ev.Type == binlog.TypeRotate {
-			if name, _, err := binlog.RotateTarget(ev); err == nil {
-				file = name
-			}
-		}
 	}
+}
+
+// waitDurable waits until what the sink holds is on disk.
+func (h *handler) waitDurable() error {
+	if ds, ok := h.r.sink.(interface{ WaitDurable(<-chan struct{}) error }); ok {
+		return ds.WaitDurable(h.done)
+	}
+	return nil
+}
+
+// startFile follows a ROTATE to the file it names.
+func (h *handler) startFile(ev binlog.Event) error {
+	name, _, err := binlog.RotateTarget(ev)
+	if err != nil {
+		return err
+	}
+	h.file = name
+	return h.r.sink.StartFile(name)
 }
 
 func (h *handler) handle(raw []byte) (binlog.Event, error) {
@@ -187,36 +150,19 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("master %s: bad event: %w", r.cfg.Addr(), err)
 	}
-	now := time.Now()
 	switch {
 	case ev.Type == binlog.TypeHeartbeat || ev.Type == binlog.TypeHeartbeatV2:
 		// The master had nothing newer than what we hold.
-		r.caughtUpTo.Store(now.UnixNano())
+		r.caughtUpTo.Store(time.Now().UnixNano())
 		return ev, nil
 	case ev.Type == binlog.TypeRotate && ev.Artificial():
-		name, _, err := binlog.RotateTarget(ev)
-		if err != nil {
-			return ev, err
-		}
-		return ev, r.sink.StartFile(name)
+		return ev, h.startFile(ev)
 	}
 	written, err := r.sink.Append(ev)
-	if err != nil {
+	if err != nil || !written {
 		return ev, err
 	}
-	if !written {
-		return ev, nil
-	}
 	h.events++
-	if r.cfg.SemiSync {
-		// The semi-sync ACK goes out when this returns: only once the
-		// transaction is on disk.
-		if ds, ok := r.sink.(interface{ WaitDurable(<-chan struct{}) error }); ok {
-			if err := ds.WaitDurable(h.done); err != nil {
-				return ev, err
-			}
-		}
-	}
 	if r.m != nil {
 		r.m.countEvent(ev)
 	}
@@ -225,11 +171,7 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 		r.caughtUpTo.Store(time.Unix(int64(ev.Timestamp), 0).UnixNano())
 	}
 	if ev.Type == binlog.TypeRotate {
-		name, _, err := binlog.RotateTarget(ev)
-		if err != nil {
-			return ev, err
-		}
-		return ev, r.sink.StartFile(name)
+		return ev, h.startFile(ev)
 	}
 	return ev, nil
 }

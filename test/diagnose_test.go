@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -109,7 +108,7 @@ func TestDiagnoseServerIDInUse(t *testing.T) {
 		}
 		return c
 	}
-	self, _ := os.Hostname()
+	self := replica.ReportHost()
 	for _, c := range []struct {
 		host string
 		ok   bool
