@@ -3,11 +3,7 @@
 package test
 
 import (
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,19 +12,15 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	"github.com/hashicorp/go-hclog"
-
-	"github.com/replink/replink/logging"
 )
 
-// benchReader is a go-mysql binlog reader over verified TLS that notes
-// when each transaction's XID event arrives and counts bytes.
+// benchReader notes when each transaction's XID event arrives at a
+// go-mysql reader and counts bytes.
 type benchReader struct {
-	syncer *replication.BinlogSyncer
-	mu     sync.Mutex
-	xids   []time.Time
-	bytes  atomic.Int64
-	err    error
+	*goReader
+	mu    sync.Mutex
+	xids  []time.Time
+	bytes atomic.Int64
 }
 
 func (r *benchReader) HandleEvent(e *replication.BinlogEvent) error {
@@ -52,41 +44,8 @@ func (r *benchReader) arrivals() []time.Time {
 // replink as slave1 with the client certificate.
 func startReader(t *testing.T, p *PKI, port int, user string, id uint32, pos mysql.Position) *benchReader {
 	t.Helper()
-	pool := x509.NewCertPool()
-	ca, err := os.ReadFile(p.CAFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.AppendCertsFromPEM(ca)
-	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
-	pass := "replpass"
-	if user == "slave1" {
-		pass = "slavepass"
-		cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
 	r := &benchReader{}
-	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-		ServerID: id, Flavor: mysql.MariaDBFlavor, Host: "127.0.0.1", Port: uint16(port),
-		User: user, Password: pass, RawModeEnabled: true, HeartbeatPeriod: time.Second,
-		TLSConfig: tc, DisableRetrySync: true, SynchronousEventHandler: r,
-		DumpCommandFlag: replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT, Logger: logging.Slog(hclog.NewNullLogger()),
-	})
-	st, err := r.syncer.StartSync(pos)
-	if err != nil {
-		t.Fatalf("reader on port %d: %v", port, err)
-	}
-	go func() {
-		if _, err := st.GetEvent(context.Background()); err != nil {
-			r.mu.Lock()
-			r.err = err
-			r.mu.Unlock()
-		}
-	}()
-	t.Cleanup(r.syncer.Close)
+	r.goReader = startGoReader(t, p, port, user, id, pos, r)
 	return r
 }
 
@@ -389,8 +348,8 @@ func TestBenchMemory(t *testing.T) {
 		peak, _ := procMem(b.pid())
 		for _, rd := range readers {
 			rd.syncer.Close()
-			if rd.err != nil && !strings.Contains(rd.err.Error(), "closed") {
-				t.Fatalf("slave reader: %v", rd.err)
+			if err := rd.Err(); err != nil && !strings.Contains(err.Error(), "closed") {
+				t.Fatalf("slave reader: %v", err)
 			}
 		}
 		b.stop(t, true)

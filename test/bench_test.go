@@ -205,20 +205,10 @@ func startBench(t *testing.T, p *PKI, m *Server, mode, sync, data string) *bench
 		data = t.TempDir()
 	}
 	b := &benchProc{Data: data, RelayPort: FreePort(t), MetricsPort: FreePort(t)}
-	conf := WriteReplinkConfig(t, p, m.Port, b.RelayPort, b.MetricsPort, data)
-	raw, err := os.ReadFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := strings.Replace(string(raw), `ssl-mode = "VERIFY_IDENTITY"`, fmt.Sprintf("ssl-mode = %q\nstart = \"file:mariadb-bin.000001:4\"", mode), 1)
-	// Each replink registers with its own server-id: a master drops the
-	// older of two dumps with the same id.
-	c = strings.Replace(c, "[master]\n", fmt.Sprintf("[master]\nserver-id = %d\n", 5000+benchIDs.Add(1)), 1)
-	c = strings.Replace(c, `level = "debug"`, `level = "warn"`, 1)
-	c = strings.Replace(c, `sync = "transaction"`, fmt.Sprintf("sync = %q", sync), 1)
-	if err := os.WriteFile(conf, []byte(c), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	// Each replink registers with its own server-id: a master drops one
+	// of two dumps with the same id.
+	conf := WriteReplinkConfigWith(t, p, m.Port, b.RelayPort, b.MetricsPort, data, ConfigOptions{
+		SSLMode: mode, Sync: sync, Start: "file:mariadb-bin.000001:4", ServerID: 5000 + benchIDs.Add(1), LogLevel: "warn"})
 	b.Process = StartProcess(t, conf, filepath.Join(t.TempDir(), "replink.log"))
 	return b
 }

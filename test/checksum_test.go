@@ -9,14 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
+
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
 
-// rawDump logs in to replink's relay, optionally announces checksums, asks
-// for file from position 4 and returns the first n events as sent.
-func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) [][]byte {
+// openDump logs in to replink's relay as plainslave, optionally announces
+// checksums and asks for file from position 4, leaving the stream to the
+// caller.
+func openDump(t *testing.T, port int, p *PKI, announce bool, file string, serverID uint32) *client.Conn {
 	t.Helper()
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
 	if err != nil {
@@ -27,7 +30,7 @@ func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	if announce {
 		if _, err := c.Execute("SET @master_binlog_checksum='NONE'"); err != nil {
 			t.Fatal(err)
@@ -37,11 +40,19 @@ func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) 
 	pkt := make([]byte, 4+1+4+2+4+len(file))
 	pkt[4] = 0x12 // COM_BINLOG_DUMP
 	binary.LittleEndian.PutUint32(pkt[5:], 4)
-	binary.LittleEndian.PutUint32(pkt[11:], 99)
+	binary.LittleEndian.PutUint32(pkt[11:], serverID)
 	copy(pkt[15:], file)
 	if err := c.WritePacket(pkt); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// rawDump opens a dump (openDump) and returns the first n events as sent.
+func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) [][]byte {
+	t.Helper()
+	c := openDump(t, port, p, announce, file, 99)
+	defer c.Close()
 	var out [][]byte
 	for len(out) < n {
 		data, err := c.ReadPacket()
@@ -109,17 +120,4 @@ func waitUntil(t *testing.T, d time.Duration, f func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func tlsutilClient(t *testing.T, p *PKI) (*tlsutil.Client, error) {
-	t.Helper()
-	c, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, nil
-}
-
-func replicaEndpoint(port int, tc *tlsutil.Client) replica.Endpoint {
-	return replica.Endpoint{Host: "127.0.0.1", Port: port, User: "plainslave", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
 }

@@ -27,7 +27,6 @@ type goSlave struct {
 	mu    sync.Mutex
 	file  string
 	files map[string]*bytes.Buffer
-	err   error
 }
 
 func (g *goSlave) HandleEvent(e *replication.BinlogEvent) error {
@@ -58,6 +57,65 @@ func (g *goSlave) HandleEvent(e *replication.BinlogEvent) error {
 	return nil
 }
 
+// goReader is a go-mysql BinlogSyncer in raw mode over verified TLS,
+// handing every event to a synchronous handler.
+type goReader struct {
+	syncer *replication.BinlogSyncer
+	mu     sync.Mutex
+	err    error
+}
+
+// startGoReader reads from port from pos as user (repl on a master;
+// plainslave, or slave1 with the client certificate, on replink) with
+// server-id id, until the test ends.
+func startGoReader(t testing.TB, p *PKI, port int, user string, id uint32, pos mysql.Position, h replication.EventHandler) *goReader {
+	t.Helper()
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(p.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(ca)
+	tc := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	pass := "slavepass"
+	switch user {
+	case "repl":
+		pass = "replpass"
+	case "slave1":
+		cert, err := tls.LoadX509KeyPair(p.ClientCert, p.ClientKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	r := &goReader{syncer: replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: id, Flavor: mysql.MariaDBFlavor, Host: "127.0.0.1", Port: uint16(port),
+		User: user, Password: pass, RawModeEnabled: true, HeartbeatPeriod: time.Second,
+		TLSConfig: tc, DisableRetrySync: true, SynchronousEventHandler: h,
+		DumpCommandFlag: replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT, Logger: logging.Slog(hclog.NewNullLogger()),
+	})}
+	st, err := r.syncer.StartSync(pos)
+	if err != nil {
+		t.Fatalf("go-mysql reader %d on port %d: %v", id, port, err)
+	}
+	go func() {
+		if _, err := st.GetEvent(context.Background()); err != nil {
+			r.mu.Lock()
+			r.err = err
+			r.mu.Unlock()
+		}
+	}()
+	t.Cleanup(r.syncer.Close)
+	return r
+}
+
+// Err is how the reader's stream ended, if it did.
+func (r *goReader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
 func TestTwentySlavesUnderLoad(t *testing.T) {
 	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
@@ -69,38 +127,13 @@ func TestTwentySlavesUnderLoad(t *testing.T) {
 	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
 	slave.Exec("START SLAVE")
 	// ...and 19 go-mysql clients over TLS.
-	pool := x509.NewCertPool()
-	ca, _ := os.ReadFile(p.CAFile)
-	pool.AppendCertsFromPEM(ca)
-	logger := logging.Slog(hclog.NewNullLogger())
 	var slaves []*goSlave
-	var syncers []*replication.BinlogSyncer
+	var readers []*goReader
 	for i := 0; i < 19; i++ {
 		g := &goSlave{file: "mariadb-bin.000001", files: map[string]*bytes.Buffer{"mariadb-bin.000001": bytes.NewBuffer(nil)}}
-		s := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
-			ServerID: uint32(100 + i), Flavor: mysql.MariaDBFlavor, Host: "127.0.0.1", Port: uint16(r.Port),
-			User: "plainslave", Password: "slavepass", RawModeEnabled: true, HeartbeatPeriod: time.Second,
-			TLSConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, DisableRetrySync: true,
-			DumpCommandFlag: replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT, SynchronousEventHandler: g, Logger: logger,
-		})
-		st, err := s.StartSync(mysql.Position{Name: "mariadb-bin.000001", Pos: 4})
-		if err != nil {
-			t.Fatalf("go-mysql slave %d: %v", i, err)
-		}
-		go func() {
-			if _, err := st.GetEvent(context.Background()); err != nil {
-				g.mu.Lock()
-				g.err = err
-				g.mu.Unlock()
-			}
-		}()
-		slaves, syncers = append(slaves, g), append(syncers, s)
+		readers = append(readers, startGoReader(t, p, r.Port, "plainslave", uint32(100+i), mysql.Position{Name: "mariadb-bin.000001", Pos: 4}, g))
+		slaves = append(slaves, g)
 	}
-	t.Cleanup(func() {
-		for _, s := range syncers {
-			s.Close()
-		}
-	})
 
 	// A steady write load for a bounded time, with a rotation in the middle.
 	deadline := time.Now().Add(4 * time.Second)
@@ -141,10 +174,10 @@ func TestTwentySlavesUnderLoad(t *testing.T) {
 		return true
 	})
 	for i, g := range slaves {
-		g.mu.Lock()
-		if g.err != nil {
-			t.Errorf("go-mysql slave %d: %v", i, g.err)
+		if err := readers[i].Err(); err != nil {
+			t.Errorf("go-mysql slave %d: %v", i, err)
 		}
+		g.mu.Lock()
 		for _, f := range files {
 			want, err := os.ReadFile(filepath.Join(r.Dir, f))
 			if err != nil {
@@ -182,21 +215,7 @@ func TestSlowSlave(t *testing.T) {
 	slave.Exec("START SLAVE")
 
 	// The slow slave: logs in, asks for a dump, then reads 1 KB every 50 ms.
-	tc, _ := tlsutilClient(t, p)
-	ep := replicaEndpoint(r.Port, tc)
-	c, _, err := ep.Connect(context.Background(), "replica", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := c.Execute("SET @master_binlog_checksum='NONE'"); err != nil {
-		t.Fatal(err)
-	}
-	c.ResetSequence()
-	pkt := append([]byte{0, 0, 0, 0, 0x12, 4, 0, 0, 0, 0, 0, 77, 0, 0, 0}, "mariadb-bin.000001"...)
-	if err := c.WritePacket(pkt); err != nil {
-		t.Fatal(err)
-	}
+	c := openDump(t, r.Port, p, true, "mariadb-bin.000001", 77)
 	stopSlow := make(chan struct{})
 	go func() {
 		buf := make([]byte, 1024)

@@ -102,6 +102,36 @@ func (p *Process) Restart() {
 // VERIFY_IDENTITY upstream, TLS and the X509 account slave1 on the relay.
 func WriteReplinkConfig(t testing.TB, p *PKI, masterPort, relayPort, metricsPort int, dataDir string) string {
 	t.Helper()
+	return WriteReplinkConfigWith(t, p, masterPort, relayPort, metricsPort, dataDir, ConfigOptions{})
+}
+
+// ConfigOptions change WriteReplinkConfig's defaults.
+type ConfigOptions struct {
+	SSLMode  string // [master] ssl-mode; VERIFY_IDENTITY when empty
+	Start    string // [master] start; replink's default ("current") when empty
+	ServerID uint32 // [master] server-id; replink's default when zero
+	Sync     string // [relay] sync; "transaction" when empty
+	LogLevel string // [log] level; "debug" when empty
+}
+
+// WriteReplinkConfigWith is WriteReplinkConfig with other settings.
+func WriteReplinkConfigWith(t testing.TB, p *PKI, masterPort, relayPort, metricsPort int, dataDir string, o ConfigOptions) string {
+	t.Helper()
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	def(&o.SSLMode, "VERIFY_IDENTITY")
+	def(&o.Sync, "transaction")
+	def(&o.LogLevel, "debug")
+	var extra string
+	if o.Start != "" {
+		extra += fmt.Sprintf("start = %q\n", o.Start)
+	}
+	if o.ServerID != 0 {
+		extra += fmt.Sprintf("server-id = %d\n", o.ServerID)
+	}
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "repl.pass")
 	spw := filepath.Join(dir, "slave.pass")
@@ -113,15 +143,15 @@ host = "127.0.0.1"
 port = %d
 user = "repl"
 password-file = %q
-ssl-mode = "VERIFY_IDENTITY"
+ssl-mode = %q
 ssl-ca = %q
 heartbeat-period = "500ms"
 connect-timeout = "5s"
-
+%s
 [relay]
 listen = "127.0.0.1:%d"
 data-dir = %q
-sync = "transaction"
+sync = %q
 ssl-ca = %q
 ssl-cert = %q
 ssl-key = %q
@@ -136,7 +166,7 @@ subject = %q
 listen = "127.0.0.1:%d"
 
 [log]
-level = "debug"
-`, masterPort, pw, p.CAFile, relayPort, dataDir, p.CAFile, p.ServerCert, p.ServerKey, spw, ClientSubject, metricsPort)), 0o644)
+level = %q
+`, masterPort, pw, o.SSLMode, p.CAFile, extra, relayPort, dataDir, o.Sync, p.CAFile, p.ServerCert, p.ServerKey, spw, ClientSubject, metricsPort, o.LogLevel)), 0o644)
 	return conf
 }
