@@ -97,12 +97,7 @@ func (a *authHandler) GetCredential(name string) (server.Credential, bool, error
 
 func (a *authHandler) OnAuthSuccess(c *server.Conn) error {
 	u := a.s.users[c.GetUser()]
-	var cs *tls.ConnectionState
-	if tc, ok := c.Conn.Conn.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		cs = &st
-	}
-	if err := u.check(cs, a.s.cfg.RequireSecureTransport); err != nil {
+	if err := u.check(tlsutil.ConnState(c.Conn.Conn), a.s.cfg.RequireSecureTransport); err != nil {
 		a.s.log.Warn("slave refused", "peer", c.RemoteAddr().String(), "user", c.GetUser(), "reason", "access_denied", "why", err.Error())
 		a.s.tlsm.HandshakeFailed("replica", 0, false, tlsutil.ReasonAccessDenied, nil)
 		return mysql.NewDefaultError(mysql.ER_ACCESS_DENIED_ERROR, c.GetUser(), hostOf(c.RemoteAddr().String()), "YES")

@@ -179,11 +179,7 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 		}
 		return
 	}
-	var cs *tls.ConnectionState
-	if tc, ok := c.Conn.Conn.(*tls.Conn); ok {
-		st := tc.ConnectionState()
-		cs = &st
-	}
+	cs := tlsutil.ConnState(c.Conn.Conn)
 	if cs != nil {
 		s.tlsm.HandshakeOK("replica", w.HandshakeDuration(time.Now()), cs)
 	}

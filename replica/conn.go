@@ -282,12 +282,7 @@ func recordSuccess(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) 
 	if m == nil || a == nil {
 		return
 	}
-	var cs *tls.ConnectionState
-	if tc, ok := c.Conn.Conn.(*tls.Conn); ok {
-		s := tc.ConnectionState()
-		cs = &s
-	}
-	m.HandshakeOK(link, a.Wire.HandshakeDuration(time.Now()), cs)
+	m.HandshakeOK(link, a.Wire.HandshakeDuration(time.Now()), tlsutil.ConnState(c.Conn.Conn))
 }
 
 // ReadGreeting reads the server's first packet from a fresh connection.

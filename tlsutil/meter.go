@@ -14,8 +14,7 @@ import (
 // the TLS handshake's start and end as seen on the wire.
 type WireConn struct {
 	net.Conn
-	link    string
-	m       *Metrics
+	traffic *linkTraffic // nil without metrics
 	tlsUsed bool
 	server  bool
 
@@ -36,7 +35,12 @@ type WireConn struct {
 // after the greeting is then the SSL request, where the handshake timer
 // starts). m may be nil.
 func NewWireConn(c net.Conn, link string, m *Metrics, tlsUsed bool) *WireConn {
-	w := &WireConn{Conn: c, link: link, m: m, tlsUsed: tlsUsed}
+	w := &WireConn{Conn: c, tlsUsed: tlsUsed}
+	if m != nil {
+		if w.traffic = m.traffic[link]; w.traffic == nil {
+			panic("tlsutil: no metrics for link " + link) // Links names them
+		}
+	}
 	w.lastRead.Store(time.Now().UnixNano())
 	return w
 }
@@ -55,8 +59,8 @@ func (w *WireConn) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		w.lastRead.Store(t1.UnixNano())
-		if w.m != nil {
-			w.m.wireIn[w.link].Add(float64(n))
+		if w.traffic != nil {
+			w.traffic.in.wire.Add(float64(n))
 		}
 	}
 	return n, err
@@ -82,8 +86,8 @@ func (w *WireConn) Write(p []byte) (int, error) {
 		w.hsEnd = t1 // TLS 1.3: the client's Finished is the write after verification
 	}
 	w.mu.Unlock()
-	if n > 0 && w.m != nil {
-		w.m.wireOut[w.link].Add(float64(n))
+	if n > 0 && w.traffic != nil {
+		w.traffic.out.wire.Add(float64(n))
 	}
 	return n, err
 }
@@ -133,6 +137,16 @@ func (w *WireConn) HandshakeDuration(at time.Time) time.Duration {
 // LastRead is when bytes last arrived.
 func (w *WireConn) LastRead() time.Time { return time.Unix(0, w.lastRead.Load()) }
 
+// ConnState is c's TLS state, or nil when c is not a TLS connection.
+func ConnState(c net.Conn) *tls.ConnectionState {
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	cs := tc.ConnectionState()
+	return &cs
+}
+
 // Payload wraps the connection above TLS (or the plaintext connection)
 // so that protocol bytes, and for TLS the time spent in record
 // processing, are counted.
@@ -150,15 +164,8 @@ type payloadConn struct {
 func (p *payloadConn) Read(b []byte) (int, error) {
 	t0, wait0 := time.Now(), p.w.readWait.Load()
 	n, err := p.Conn.Read(b)
-	if m := p.w.m; m != nil {
-		if n > 0 {
-			m.payloadIn[p.w.link].Add(float64(n))
-		}
-		if p.crypto {
-			if d := time.Since(t0) - time.Duration(p.w.readWait.Load()-wait0); d > 0 {
-				m.cryptoIn[p.w.link].Add(d.Seconds())
-			}
-		}
+	if t := p.w.traffic; t != nil {
+		p.count(&t.in, n, t0, p.w.readWait.Load()-wait0)
 	}
 	return n, err
 }
@@ -166,15 +173,21 @@ func (p *payloadConn) Read(b []byte) (int, error) {
 func (p *payloadConn) Write(b []byte) (int, error) {
 	t0, wait0 := time.Now(), p.w.writeWait.Load()
 	n, err := p.Conn.Write(b)
-	if m := p.w.m; m != nil {
-		if n > 0 {
-			m.payloadOut[p.w.link].Add(float64(n))
-		}
-		if p.crypto {
-			if d := time.Since(t0) - time.Duration(p.w.writeWait.Load()-wait0); d > 0 {
-				m.cryptoOut[p.w.link].Add(d.Seconds())
-			}
-		}
+	if t := p.w.traffic; t != nil {
+		p.count(&t.out, n, t0, p.w.writeWait.Load()-wait0)
 	}
 	return n, err
+}
+
+// count adds a call's protocol bytes and, above TLS, the time it took
+// less the time blocked on the socket beneath.
+func (p *payloadConn) count(d *direction, n int, t0 time.Time, waited int64) {
+	if n > 0 {
+		d.payload.Add(float64(n))
+	}
+	if p.crypto {
+		if spent := time.Since(t0) - time.Duration(waited); spent > 0 {
+			d.crypto.Add(spent.Seconds())
+		}
+	}
 }

@@ -21,12 +21,18 @@ type Metrics struct {
 	peerNotAfter      *prometheus.GaugeVec
 	localNotAfter     *prometheus.GaugeVec
 
-	wireIn, wireOut, payloadIn, payloadOut, cryptoIn, cryptoOut map[string]prometheus.Counter
+	traffic map[string]*linkTraffic // by link, resolved once for the meters
 
 	mu       sync.Mutex
 	lastInfo map[string][2]string
 	peers    map[string][]string
 }
+
+// direction is one way of a link's traffic: bytes on the socket, bytes
+// of the protocol above TLS, and time in TLS record processing.
+type direction struct{ wire, payload, crypto prometheus.Counter }
+
+type linkTraffic struct{ in, out direction }
 
 // NewMetrics registers the TLS metrics on reg, every series initialised.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -63,13 +69,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	crypto := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "replink_tls_crypto_seconds_total", Help: "Time spent in TLS record processing, not counting time waiting on the socket.",
 	}, []string{"link", "direction"})
-	m.wireIn, m.wireOut, m.payloadIn, m.payloadOut, m.cryptoIn, m.cryptoOut =
-		map[string]prometheus.Counter{}, map[string]prometheus.Counter{}, map[string]prometheus.Counter{},
-		map[string]prometheus.Counter{}, map[string]prometheus.Counter{}, map[string]prometheus.Counter{}
+	m.traffic = map[string]*linkTraffic{}
 	for _, l := range Links {
-		m.wireIn[l], m.wireOut[l] = wire.WithLabelValues(l, "in"), wire.WithLabelValues(l, "out")
-		m.payloadIn[l], m.payloadOut[l] = payload.WithLabelValues(l, "in"), payload.WithLabelValues(l, "out")
-		m.cryptoIn[l], m.cryptoOut[l] = crypto.WithLabelValues(l, "in"), crypto.WithLabelValues(l, "out")
+		dir := func(d string) direction {
+			return direction{wire: wire.WithLabelValues(l, d), payload: payload.WithLabelValues(l, d), crypto: crypto.WithLabelValues(l, d)}
+		}
+		m.traffic[l] = &linkTraffic{in: dir("in"), out: dir("out")}
 		for _, res := range []string{"ok", "failed"} {
 			m.handshakeDuration.WithLabelValues(l, res)
 			m.handshakes.WithLabelValues(l, res)
