@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -191,26 +192,34 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 	}
 	off, good := int64(4), int64(4)
 	goodTracker := g
-	hdr := make([]byte, HeaderSize)
+	var big []byte // for events larger than br's buffer
 	for {
-		if _, err := io.ReadFull(br, hdr); err != nil {
-			break
-		}
-		size := int(uint32(hdr[9]) | uint32(hdr[10])<<8 | uint32(hdr[11])<<16 | uint32(hdr[12])<<24)
-		if size < HeaderSize || size > MaxEventSize {
-			break
-		}
-		raw := make([]byte, size)
-		copy(raw, hdr)
-		if _, err := io.ReadFull(br, raw[HeaderSize:]); err != nil {
-			break
-		}
-		ev, err := ParseEvent(raw)
+		hdr, err := br.Peek(HeaderSize)
 		if err != nil {
 			break
 		}
-		if g.Verify(ev) != nil {
+		size := int(binary.LittleEndian.Uint32(hdr[9:]))
+		if size < HeaderSize || size > MaxEventSize {
 			break
+		}
+		// Events are read in place; a larger one is gathered as its bytes
+		// arrive, so a torn header claiming a huge size costs nothing.
+		var raw []byte
+		if size <= br.Size() {
+			raw, err = br.Peek(size)
+		} else {
+			big, err = AppendRead(big[:0], br, size)
+			raw = big
+		}
+		if err != nil {
+			break
+		}
+		ev, err := ParseEvent(raw)
+		if err != nil || g.Verify(ev) != nil {
+			break
+		}
+		if size <= br.Size() {
+			_, _ = br.Discard(size)
 		}
 		off += int64(size)
 		if g.Add(ev) {
@@ -218,6 +227,22 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 		}
 	}
 	return good, goodTracker, nil
+}
+
+// AppendRead appends n bytes read from r to dst, growing dst in steps of
+// 1 MiB as the bytes arrive rather than by n at once: a size that a peer
+// or a torn file merely claims costs memory only once the bytes exist.
+func AppendRead(dst []byte, r io.Reader, n int) ([]byte, error) {
+	for n > 0 {
+		step := min(n, 1<<20)
+		i := len(dst)
+		dst = append(dst, make([]byte, step)...)
+		if _, err := io.ReadFull(r, dst[i:]); err != nil {
+			return dst[:i], err
+		}
+		n -= step
+	}
+	return dst, nil
 }
 
 func (l *Log) create(name string) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -320,4 +321,31 @@ func FuzzGTIDList(f *testing.F) {
 		_, _ = GTIDList(ev, ChecksumCRC32)
 		_, _ = GTIDOf(ev, ChecksumCRC32)
 	})
+}
+
+// TestScanCompleteLargeEventsAndTornHeader: an event larger than the
+// scanner's buffer is read whole; a torn header claiming a huge event ends
+// the scan at the last complete transaction without allocating its size.
+func TestScanCompleteLargeEventsAndTornHeader(t *testing.T) {
+	var s stream
+	s.add(TypeFormatDescription, fdeBody())
+	s.add(TypeMariaGTID, gtidBody(1, false))
+	s.add(30, bytes.Repeat([]byte{'r'}, 3<<20)) // 3 MiB of rows
+	s.add(TypeXID, make([]byte, 8))
+	data := append(append([]byte{}, Magic...), bytes.Join(s.events, nil)...)
+	complete := int64(len(data))
+	torn := mkEvent(TypeMariaGTID, gtidBody(2, false), 0, 0)[:HeaderSize]
+	binary.LittleEndian.PutUint32(torn[9:], 900<<20) // claims 900 MiB
+	data = append(data, torn...)
+
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	end, _, err := ScanComplete(bytes.NewReader(data))
+	runtime.ReadMemStats(&after)
+	if err != nil || end != complete {
+		t.Fatalf("ScanComplete = %d, %v; want %d", end, err, complete)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
+		t.Fatalf("scanning %d bytes allocated %d MiB", len(data), grew>>20)
+	}
 }

@@ -235,16 +235,10 @@ func (d *dumpStream) packet() ([]byte, error) {
 		if len(d.big)+size > binlog.MaxEventSize+1<<20 {
 			return nil, fmt.Errorf("master sent a message of more than %d bytes: refusing it", binlog.MaxEventSize+1<<20)
 		}
-		// Grown as the bytes arrive, so a header claiming 16 MB costs
-		// memory only once the master has really sent it.
-		for left := size; left > 0; {
-			step := min(left, 1<<20)
-			n := len(d.big)
-			d.big = append(d.big, make([]byte, step)...)
-			if _, err := io.ReadFull(d.br, d.big[n:]); err != nil {
-				return nil, err
-			}
-			left -= step
+		// A header claiming 16 MB costs memory only once the master
+		// has really sent it.
+		if d.big, err = binlog.AppendRead(d.big, d.br, size); err != nil {
+			return nil, err
 		}
 		if size < maxPacket {
 			return d.big, nil
