@@ -279,7 +279,7 @@ func (d *dumper) run() error {
 			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", d.file, err))
 		}
 		fde = resendFDE(fde)
-		if err := checkBoundary(f, d.pos, end); err != nil {
+		if err := r.boundary(d.pos, end); err != nil {
 			return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", d.file, d.pos, err))
 		}
 	}
@@ -438,16 +438,15 @@ func (ss *session) watchPeer() <-chan struct{} {
 	return gone
 }
 
-// checkBoundary walks event headers from the first event to pos and
-// fails when pos is not the start of an event.
-func checkBoundary(f *os.File, pos uint32, end int64) error {
+// boundary walks event headers from the first event to pos, through the
+// reader's chunks, and fails when pos is not the start of an event.
+func (c *chunkReader) boundary(pos uint32, end int64) error {
 	off := int64(4)
-	var hdr [binlog.HeaderSize]byte
 	for off < int64(pos) {
-		if _, err := f.ReadAt(hdr[:], off); err != nil {
+		if err := c.fill(off, binlog.HeaderSize, end); err != nil {
 			return err
 		}
-		size := int64(binary.LittleEndian.Uint32(hdr[9:]))
+		size := int64(binary.LittleEndian.Uint32(c.buf[off-c.start+9:]))
 		if size < binlog.HeaderSize || off+size > end {
 			return fmt.Errorf("bad event at %d", off)
 		}

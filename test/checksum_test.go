@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
@@ -17,9 +21,8 @@ import (
 )
 
 // openDump logs in to replink's relay as plainslave, optionally announces
-// checksums and asks for file from position 4, leaving the stream to the
-// caller.
-func openDump(t *testing.T, port int, p *PKI, announce bool, file string, serverID uint32) *client.Conn {
+// checksums and asks for file from pos, leaving the stream to the caller.
+func openDump(t *testing.T, port int, p *PKI, announce bool, file string, pos, serverID uint32) *client.Conn {
 	t.Helper()
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
 	if err != nil {
@@ -39,7 +42,7 @@ func openDump(t *testing.T, port int, p *PKI, announce bool, file string, server
 	c.ResetSequence()
 	pkt := make([]byte, 4+1+4+2+4+len(file))
 	pkt[4] = 0x12 // COM_BINLOG_DUMP
-	binary.LittleEndian.PutUint32(pkt[5:], 4)
+	binary.LittleEndian.PutUint32(pkt[5:], pos)
 	binary.LittleEndian.PutUint32(pkt[11:], serverID)
 	copy(pkt[15:], file)
 	if err := c.WritePacket(pkt); err != nil {
@@ -51,7 +54,7 @@ func openDump(t *testing.T, port int, p *PKI, announce bool, file string, server
 // rawDump opens a dump (openDump) and returns the first n events as sent.
 func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) [][]byte {
 	t.Helper()
-	c := openDump(t, port, p, announce, file, 99)
+	c := openDump(t, port, p, announce, file, 4, 99)
 	defer c.Close()
 	var out [][]byte
 	for len(out) < n {
@@ -119,5 +122,54 @@ func waitUntil(t *testing.T, d time.Duration, f func() bool) {
 			t.Fatalf("condition not met in %s", d)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDumpFromMidFile: a dump from the start of an event in the middle of
+// a file gets the fake ROTATE, the FDE with log_pos 0 and that event; a
+// position inside an event gets 1236.
+func TestDumpFromMidFile(t *testing.T) {
+	p, m := newMaster(t)
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	for i := 0; i < 200; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d)", i))
+	}
+	waitCaughtUp(t, m, r, 20*time.Second)
+	stored, err := os.ReadFile(filepath.Join(r.Dir, "mariadb-bin.000001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The start of an event well into the file.
+	off := 4
+	for n := 0; n < 500; n++ {
+		off += int(binary.LittleEndian.Uint32(stored[off+9:]))
+	}
+	size := int(binary.LittleEndian.Uint32(stored[off+9:]))
+
+	c := openDump(t, r.Port, p, true, "mariadb-bin.000001", uint32(off), 98)
+	var got [][]byte
+	for len(got) < 3 {
+		data, err := c.ReadPacket()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, append([]byte(nil), data[1:]...))
+	}
+	if got[0][4] != binlog.TypeRotate || got[1][4] != binlog.TypeFormatDescription || binary.LittleEndian.Uint32(got[1][13:]) != 0 {
+		t.Fatalf("dump from %d did not begin with ROTATE and an FDE at log_pos 0: types %d, %d", off, got[0][4], got[1][4])
+	}
+	if !bytes.Equal(got[2], stored[off:off+size]) {
+		t.Fatalf("the first event from %d differs from the stored one", off)
+	}
+
+	c = openDump(t, r.Port, p, true, "mariadb-bin.000001", uint32(off+1), 97)
+	data, err := c.ReadPacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var me *mysql.MyError
+	if data[0] != 0xff || !errors.As(c.HandleErrorPacket(data), &me) || me.Code != 1236 || !strings.Contains(me.Message, "impossible position") {
+		t.Fatalf("dump from inside an event: %q, want ERR 1236 impossible position", data)
 	}
 }

@@ -215,7 +215,7 @@ func TestSlowSlave(t *testing.T) {
 	slave.Exec("START SLAVE")
 
 	// The slow slave: logs in, asks for a dump, then reads 1 KB every 50 ms.
-	c := openDump(t, r.Port, p, true, "mariadb-bin.000001", 77)
+	c := openDump(t, r.Port, p, true, "mariadb-bin.000001", 4, 77)
 	stopSlow := make(chan struct{})
 	go func() {
 		buf := make([]byte, 1024)
