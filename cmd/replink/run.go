@@ -54,7 +54,8 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "relay.sync", Err: err}
 	}
-	if _, err := config.Duration(cfg.File, "relay.retain", cfg.Relay.Retain); err != nil {
+	relayCfg, err := cfg.RelayConfig()
+	if err != nil {
 		return err
 	}
 	if err := status.ValidateWebConfig(cfg.Metrics.WebConfigFile); err != nil {
@@ -74,7 +75,14 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12)})
 	reg.MustRegister(build, reloads, lastReload, fsyncs)
 	tlsm := tlsutil.NewMetrics(reg)
-	tlsm.SetLocalCerts(rc.TLS.Certificates())
+	local := func() []tlsutil.CertInfo {
+		certs := rc.TLS.Certificates()
+		if relayCfg.TLS != nil {
+			certs = append(certs, relayCfg.TLS.Certificates()...)
+		}
+		return certs
+	}
+	tlsm.SetLocalCerts(local())
 	rm := replica.NewMetrics(reg)
 
 	relayLog, err := binlog.OpenLog(cfg.Relay.DataDir, policy, log.Named("binlog"))
@@ -88,14 +96,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 	}()
 	rep := replica.New(rc, relayLog, log.Named("replica"), rm, tlsm)
-	relayCfg, err := cfg.RelayConfig()
-	if err != nil {
-		return err
-	}
 	relayCfg.ServerVersion = func() string { return rep.Status().ServerVersion }
-	if relayCfg.TLS != nil {
-		tlsm.SetLocalCerts(append(rc.TLS.Certificates(), relayCfg.TLS.Certificates()...))
-	}
 
 	relaySrv, err := relay.New(relayCfg, relayLog, log.Named("relay"), tlsm, relay.NewMetrics(reg))
 	if err != nil {
@@ -106,13 +107,6 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 		return &config.Error{File: cfg.File, Key: "relay.listen", Err: err}
 	}
 
-	local := func() []tlsutil.CertInfo {
-		certs := rc.TLS.Certificates()
-		if relayCfg.TLS != nil {
-			certs = append(certs, relayCfg.TLS.Certificates()...)
-		}
-		return certs
-	}
 	srv, err := status.Serve(cfg.Metrics.Listen, cfg.Metrics.WebConfigFile, status.Handler(reg, status.Sources{Replica: rep, Relay: relaySrv, Log: relayLog,
 		Local: local, Version: version, Started: time.Now()}), log.Named("http"))
 	if err != nil {
