@@ -51,9 +51,7 @@ func TestMasterRestartAndKill9(t *testing.T) {
 	p, m := newMaster(t, "sync_binlog=1", "innodb_flush_log_at_trx_commit=1")
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(400))")
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), Heartbeat: 300 * time.Millisecond})
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 
 	w := startWriter(m, "app.t")
 	time.Sleep(time.Second)
@@ -105,9 +103,7 @@ func TestCorruptRelayLogNeverServed(t *testing.T) {
 	f.WriteAt([]byte{data[at] ^ 0x10}, int64(at))
 	f.Close()
 
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 	var st map[string]string
 	waitUntil(t, 20*time.Second, func() bool { st = slave.SlaveStatus(); return st["Last_IO_Errno"] == "1236" })
 	if !strings.Contains(st["Last_IO_Error"], "corrupt relay log") {
@@ -138,10 +134,8 @@ func TestDiskFull(t *testing.T) {
 
 	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Dir: dir, Users: slaveUsers(), MaxBackoff: 300 * time.Millisecond})
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 	for i := 0; i < 40; i++ { // ~8 MB of binlog
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT(MD5(%d), 6400))", i, i))
 	}

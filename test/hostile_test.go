@@ -80,10 +80,8 @@ func TestNoBinlogBeforeAuthentication(t *testing.T) {
 func TestConnectionFloodLeavesSlavesAlone(t *testing.T) {
 	p, m := newMaster(t)
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), HandshakeTimeout: time.Second, MaxConnections: 40})
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)")
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 
 	addr := fmt.Sprintf("127.0.0.1:%d", r.Port)

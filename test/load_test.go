@@ -123,9 +123,7 @@ func TestTwentySlavesUnderLoad(t *testing.T) {
 	waitCaughtUp(t, m, r, 20*time.Second)
 
 	// One real mariadbd slave...
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 	// ...and 19 go-mysql clients over TLS.
 	var slaves []*goSlave
 	var readers []*goReader
@@ -210,9 +208,7 @@ func TestSlowSlave(t *testing.T) {
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
 	waitCaughtUp(t, m, r, 20*time.Second)
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 
 	// The slow slave: logs in, asks for a dump, then reads 1 KB every 50 ms.
 	c := openDump(t, r.Port, p, true, "mariadb-bin.000001", 4, 77)

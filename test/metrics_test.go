@@ -14,13 +14,11 @@ func TestMetricsMoveWithTheLink(t *testing.T) {
 	p, m := newMaster(t, "performance_schema=ON")
 	proxy := StartProxy(t, m.Addr())
 	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), MasterPort: proxy.Port(), Heartbeat: 300 * time.Millisecond})
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
 	for i := 0; i < 20; i++ {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, REPEAT('x', 50000))", i))
 	}
-	changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, r.Port)
 	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	get := func(name string, labels map[string]string) float64 { return counterValue(t, r.Reg, name, labels) }
 

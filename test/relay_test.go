@@ -29,6 +29,17 @@ func changeMaster(t *testing.T, s *Server, p *PKI, port int, user, file string, 
 		port, user, p.CAFile, p.ClientCert, p.ClientKey, file, extra))
 }
 
+// startSlave starts a mariadbd slave (server-id 3, extra my.cnf lines)
+// replicating through replink's relay on port as slave1, from the first
+// binlog.
+func startSlave(t *testing.T, p *PKI, port int, extra ...string) *Server {
+	t.Helper()
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3, Extra: extra})
+	changeMaster(t, slave, p, port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	return slave
+}
+
 // waitSlaveCaughtUp waits until the slave has executed everything the
 // master wrote, failing on an SQL or IO thread error.
 func waitSlaveCaughtUp(t *testing.T, m, s *Server, timeout time.Duration) map[string]string {

@@ -203,9 +203,7 @@ func TestLargeEventsMirrored(t *testing.T) {
 	p, m := newMaster(t, "max_allowed_packet=64M")
 	s := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.big (id INT PRIMARY KEY, body LONGTEXT)")
-	slave := StartServer(t, "slave", ServerOptions{ServerID: 3, Extra: []string{"max_allowed_packet=64M"}})
-	changeMaster(t, slave, p, s.Port, "slave1", "mariadb-bin.000001", "")
-	slave.Exec("START SLAVE")
+	slave := startSlave(t, p, s.Port, "max_allowed_packet=64M")
 	for i, size := range []int{300 << 10, 17 << 20, 100} {
 		// A literal, not REPEAT(): the statement itself is as large as the
 		// row, so the Annotate_rows event is too.
