@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // BenchmarkAppendSmallTransactions appends single-row transactions
@@ -13,7 +14,7 @@ import (
 func BenchmarkAppendSmallTransactions(b *testing.B) {
 	for _, policy := range []SyncPolicy{SyncNone, SyncTransaction, SyncEvent} {
 		b.Run(string(policy), func(b *testing.B) {
-			l, err := OpenLog(b.TempDir(), policy, hclog.NewNullLogger())
+			l, err := OpenLog(b.TempDir(), policy, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -33,8 +33,35 @@ const (
 	FlagArtificial = 0x0020 // LOG_EVENT_ARTIFICIAL_F, made up by the sender, not in the file
 )
 
-// HeaderSize is the v4 event header: timestamp, type, server_id, size, log_pos, flags.
+// Event is one binlog event, exactly as it is in the file and on the
+// wire: the v4 header, the body and, when the file's format description
+// says CRC32, a checksum trailer. This is the only place that knows the
+// header's layout (all integers little-endian):
+//
+//	offset  size  field
+//	     0     4  timestamp   seconds since the epoch, on the master
+//	     4     1  type        TypeQuery, TypeRotate, ...
+//	     5     4  server_id   of the server that wrote the event
+//	     9     4  size        of the whole event, header and trailer included
+//	    13     4  log_pos     where the next event starts in the file (0 for some artificial events)
+//	    17     2  flags       FlagInUse, FlagArtificial, ...
+//	    19        body ...    then the 4-byte CRC32 when the file has checksums
+//
+// An Event is a view of bytes it does not own (a read buffer, a relay
+// file chunk): copy it to keep it.
+type Event []byte
+
+// HeaderSize is the v4 event header.
 const HeaderSize = 19
+
+const (
+	offTimestamp = 0
+	offType      = 4
+	offServerID  = 5
+	offSize      = 9
+	offLogPos    = 13
+	offFlags     = 17
+)
 
 // MaxEventSize bounds an event's declared size before anything is
 // allocated for it (MySQL's max_allowed_packet ceiling).
@@ -43,59 +70,60 @@ const MaxEventSize = 1 << 30
 // Magic starts every binlog file.
 var Magic = []byte{0xfe, 0x62, 0x69, 0x6e}
 
-// Header is the common event header.
-type Header struct {
-	Timestamp uint32
-	Type      byte
-	ServerID  uint32
-	Size      uint32
-	LogPos    uint32 // end position of the event in its file (0 for some artificial events)
-	Flags     uint16
-}
-
 // ErrShort is returned for data too short to hold what its header claims.
 var ErrShort = errors.New("binlog: event truncated")
 
-// ParseHeader reads an event header and checks its size against data.
-func ParseHeader(data []byte) (Header, error) {
-	if len(data) < HeaderSize {
-		return Header{}, fmt.Errorf("%w: %d bytes, header needs %d", ErrShort, len(data), HeaderSize)
-	}
-	h := Header{
-		Timestamp: binary.LittleEndian.Uint32(data[0:]),
-		Type:      data[4],
-		ServerID:  binary.LittleEndian.Uint32(data[5:]),
-		Size:      binary.LittleEndian.Uint32(data[9:]),
-		LogPos:    binary.LittleEndian.Uint32(data[13:]),
-		Flags:     binary.LittleEndian.Uint16(data[17:]),
-	}
-	if h.Size < HeaderSize || h.Size > MaxEventSize {
-		return h, fmt.Errorf("binlog: event size %d out of range", h.Size)
-	}
-	if int(h.Size) != len(data) {
-		return h, fmt.Errorf("%w: header says %d bytes, have %d", ErrShort, h.Size, len(data))
-	}
-	return h, nil
-}
+// Timestamp is the master's time when the event was written.
+func (e Event) Timestamp() uint32 { return binary.LittleEndian.Uint32(e[offTimestamp:]) }
 
-// Event is one raw event as the master sent it (checksum included).
-type Event struct {
-	Header
-	Raw []byte
-}
+// Type is the event type.
+func (e Event) Type() byte { return e[offType] }
 
-// ParseEvent wraps raw event bytes.
+// ServerID is the id of the server that wrote the event.
+func (e Event) ServerID() uint32 { return binary.LittleEndian.Uint32(e[offServerID:]) }
+
+// Size is the event's size as its header declares it.
+func (e Event) Size() uint32 { return binary.LittleEndian.Uint32(e[offSize:]) }
+
+// LogPos is where the next event starts in the file.
+func (e Event) LogPos() uint32 { return binary.LittleEndian.Uint32(e[offLogPos:]) }
+
+// Flags are the header flags.
+func (e Event) Flags() uint16 { return binary.LittleEndian.Uint16(e[offFlags:]) }
+
+// SizeOf reads the declared size from an event header (at least
+// HeaderSize bytes), for readers that must know it before they have the
+// rest of the event.
+func SizeOf(header []byte) int { return int(binary.LittleEndian.Uint32(header[offSize:])) }
+
+// ParseEvent checks that raw is one whole event (its declared size in
+// range and equal to len(raw)) and returns it as an Event.
 func ParseEvent(raw []byte) (Event, error) {
-	h, err := ParseHeader(raw)
-	if err != nil {
-		return Event{}, err
+	if len(raw) < HeaderSize {
+		return nil, fmt.Errorf("%w: %d bytes, header needs %d", ErrShort, len(raw), HeaderSize)
 	}
-	return Event{Header: h, Raw: raw}, nil
+	e := Event(raw)
+	if size := e.Size(); size < HeaderSize || size > MaxEventSize {
+		return nil, fmt.Errorf("binlog: event size %d out of range", size)
+	}
+	if int(e.Size()) != len(raw) {
+		return nil, fmt.Errorf("%w: header says %d bytes, have %d", ErrShort, e.Size(), len(raw))
+	}
+	return e, nil
 }
 
 // Artificial reports an event the sender made up (fake ROTATE, GTID list)
 // which is not part of the file.
-func (e Event) Artificial() bool { return e.Flags&FlagArtificial != 0 }
+func (e Event) Artificial() bool { return e.Flags()&FlagArtificial != 0 }
+
+// InFile reports whether the event belongs in the binlog file, as opposed
+// to what a master sends only on the wire: artificial events (the fake
+// ROTATE that starts a dump, a GTID_LIST made up for a GTID dump) and
+// heartbeats. This is the one rule for what the relay log stores.
+func (e Event) InFile() bool {
+	t := e.Type()
+	return !e.Artificial() && t != TypeHeartbeat && t != TypeHeartbeatV2
+}
 
 // Checksum algorithms, as in the FDE.
 const (
@@ -106,7 +134,7 @@ const (
 // FDEChecksum returns the checksum algorithm a format description event
 // declares (the byte before its own 4-byte CRC), ChecksumOff for a
 // server too old to say.
-func FDEChecksum(fde []byte) byte {
+func FDEChecksum(fde Event) byte {
 	// 2 version + 50 server version + 4 timestamp + 1 header length + post-header lengths.
 	if len(fde) < HeaderSize+57+5 {
 		return ChecksumOff
@@ -115,17 +143,17 @@ func FDEChecksum(fde []byte) byte {
 }
 
 // VerifyChecksum checks the CRC32 trailer of an event.
-func VerifyChecksum(raw []byte) error {
-	if len(raw) < HeaderSize+4 {
+func VerifyChecksum(e Event) error {
+	if len(e) < HeaderSize+4 {
 		return ErrShort
 	}
-	n := len(raw) - 4
-	want := binary.LittleEndian.Uint32(raw[n:])
+	n := len(e) - 4
+	want := binary.LittleEndian.Uint32(e[n:])
 	// The FDE's in-use flag is cleared when the checksum is computed.
-	body := raw[:n]
-	if raw[4] == TypeFormatDescription && raw[17]&FlagInUse != 0 {
+	body := []byte(e[:n])
+	if e.Type() == TypeFormatDescription && e.Flags()&FlagInUse != 0 {
 		body = bytes.Clone(body)
-		body[17] &^= FlagInUse
+		body[offFlags] &^= FlagInUse
 	}
 	if got := crc32.ChecksumIEEE(body); got != want {
 		return fmt.Errorf("binlog: checksum mismatch: event says %08x, computed %08x", want, got)
@@ -137,8 +165,8 @@ func VerifyChecksum(raw []byte) error {
 // The trailer is stripped when it is a valid CRC32: the artificial ROTATE
 // that starts a dump may come with or without one.
 func RotateTarget(e Event) (string, uint64, error) {
-	body := e.Raw[HeaderSize:]
-	if len(body) >= 12 && VerifyChecksum(e.Raw) == nil {
+	body := e[HeaderSize:]
+	if len(body) >= 12 && VerifyChecksum(e) == nil {
 		body = body[:len(body)-4]
 	}
 	if len(body) < 8 {
@@ -149,10 +177,57 @@ func RotateTarget(e Event) (string, uint64, error) {
 
 // Body returns the event's body without header and checksum trailer.
 func (e Event) Body(checksum byte) []byte {
-	b := e.Raw[HeaderSize:]
+	b := e[HeaderSize:]
 	if checksum == ChecksumCRC32 && len(b) >= 4 {
 		b = b[:len(b)-4]
 	}
+	return b
+}
+
+// FakeRotate is the artificial ROTATE a master sends to name the file
+// and position a dump continues from: timestamp 0, log_pos 0, the
+// artificial flag, a CRC32 trailer.
+func FakeRotate(serverID uint32, at Pos) Event {
+	body := binary.LittleEndian.AppendUint64(nil, uint64(at.Offset))
+	return Frame(TypeRotate, serverID, 0, append(body, at.File...), 0, FlagArtificial)
+}
+
+// Heartbeat tells an idle reader the link is alive and where it stands:
+// log_pos is the offset in the file its body names.
+func Heartbeat(serverID uint32, at Pos) Event {
+	return Frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, FlagArtificial)
+}
+
+// WithoutChecksum appends e to dst without its CRC32 trailer, its size
+// corrected (and, for an FDE, its checksum algorithm set to off): the
+// form a slave that is not checksum-aware expects.
+func WithoutChecksum(dst []byte, e Event) Event {
+	if len(e) < HeaderSize+4 {
+		return append(dst[:0], e...) // no room for a trailer: a copy as it is
+	}
+	out := Event(append(dst[:0], e[:len(e)-4]...))
+	binary.LittleEndian.PutUint32(out[offSize:], uint32(len(out)))
+	if out.Type() == TypeFormatDescription {
+		out[len(out)-1] = ChecksumOff
+	}
+	return out
+}
+
+// ResentFDE copies an FDE for a dump that starts mid-file, as a master
+// does: log_pos 0 (the slave must not move its position), the "created"
+// timestamp 0 (non-zero tells the slave the master restarted, and it
+// would roll back the transaction it was receiving when the link broke),
+// the in-use flag cleared, and a fresh checksum.
+func ResentFDE(fde Event) Event {
+	b := Event(bytes.Clone(fde))
+	binary.LittleEndian.PutUint32(b[offLogPos:], 0)
+	const createdOffset = HeaderSize + 2 + 50 // binlog version, server version
+	if len(b) >= createdOffset+4+4 {
+		binary.LittleEndian.PutUint32(b[createdOffset:], 0)
+	}
+	binary.LittleEndian.PutUint16(b[offFlags:], b.Flags()&^FlagInUse)
+	n := len(b) - 4
+	binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
 	return b
 }
 
@@ -177,15 +252,15 @@ func TypeName(t byte) string {
 
 // Frame builds an event: the v4 header with the given fields, body, and a
 // CRC32 trailer.
-func Frame(typ byte, serverID, timestamp uint32, body []byte, logPos uint32, flags uint16) []byte {
+func Frame(typ byte, serverID, timestamp uint32, body []byte, logPos uint32, flags uint16) Event {
 	size := HeaderSize + len(body) + 4
 	b := make([]byte, HeaderSize, size)
-	binary.LittleEndian.PutUint32(b[0:], timestamp)
-	b[4] = typ
-	binary.LittleEndian.PutUint32(b[5:], serverID)
-	binary.LittleEndian.PutUint32(b[9:], uint32(size))
-	binary.LittleEndian.PutUint32(b[13:], logPos)
-	binary.LittleEndian.PutUint16(b[17:], flags)
+	binary.LittleEndian.PutUint32(b[offTimestamp:], timestamp)
+	b[offType] = typ
+	binary.LittleEndian.PutUint32(b[offServerID:], serverID)
+	binary.LittleEndian.PutUint32(b[offSize:], uint32(size))
+	binary.LittleEndian.PutUint32(b[offLogPos:], logPos)
+	binary.LittleEndian.PutUint16(b[offFlags:], flags)
 	b = append(b, body...)
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }

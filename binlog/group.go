@@ -32,21 +32,21 @@ func (g *GroupTracker) Checksum() byte { return g.checksum }
 // CRC32, or any event after such an FDE. Call it before Add.
 func (g *GroupTracker) Verify(ev Event) error {
 	crc := g.checksum == ChecksumCRC32
-	if ev.Type == TypeFormatDescription {
-		crc = FDEChecksum(ev.Raw) == ChecksumCRC32
+	if ev.Type() == TypeFormatDescription {
+		crc = FDEChecksum(ev) == ChecksumCRC32
 	}
 	if !crc {
 		return nil
 	}
-	return VerifyChecksum(ev.Raw)
+	return VerifyChecksum(ev)
 }
 
 // Add feeds one event and reports whether a group ends with it (or the
 // event stands outside any group, which is a boundary too).
 func (g *GroupTracker) Add(e Event) (boundary bool) {
-	switch e.Type {
+	switch e.Type() {
 	case TypeFormatDescription:
-		g.checksum = FDEChecksum(e.Raw)
+		g.checksum = FDEChecksum(e)
 		g.Reset()
 		return true
 	case TypeMariaGTID:
@@ -61,7 +61,7 @@ func (g *GroupTracker) Add(e Event) (boundary bool) {
 	if !g.inGroup {
 		return true
 	}
-	switch e.Type {
+	switch e.Type() {
 	case TypeXID, TypeXAPrepare:
 		g.Reset()
 		return true

@@ -55,16 +55,16 @@ func (s MariaState) String() string {
 // GTIDOf reads the GTID of a MariaDB GTID event.
 func GTIDOf(e Event, checksum byte) (MariaGTID, bool) {
 	body := e.Body(checksum)
-	if e.Type != TypeMariaGTID || len(body) < 12 {
+	if e.Type() != TypeMariaGTID || len(body) < 12 {
 		return MariaGTID{}, false
 	}
-	return MariaGTID{Seq: binary.LittleEndian.Uint64(body), Domain: binary.LittleEndian.Uint32(body[8:]), Server: e.ServerID}, true
+	return MariaGTID{Seq: binary.LittleEndian.Uint64(body), Domain: binary.LittleEndian.Uint32(body[8:]), Server: e.ServerID()}, true
 }
 
 // GTIDList reads a GTID_LIST event: the binlog state when its file began.
 func GTIDList(e Event, checksum byte) (MariaState, error) {
 	body := e.Body(checksum)
-	if e.Type != TypeMariaGTIDList || len(body) < 4 {
+	if e.Type() != TypeMariaGTIDList || len(body) < 4 {
 		return nil, fmt.Errorf("not a GTID_LIST event")
 	}
 	n := int(binary.LittleEndian.Uint32(body) & 0x0fffffff)

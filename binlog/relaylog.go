@@ -2,7 +2,6 @@ package binlog
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -44,8 +43,7 @@ type Log struct {
 	dir    string
 	log    hclog.Logger
 	policy SyncPolicy
-	// FsyncObserver, when set, is told how long each fsync took.
-	FsyncObserver func(time.Duration)
+	m      *Metrics
 
 	mu      sync.Mutex // guards files, written, durable, changed and syncErr
 	changed chan struct{}
@@ -70,11 +68,11 @@ type Log struct {
 // recovers it: the tail of the last file is scanned and cut back to the
 // end of the last complete transaction, so a crash at any moment leaves a
 // log that ends on a transaction boundary.
-func OpenLog(dir string, policy SyncPolicy, log hclog.Logger) (*Log, error) {
+func OpenLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("relay log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, policy: policy, log: log, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	l := &Log{dir: dir, policy: policy, log: log, m: m, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	data, err := os.ReadFile(filepath.Join(dir, IndexName))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("relay log index %s: %w", filepath.Join(dir, IndexName), err)
@@ -129,7 +127,7 @@ func (l *Log) syncer() {
 // recover scans name from its start and truncates it after the last
 // complete transaction.
 func (l *Log) recover(name string) error {
-	path := filepath.Join(l.dir, name)
+	path := l.path(name)
 	f, err := os.OpenFile(path, os.O_RDWR, 0o640)
 	if errors.Is(err, os.ErrNotExist) {
 		// Listed but never created: start it afresh.
@@ -198,7 +196,7 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 		if err != nil {
 			break
 		}
-		size := int(binary.LittleEndian.Uint32(hdr[9:]))
+		size := SizeOf(hdr)
 		if size < HeaderSize || size > MaxEventSize {
 			break
 		}
@@ -248,7 +246,7 @@ func AppendRead(dst []byte, r io.Reader, n int) ([]byte, error) {
 func (l *Log) create(name string) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
-	path := filepath.Join(l.dir, name)
+	path := l.path(name)
 	// The file is complete (magic, fsynced) before the index names it; on
 	// any failure it is removed again, so the index never lists a file
 	// that is not there (a full disk must leave nothing half made).
@@ -269,7 +267,7 @@ func (l *Log) create(name string) error {
 	}
 	if len(l.files) == 0 || l.files[len(l.files)-1] != name {
 		files := append(append([]string(nil), l.files...), name)
-		if err := WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(files, "\n")+"\n"), 0o640); err != nil {
+		if err := l.writeIndex(files); err != nil {
 			return fail(err)
 		}
 		l.mu.Lock()
@@ -284,8 +282,9 @@ func (l *Log) create(name string) error {
 	return syncDir(l.dir)
 }
 
-func (l *Log) writeIndex() error {
-	return WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(l.files, "\n")+"\n"), 0o640)
+// writeIndex replaces the index file with files, atomically.
+func (l *Log) writeIndex(files []string) error {
+	return WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(files, "\n")+"\n"), 0o640)
 }
 
 // WriteFileAtomic writes data to name through a temporary file, fsync,
@@ -405,9 +404,6 @@ func (l *Log) Next(name string) string {
 // Has reports whether name is in the index.
 func (l *Log) Has(name string) bool { return l.Index(name) >= 0 }
 
-// Position is the end of what has been appended (possibly mid-transaction).
-func (l *Log) Position() Pos { return l.cur }
-
 // Files lists the relay log files, oldest first.
 func (l *Log) Files() []string {
 	l.mu.Lock()
@@ -417,6 +413,9 @@ func (l *Log) Files() []string {
 
 // Dir is the data directory.
 func (l *Log) Dir() string { return l.dir }
+
+// path is where a relay file lives.
+func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 
 // StartFile makes name the file that following events go to. A file the
 // log is already writing is kept; a new name closes the current file.
@@ -442,10 +441,10 @@ func (l *Log) StartFile(name string) error {
 // current file. The event's log_pos must agree with that offset; a
 // mismatch means the stream and the file disagree and nothing is written.
 // It returns false, writing nothing, for events that are not part of the
-// file (artificial events, heartbeats, the FDE a master resends when a
-// dump starts mid-file).
+// file (those Event.InFile says are not, and the FDE a master resends
+// when a dump starts mid-file).
 func (l *Log) Append(ev Event) (bool, error) {
-	if ev.Artificial() || ev.Type == TypeHeartbeat || ev.Type == TypeHeartbeatV2 {
+	if !ev.InFile() {
 		return false, nil
 	}
 	if l.f == nil {
@@ -457,23 +456,23 @@ func (l *Log) Append(ev Event) (bool, error) {
 	if serr != nil {
 		return false, fmt.Errorf("relay log %s: an earlier fsync failed: %w", l.cur.File, serr)
 	}
-	if ev.Type == TypeFormatDescription && l.cur.Offset > 4 {
+	if ev.Type() == TypeFormatDescription && l.cur.Offset > 4 {
 		return false, nil
 	}
-	if ev.LogPos != 0 && int64(ev.LogPos) != int64(l.cur.Offset)+int64(ev.Size) {
+	if end := int64(l.cur.Offset) + int64(len(ev)); ev.LogPos() != 0 && int64(ev.LogPos()) != end {
 		return false, fmt.Errorf("relay log %s: event type %d ends at %d but would be written at %d..%d",
-			l.cur.File, ev.Type, ev.LogPos, l.cur.Offset, int64(l.cur.Offset)+int64(ev.Size))
+			l.cur.File, ev.Type(), ev.LogPos(), l.cur.Offset, end)
 	}
 	if err := l.groups.Verify(ev); err != nil {
-		return false, fmt.Errorf("relay log %s: event type %d at %d from the master: %w", l.cur.File, ev.Type, l.cur.Offset, err)
+		return false, fmt.Errorf("relay log %s: event type %d at %d from the master: %w", l.cur.File, ev.Type(), l.cur.Offset, err)
 	}
-	if int64(l.cur.Offset)+int64(len(ev.Raw)) > 1<<32-1 {
+	if int64(l.cur.Offset)+int64(len(ev)) > 1<<32-1 {
 		return false, fmt.Errorf("relay log %s: file would pass 4 GiB", l.cur.File)
 	}
-	if _, err := l.w.Write(ev.Raw); err != nil {
+	if _, err := l.w.Write(ev); err != nil {
 		return false, l.undoTail(fmt.Errorf("relay log %s: write at %d: %w", l.cur.File, l.cur.Offset, err))
 	}
-	l.cur.Offset += uint32(len(ev.Raw))
+	l.cur.Offset += uint32(len(ev))
 	boundary := l.groups.Add(ev)
 	if l.policy == SyncEvent {
 		l.syncMu.Lock()
@@ -537,9 +536,7 @@ func (l *Log) fsync() error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("relay log %s: fsync: %w", l.cur.File, err)
 	}
-	if l.FsyncObserver != nil {
-		l.FsyncObserver(time.Since(start))
-	}
+	l.m.fsync.Observe(time.Since(start).Seconds())
 	return nil
 }
 
@@ -629,7 +626,7 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 		if name == current || keep(name) {
 			break
 		}
-		st, err := os.Stat(filepath.Join(l.dir, name))
+		st, err := os.Stat(l.path(name))
 		if err == nil && !st.ModTime().Before(cutoff) {
 			break
 		}
@@ -643,13 +640,13 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 	l.files = l.files[len(purge):]
 	rest := append([]string(nil), l.files...)
 	l.mu.Unlock()
-	err := WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(rest, "\n")+"\n"), 0o640)
+	err := l.writeIndex(rest)
 	l.syncMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("relay log index: %w", err)
 	}
 	for _, name := range purge {
-		if err := os.Remove(filepath.Join(l.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
 		}
 	}

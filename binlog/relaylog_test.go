@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // mkEvent frames an event ending at logPos.
@@ -98,7 +100,7 @@ func TestGroupTracker(t *testing.T) {
 
 func TestLogRecoversToLastCompleteTransaction(t *testing.T) {
 	dir := t.TempDir()
-	l, err := OpenLog(dir, SyncTransaction, hclog.NewNullLogger())
+	l, err := OpenLog(dir, SyncTransaction, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestLogRecoversToLastCompleteTransaction(t *testing.T) {
 	f.Write([]byte{1, 2, 3, 4, 5, 6, 7})
 	f.Close()
 
-	l, err = OpenLog(dir, SyncTransaction, hclog.NewNullLogger())
+	l, err = OpenLog(dir, SyncTransaction, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +168,7 @@ func TestVerifyChecksumDetectsFlip(t *testing.T) {
 }
 
 func TestStartFileRefusesPathNames(t *testing.T) {
-	l, err := OpenLog(t.TempDir(), SyncNone, hclog.NewNullLogger())
+	l, err := OpenLog(t.TempDir(), SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,8 +191,8 @@ func FuzzParseEvent(f *testing.F) {
 		}
 		var g GroupTracker
 		g.Add(ev)
-		_, _ = FDEChecksum(ev.Raw), VerifyChecksum(ev.Raw)
-		if ev.Type == TypeRotate {
+		_, _ = FDEChecksum(ev), VerifyChecksum(ev)
+		if ev.Type() == TypeRotate {
 			_, _, _ = RotateTarget(ev)
 		}
 	})
@@ -213,27 +215,47 @@ func FuzzScanComplete(f *testing.F) {
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
 
-func TestGroupCommitMakesTransactionsDurable(t *testing.T) {
-	l, err := OpenLog(t.TempDir(), SyncTransaction, hclog.NewNullLogger())
+// testLog opens a relay log in a temp dir under policy, with its metrics,
+// writing mariadb-bin.000001; it is closed when the test ends.
+func testLog(t testing.TB, policy SyncPolicy) (*Log, *Metrics) {
+	t.Helper()
+	m := NewMetrics(prometheus.NewRegistry())
+	l, err := OpenLog(t.TempDir(), policy, hclog.NewNullLogger(), m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	var fsyncs int
-	l.FsyncObserver = func(time.Duration) { fsyncs++ }
+	t.Cleanup(func() { l.Close() })
 	if err := l.StartFile("mariadb-bin.000001"); err != nil {
 		t.Fatal(err)
 	}
-	var s stream
-	for _, e := range []struct {
-		typ  byte
-		body []byte
-	}{{TypeFormatDescription, fdeBody()}, {TypeMariaGTID, gtidBody(1, false)}, {30, []byte("rows")}, {TypeXID, make([]byte, 8)}} {
-		ev, _ := ParseEvent(s.add(e.typ, e.body))
-		if _, err := l.Append(ev); err != nil {
+	return l, m
+}
+
+// appendTo frames each (type, body) at the stream's next offset and
+// appends it to l.
+func appendTo(t testing.TB, l *Log, s *stream, events ...typedBody) {
+	t.Helper()
+	for _, e := range events {
+		if _, err := l.Append(Event(s.add(e.typ, e.body))); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+type typedBody struct {
+	typ  byte
+	body []byte
+}
+
+// oneTransaction is an FDE and one MariaDB transaction of one rows event.
+func oneTransaction() []typedBody {
+	return []typedBody{{TypeFormatDescription, fdeBody()}, {TypeMariaGTID, gtidBody(1, false)}, {30, []byte("rows")}, {TypeXID, make([]byte, 8)}}
+}
+
+func TestGroupCommitMakesTransactionsDurable(t *testing.T) {
+	l, m := testLog(t, SyncTransaction)
+	var s stream
+	appendTo(t, l, &s, oneTransaction()...)
 	done := make(chan struct{})
 	defer close(done)
 	if err := l.WaitDurable(done); err != nil {
@@ -242,11 +264,20 @@ func TestGroupCommitMakesTransactionsDurable(t *testing.T) {
 	if l.Durable() != l.ResumePoint() || l.Durable().Offset != s.off {
 		t.Fatalf("durable %v, written %v, want both at %d", l.Durable(), l.ResumePoint(), s.off)
 	}
+	// The file's creation fsyncs directly; the transaction went through
+	// the group commit, which times its fsync.
+	var h dto.Metric
+	if err := m.fsync.Write(&h); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.GetHistogram().GetSampleCount(); n < 1 {
+		t.Fatalf("replink_relay_log_fsync_duration_seconds has %d samples, want at least 1", n)
+	}
 }
 
 func TestPurgeKeepsCurrentAndReadFiles(t *testing.T) {
 	dir := t.TempDir()
-	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger())
+	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +310,7 @@ func TestPurgeKeepsCurrentAndReadFiles(t *testing.T) {
 		t.Fatalf("purged young files %v", removed)
 	}
 	l.Close()
-	l2, err := OpenLog(dir, SyncNone, hclog.NewNullLogger())
+	l2, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
 	}

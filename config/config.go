@@ -238,8 +238,10 @@ func (c *Config) ReplicaConfig() (replica.Config, error) {
 	if err != nil {
 		return replica.Config{}, &Error{File: c.File, Key: "master", Err: err}
 	}
-	if m.SemiSync && c.Relay.Sync == string(binlog.SyncNone) {
-		return replica.Config{}, &Error{File: c.File, Key: key("semi-sync"), Err: errors.New("semi-sync acknowledges durable events; it needs relay.sync = \"event\" or \"transaction\"")}
+	if m.SemiSync {
+		if policy, err := c.SyncPolicy(); err == nil && policy == binlog.SyncNone {
+			return replica.Config{}, &Error{File: c.File, Key: key("semi-sync"), Err: errors.New("semi-sync acknowledges durable events; it needs relay.sync = \"event\" or \"transaction\"")}
+		}
 	}
 	return replica.Config{
 		Endpoint:        replica.Endpoint{Host: m.Host, Port: m.Port, User: m.User, Password: pw, TLS: tc, ConnectTimeout: ct},
@@ -248,6 +250,27 @@ func (c *Config) ReplicaConfig() (replica.Config, error) {
 		HeartbeatPeriod: hb,
 		SemiSync:        m.SemiSync,
 	}, nil
+}
+
+// RelayLog validates the relay log's keys of [relay]: where it lives
+// (data-dir) and when it is fsynced (sync).
+func (c *Config) RelayLog() (dir string, policy binlog.SyncPolicy, err error) {
+	if c.Relay.DataDir == "" {
+		return "", "", &Error{File: c.File, Key: "relay.data-dir", Err: errors.New("is required")}
+	}
+	if policy, err = c.SyncPolicy(); err != nil {
+		return "", "", err
+	}
+	return c.Relay.DataDir, policy, nil
+}
+
+// SyncPolicy is [relay] sync, checked.
+func (c *Config) SyncPolicy() (binlog.SyncPolicy, error) {
+	policy, err := binlog.ParseSyncPolicy(c.Relay.Sync)
+	if err != nil {
+		return "", &Error{File: c.File, Key: "relay.sync", Err: err}
+	}
+	return policy, nil
 }
 
 // RelayConfig validates the [relay] section and builds the relay server

@@ -8,20 +8,26 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
 
-// Step is one checked step.
+// Step is one checked step. A warning step passed but is unsafe
+// (plaintext, an unverified server certificate): it still counts as ok.
 type Step struct {
-	Step   string         `json:"step"`
-	OK     bool           `json:"ok"`
-	Detail string         `json:"detail"`
-	Reason tlsutil.Reason `json:"reason,omitempty"`
-	Hint   string         `json:"hint,omitempty"`
+	Step    string         `json:"step"`
+	OK      bool           `json:"ok"`
+	Warning bool           `json:"warning,omitempty"`
+	Detail  string         `json:"detail"`
+	Reason  tlsutil.Reason `json:"reason,omitempty"`
+	Hint    string         `json:"hint,omitempty"`
 }
 
 // TLSInfo is what the TLS handshake showed.
@@ -58,10 +64,7 @@ var verifyReasons = map[tlsutil.Reason]bool{tlsutil.ReasonUnknownCA: true, tlsut
 func Run(ctx context.Context, cfg replica.Config) *Report {
 	r := &Report{}
 	defer func() { r.OK = r.Reason == "" && allOK(r.Steps) }()
-	mode := tlsutil.ModeDisabled
-	if cfg.TLS != nil {
-		mode = cfg.TLS.Mode()
-	}
+	mode := cfg.TLS.Mode()
 
 	// 1. TCP connect and greeting, on a connection of our own.
 	start := time.Now()
@@ -88,20 +91,22 @@ func Run(ctx context.Context, cfg replica.Config) *Report {
 	r.add(Step{Step: "server_greeting", OK: true, Detail: fmt.Sprintf("%s, connection id %d, %s", g.Version, g.ConnectionID, ssl)})
 
 	// 2. SSL request, per ssl-mode.
+	usedTLS, err := cfg.TLS.Use(g.SSL)
 	switch {
-	case mode == tlsutil.ModeDisabled:
-		r.add(Step{Step: "ssl_request", OK: true, Detail: "ssl-mode=DISABLED: plaintext; the replication password and every row cross the network unencrypted"})
-	case !g.SSL && mode == tlsutil.ModePreferred:
-		r.add(Step{Step: "ssl_request", OK: true, Detail: "ssl-mode=PREFERRED and the server has no SSL: plaintext (as the mysql client does)"})
-	case !g.SSL:
-		r.add(Step{Step: "ssl_request", Detail: fmt.Sprintf("ssl-mode=%s: SSL is required but the server doesn't support it", mode), Reason: tlsutil.ReasonServerNoSSL})
+	case err != nil:
+		r.add(Step{Step: "ssl_request", Detail: err.Error(), Reason: tlsutil.ReasonServerNoSSL})
 		return r
-	default:
+	case usedTLS:
 		r.add(Step{Step: "ssl_request", OK: true, Detail: fmt.Sprintf("ssl-mode=%s: asking the server to switch to TLS", mode)})
+	case mode == tlsutil.ModeDisabled:
+		r.add(Step{Step: "ssl_request", OK: true, Warning: true, Detail: "ssl-mode=DISABLED: plaintext; the replication password and every row cross the network unencrypted"})
+	default:
+		r.add(Step{Step: "ssl_request", OK: true, Warning: true, Detail: "ssl-mode=PREFERRED and the server has no SSL: plaintext (as the mysql client does)"})
 	}
 
 	// 3. TLS handshake, certificate chain, verification, authentication.
-	c, a, err := cfg.Connect(ctx, "master", nil)
+	// Connect meters the link; this one connection is counted nowhere.
+	c, a, err := cfg.Connect(ctx, "master", tlsutil.NewMetrics(prometheus.NewRegistry()))
 	var reason tlsutil.Reason
 	if err != nil {
 		reason = tlsutil.Classify(err)
@@ -112,7 +117,6 @@ func Run(ctx context.Context, cfg replica.Config) *Report {
 		cs = &tlsStateView{version: tlsutil.VersionName(st.Version), cipher: tlsutil.CipherName(st.CipherSuite), chain: tlsutil.DescribeChain(st.PeerCertificates)}
 		r.TLS = TLSInfo{Version: cs.version, Cipher: cs.cipher, PeerChain: cs.chain}
 	}
-	usedTLS := mode != tlsutil.ModeDisabled && g.SSL
 	if usedTLS {
 		if cs == nil {
 			r.add(Step{Step: "tls_handshake", Detail: errText(err), Reason: reason})
@@ -125,7 +129,7 @@ func Run(ctx context.Context, cfg replica.Config) *Report {
 			r.add(Step{Step: "verification", Detail: fmt.Sprintf("ssl-mode=%s: %s", mode, errText(err)), Reason: reason})
 			return r
 		case mode < tlsutil.ModeVerifyCA:
-			r.add(Step{Step: "verification", OK: true, Detail: fmt.Sprintf("ssl-mode=%s: the server certificate is not checked; a man in the middle would see the password (caching_sha2/ed25519 full auth) and every row. Use VERIFY_IDENTITY with ssl-ca", mode)})
+			r.add(Step{Step: "verification", OK: true, Warning: true, Detail: fmt.Sprintf("ssl-mode=%s: the server certificate is not checked; a man in the middle would see the password (caching_sha2/ed25519 full auth) and every row. Use VERIFY_IDENTITY with ssl-ca", mode)})
 		case mode == tlsutil.ModeVerifyCA:
 			r.add(Step{Step: "verification", OK: true, Detail: "chain verified against ssl-ca/ssl-capath (VERIFY_CA: host name not checked)"})
 		default:
@@ -153,6 +157,9 @@ type tlsStateView struct {
 	chain           []tlsutil.CertInfo
 }
 
+// errText is a failed step's detail: the error from "master host:port"
+// on, saying in replink's words what failed where go-mysql names its own
+// functions, with the underlying error last.
 func errText(err error) string {
 	if err == nil {
 		return ""
@@ -161,7 +168,95 @@ func errText(err error) string {
 	if i := strings.Index(s, ": master "); i >= 0 {
 		s = s[i+2:]
 	}
+	addr := ""
+	if strings.HasPrefix(s, "master ") {
+		if i := strings.Index(s, ": "); i >= 0 {
+			addr, s = s[:i+2], s[i+2:]
+		}
+	}
+	return addr + ownWords(s)
+}
+
+// goMySQLStages are the prefixes go-mysql's client puts on a failed
+// connection phase (client/conn.go, handshake), with what failed in
+// replink's words; refused is used when the server answered with an ERR
+// packet.
+var goMySQLStages = []struct{ prefix, failed, refused string }{
+	{"readInitialHandshake: ", "reading the server greeting failed", "the server refused the connection"},
+	{"writeAuthHandshake: ", "sending the login packet failed", ""},
+	{"handleAuthResult: ", "logging in failed", "the server refused the login"},
+}
+
+// goMySQLInner are go-mysql's inner prefixes (client/auth.go,
+// client/resp.go, packet/conn.go): names of its functions, dropped.
+var goMySQLInner = []string{"readAuthResult: ", "ReadPacket: ", "read initial handshake error: ",
+	"ReadPacket failed: ", "ReadPacketTo failed: ", "WritePacket failed: ", "WritePacket(single byte) failed: ",
+	"WriteAuthSwitchPacket failed: ", "EncryptPassword failed: ", "x509.ParsePKIXPublicKey failed: "}
+
+// go-mysql's packet layer flattens a read or write error into its text
+// (with %v) and appends ErrBadConn's.
+var (
+	goMySQLRead  = regexp.MustCompile(`^io\.(?:ReadFull\((?:compressedHeader|header)\)|CopyN) failed\. err (.*?)(?:, copied \d+, expected \d+)?: ` + regexp.QuoteMeta(mysql.ErrBadConn.Error()) + `$`)
+	goMySQLWrite = regexp.MustCompile(`^Write failed\. err (.*): ` + regexp.QuoteMeta(mysql.ErrBadConn.Error()) + `$`)
+)
+
+// ownWords rewrites an error text from go-mysql's client: "writeAuthHandshake:
+// x509: ..." becomes "the server certificate failed verification: x509: ...".
+func ownWords(s string) string {
+	for _, st := range goMySQLStages {
+		rest, ok := strings.CutPrefix(s, st.prefix)
+		if !ok {
+			continue
+		}
+		rest = underlying(rest)
+		what := st.failed
+		switch {
+		case st.refused != "" && strings.HasPrefix(rest, "ERROR "):
+			what = st.refused
+		case st.prefix == "writeAuthHandshake: " && certRejected(rest):
+			what = "the server certificate failed verification"
+		case st.prefix == "writeAuthHandshake: " && strings.Contains(rest, "tls: "):
+			what = "the TLS handshake failed"
+		case strings.Contains(rest, "tls: "):
+			what = "the server ended the TLS session"
+		}
+		return what + ": " + rest
+	}
+	return underlying(s)
+}
+
+// underlying drops go-mysql's inner prefixes and names a packet read or
+// write failure, keeping its cause.
+func underlying(s string) string {
+	for again := true; again; {
+		again = false
+		for _, p := range goMySQLInner {
+			if rest, ok := strings.CutPrefix(s, p); ok {
+				s, again = rest, true
+			}
+		}
+	}
+	if m := goMySQLRead.FindStringSubmatch(s); m != nil {
+		return "reading from the server: " + m[1]
+	}
+	if m := goMySQLWrite.FindStringSubmatch(s); m != nil {
+		return "writing to the server: " + m[1]
+	}
 	return s
+}
+
+// certRejected: our own verification of the server certificate failed
+// (a tlsutil.Error, which starts with its reason, or an x509 error).
+func certRejected(s string) bool {
+	if strings.Contains(s, "x509: ") {
+		return true
+	}
+	for _, r := range tlsutil.Reasons {
+		if strings.HasPrefix(s, string(r)+": ") {
+			return true
+		}
+	}
+	return false
 }
 
 func chainText(chain []tlsutil.CertInfo) string {
@@ -191,12 +286,18 @@ func allOK(steps []Step) bool {
 	return true
 }
 
-// WriteText prints the report for a person.
+// WriteText prints the report for a person. A warning step is marked
+// [warn]; it still passes.
 func (r *Report) WriteText(w io.Writer) {
+	warnings := 0
 	for _, s := range r.Steps {
 		mark := "ok  "
-		if !s.OK {
+		switch {
+		case !s.OK:
 			mark = "FAIL"
+		case s.Warning:
+			mark = "warn"
+			warnings++
 		}
 		fmt.Fprintf(w, "[%s] %-22s %s\n", mark, s.Step, s.Detail)
 		if !s.OK {
@@ -208,9 +309,14 @@ func (r *Report) WriteText(w io.Writer) {
 			}
 		}
 	}
-	if r.OK {
+	switch {
+	case r.OK && warnings == 1:
+		fmt.Fprintln(w, "all checks passed, with 1 warning")
+	case r.OK && warnings > 1:
+		fmt.Fprintf(w, "all checks passed, with %d warnings\n", warnings)
+	case r.OK:
 		fmt.Fprintln(w, "all checks passed")
-	} else {
+	default:
 		fmt.Fprintf(w, "diagnose failed: reason=%s\n", r.Reason)
 	}
 }

@@ -15,7 +15,7 @@ import (
 func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 	res, err := c.Execute("SHOW GRANTS")
 	if err != nil {
-		r.add(Step{Step: "replication_privilege", Detail: "SHOW GRANTS: " + err.Error(), Reason: "other"})
+		r.add(Step{Step: "replication_privilege", Detail: "reading the grants (SHOW GRANTS) failed: " + errText(err), Reason: "other"})
 	} else {
 		var grants []string
 		for i := 0; i < res.RowNumber(); i++ {
@@ -32,7 +32,7 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 	}
 	res, err = c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_checksum','server_id','gtid_mode','gtid_domain_id','gtid_binlog_pos','version')")
 	if err != nil {
-		r.add(Step{Step: "binlog_settings", Detail: err.Error(), Reason: "other"})
+		r.add(Step{Step: "binlog_settings", Detail: "reading the binlog settings (SHOW GLOBAL VARIABLES) failed: " + errText(err), Reason: "other"})
 		return
 	}
 	v := map[string]string{}

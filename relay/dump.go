@@ -2,19 +2,16 @@ package relay
 
 import (
 	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"os"
-	"path/filepath"
+	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/packet"
 )
 
 const errMasterFatalReadingBinlog = 1236
@@ -79,12 +76,10 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	if ss.serverID == 0 {
 		ss.serverID = req.serverID
 	}
-	s.addReplica(ss)
-	defer s.removeReplica(ss)
+	s.addSlave(ss)
+	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
-	ss.mu.Lock()
-	ss.curFile = file
-	ss.mu.Unlock()
+	ss.progress(file, pos)
 	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip}
 	err := d.run()
 	var me *mysql.MyError
@@ -150,7 +145,7 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 	for {
 		changed := rl.Changed()
 		if rl.Has(d.file) {
-			end, complete, err := d.limit()
+			end, complete, err := rl.Readable(d.file)
 			if err != nil {
 				return err
 			}
@@ -178,80 +173,44 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 }
 
 // ahead reports whether name is the file right after the newest one
-// replink has (same base name, next sequence number), or any name while
-// the relay log is still empty: replink may be behind the master. A name
-// further off is an error, as on a master, rather than a silent wait.
+// replink has, or any name while the relay log is still empty: replink
+// may be behind the master. A name further off is an error, as on a
+// master, rather than a silent wait.
 func ahead(newest, name string) bool {
 	if newest == "" {
 		return true
 	}
-	i, j := strings.LastIndexByte(newest, '.'), strings.LastIndexByte(name, '.')
-	if i < 0 || j < 0 || newest[:i] != name[:j] {
-		return false
-	}
-	a, err1 := strconv.ParseUint(newest[i+1:], 10, 64)
-	b, err2 := strconv.ParseUint(name[j+1:], 10, 64)
-	return err1 == nil && err2 == nil && b == a+1
+	next, ok := binlog.NextFile(newest)
+	return ok && next == name
 }
 
 // send batches one event packet: 0x00 then the event, split into
 // packets of 16 MB as the protocol wants, numbered on from the session's
 // sequence (go-mysql writes any error packet after the dump with it).
-func (d *dumper) send(ev []byte) error {
-	if d.strip && len(ev) >= binlog.HeaderSize+4 {
+func (d *dumper) send(ev binlog.Event) error {
+	if d.strip {
 		// A copy: ev may be the relay file's read buffer.
-		d.buf = append(d.buf[:0], ev[:len(ev)-4]...)
-		ev = d.buf
-		binary.LittleEndian.PutUint32(ev[9:], uint32(len(ev)))
-		if ev[4] == binlog.TypeFormatDescription {
-			ev[len(ev)-1] = binlog.ChecksumOff // the FDE says NONE
-		}
+		ev = binlog.WithoutChecksum(d.buf, ev)
+		d.buf = ev
 	}
-	seq := &d.ss.conn.Sequence
-	left, lead := len(ev)+1, true
-	for {
-		n := min(left, mysql.MaxPayloadLen)
-		hdr := [5]byte{byte(n), byte(n >> 8), byte(n >> 16), *seq, 0x00}
-		*seq++
-		h, body := hdr[:4], n
-		if lead { // the first packet carries the 0x00 ahead of the event
-			h, body, lead = hdr[:5], n-1, false
-		}
-		if _, err := d.out.Write(h); err != nil {
-			return err
-		}
-		if _, err := d.out.Write(ev[:body]); err != nil {
-			return err
-		}
-		ev, left = ev[body:], left-n
-		if n < mysql.MaxPayloadLen {
-			return nil
-		}
-	}
+	return packet.WriteMessage(d.out, &d.ss.conn.Sequence, eventPrefix, ev)
 }
 
-// artificial makes an event replink invents (fake ROTATE, heartbeat):
-// timestamp 0, the artificial flag, a CRC32 trailer.
-func (d *dumper) artificial(typ byte, logPos uint32, body []byte) []byte {
-	return binlog.Frame(typ, d.ss.s.cfg.ServerID, 0, body, logPos, binlog.FlagArtificial)
-}
+// eventPrefix is the OK byte ahead of each event of a dump (a package
+// variable: a literal in the call would allocate per event).
+var eventPrefix = []byte{0x00}
 
 // heartbeat tells an idle slave the link is alive and where it stands.
 func (d *dumper) heartbeat() error {
-	if err := d.send(d.artificial(binlog.TypeHeartbeat, d.pos, []byte(d.file))); err != nil {
+	if err := d.send(binlog.Heartbeat(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos})); err != nil {
 		return err
 	}
 	return d.out.Flush()
 }
 
-func (d *dumper) fakeRotate() []byte {
-	body := binary.LittleEndian.AppendUint64(nil, uint64(d.pos))
-	return d.artificial(binlog.TypeRotate, 0, append(body, d.file...))
-}
-
-// limit is how far d.file may be read; complete says no more will come.
-func (d *dumper) limit() (end int64, complete bool, err error) {
-	return d.ss.s.readable(d.file)
+// fakeRotate names the file and position the slave is served from.
+func (d *dumper) fakeRotate() binlog.Event {
+	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos})
 }
 
 func (d *dumper) run() error {
@@ -263,23 +222,18 @@ func (d *dumper) run() error {
 	if err := d.waitAvailable(gone); err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(rl.Dir(), d.file))
+	r, err := rl.Open(d.file)
 	if err != nil {
 		return errBinlog("Could not open log file")
 	}
-	defer func() { f.Close() }()
-	end, _, err := d.limit()
-	if err != nil {
-		return err
-	}
-	r := &chunkReader{f: f}
-	var fde []byte
+	defer func() { r.Close() }()
+	var fde binlog.Event
 	if d.pos > 4 { // then the FDE at 4 is durable too
-		if fde, err = r.event(4, end); err != nil {
+		if fde, err = r.FDE(); err != nil {
 			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", d.file, err))
 		}
-		fde = resendFDE(fde)
-		if err := r.boundary(d.pos, end); err != nil {
+		fde = binlog.ResentFDE(fde)
+		if err := r.Seek(d.pos); err != nil {
 			return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", d.file, d.pos, err))
 		}
 	}
@@ -299,27 +253,21 @@ func (d *dumper) run() error {
 	defer hbTimer.Stop()
 	for {
 		changed := rl.Changed()
-		end, complete, err := d.limit()
-		if err != nil {
-			return err
-		}
 		sent := false
-		for int64(d.pos) < end {
-			ev, err := r.event(int64(d.pos), end)
-			if err != nil {
-				// Never serve past a corrupt event; tell the slave why.
-				ss.s.log.Error("corrupt relay log: not serving past it", "file", d.file, "pos", d.pos, "error", err,
-					"peer", ss.peer, "server_id", ss.serverID)
-				return errBinlog(fmt.Sprintf("replink: corrupt relay log '%s' at %d: %v", d.file, d.pos, err))
+		var err error
+		for {
+			var ev binlog.Event
+			if ev, err = r.Next(); err != nil {
+				break
 			}
 			if d.filter == nil || !d.filter.skip(ev) {
 				if err := d.send(ev); err != nil {
 					return err
 				}
 			}
-			d.pos += uint32(len(ev))
+			d.pos = r.Pos()
 			ss.progress(d.file, d.pos)
-			lastWasRotate = ev[4] == binlog.TypeRotate
+			lastWasRotate = ev.Type() == binlog.TypeRotate
 			sent = true
 		}
 		if sent {
@@ -331,17 +279,19 @@ func (d *dumper) run() error {
 			}
 			hbTimer.Reset(d.hb)
 		}
-		if complete {
-			next := rl.Next(d.file)
-			f.Close()
-			d.file, d.pos = next, 4
-			if f, err = os.Open(filepath.Join(rl.Dir(), d.file)); err != nil {
+		var corrupt *binlog.CorruptError
+		switch {
+		case errors.As(err, &corrupt):
+			// Never serve past a corrupt event; tell the slave why.
+			ss.s.log.Error("corrupt relay log: not serving past it", "file", d.file, "pos", d.pos, "error", err,
+				"peer", ss.peer, "server_id", ss.serverID)
+			return errBinlog(fmt.Sprintf("replink: %v", err))
+		case errors.Is(err, io.EOF): // the file is complete: on to the next
+			if err := r.Reopen(rl.Next(d.file)); err != nil {
 				return err
 			}
-			r = &chunkReader{f: f, buf: r.buf}
-			ss.mu.Lock()
-			ss.curFile = d.file
-			ss.mu.Unlock()
+			d.file, d.pos = r.Name(), 4
+			ss.progress(d.file, d.pos)
 			if !lastWasRotate {
 				// The master restarted without a ROTATE: tell the slave.
 				if err := d.send(d.fakeRotate()); err != nil {
@@ -350,6 +300,8 @@ func (d *dumper) run() error {
 			}
 			lastWasRotate = false
 			continue
+		case !errors.Is(err, binlog.ErrNoMore):
+			return err
 		}
 		if err := d.wait(changed, hbTimer, gone); err != nil {
 			return err
@@ -367,60 +319,6 @@ func (ss *session) progress(file string, pos uint32) {
 	ss.mu.Unlock()
 }
 
-// chunkReader reads events from a relay file that may still be growing.
-// It reads with ReadAt in chunks, so nothing stale (such as an EOF seen
-// when the file was shorter) is ever cached.
-type chunkReader struct {
-	f     *os.File
-	buf   []byte
-	start int64 // file offset of buf[0]
-	n     int   // valid bytes in buf
-}
-
-func (c *chunkReader) fill(pos, length, end int64) error {
-	if pos >= c.start && pos+length <= c.start+int64(c.n) {
-		return nil
-	}
-	size := max(length, 256<<10)
-	if pos+size > end {
-		size = end - pos
-	}
-	if size < length {
-		return fmt.Errorf("event of %d bytes at %d passes the durable end %d: corrupt relay log", length, pos, end)
-	}
-	if int64(cap(c.buf)) < size {
-		c.buf = make([]byte, size)
-	}
-	n, err := c.f.ReadAt(c.buf[:size], pos)
-	if int64(n) < length {
-		return fmt.Errorf("short read at %d: %w", pos, err)
-	}
-	c.start, c.n = pos, n
-	return nil
-}
-
-// event returns the event at pos (valid until the next call), checking
-// its size against end and its checksum: a corrupt relay log is never served.
-func (c *chunkReader) event(pos, end int64) ([]byte, error) {
-	if err := c.fill(pos, binlog.HeaderSize, end); err != nil {
-		return nil, err
-	}
-	off := pos - c.start
-	size := int64(binary.LittleEndian.Uint32(c.buf[off+9:]))
-	if size < binlog.HeaderSize || size > binlog.MaxEventSize || pos+size > end {
-		return nil, fmt.Errorf("event size %d at %d with the durable end at %d: corrupt relay log", size, pos, end)
-	}
-	if err := c.fill(pos, size, end); err != nil {
-		return nil, err
-	}
-	off = pos - c.start
-	ev := c.buf[off : off+size]
-	if err := binlog.VerifyChecksum(ev); err != nil {
-		return nil, fmt.Errorf("corrupt relay log at %d: %w", pos, err)
-	}
-	return ev, nil
-}
-
 // watchPeer returns a channel closed when the slave closes its side. A
 // dumping slave sends nothing, so a read returns only at close or error.
 func (ss *session) watchPeer() <-chan struct{} {
@@ -436,45 +334,6 @@ func (ss *session) watchPeer() <-chan struct{} {
 		}
 	}()
 	return gone
-}
-
-// boundary walks event headers from the first event to pos, through the
-// reader's chunks, and fails when pos is not the start of an event.
-func (c *chunkReader) boundary(pos uint32, end int64) error {
-	off := int64(4)
-	for off < int64(pos) {
-		if err := c.fill(off, binlog.HeaderSize, end); err != nil {
-			return err
-		}
-		size := int64(binary.LittleEndian.Uint32(c.buf[off-c.start+9:]))
-		if size < binlog.HeaderSize || off+size > end {
-			return fmt.Errorf("bad event at %d", off)
-		}
-		off += size
-	}
-	if off != int64(pos) {
-		return fmt.Errorf("position is inside the event that starts before it")
-	}
-	return nil
-}
-
-// resendFDE copies an FDE for a dump that starts mid-file, as a master
-// does: log_pos 0 (the slave must not move its position), the "created"
-// timestamp 0 (non-zero tells the slave the master restarted, and it would
-// roll back the transaction it was receiving when the link broke), the
-// in-use flag cleared, and a fresh checksum.
-func resendFDE(fde []byte) []byte {
-	b := append([]byte(nil), fde...)
-	binary.LittleEndian.PutUint32(b[13:], 0)
-	const createdOffset = binlog.HeaderSize + 2 + 50 // binlog version, server version
-	if len(b) >= createdOffset+4+4 {
-		binary.LittleEndian.PutUint32(b[createdOffset:], 0)
-	}
-	flags := binary.LittleEndian.Uint16(b[17:]) &^ binlog.FlagInUse
-	binary.LittleEndian.PutUint16(b[17:], flags)
-	n := len(b) - 4
-	binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
-	return b
 }
 
 func last(files []string) string {

@@ -35,15 +35,3 @@ func FuzzParseCommands(f *testing.F) {
 		_ = ss.HandleOtherCommand(0x15, data) // COM_REGISTER_SLAVE
 	})
 }
-
-func FuzzResendFDE(f *testing.F) {
-	f.Add(make([]byte, 100))
-	f.Fuzz(func(t *testing.T, fde []byte) {
-		if len(fde) < 23 {
-			return
-		}
-		if out := resendFDE(fde); len(out) != len(fde) {
-			t.Fatal("length changed")
-		}
-	})
-}

@@ -2,8 +2,6 @@ package relay
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/replink/replink/binlog"
 )
@@ -16,7 +14,7 @@ func (ss *session) gtidStart(state binlog.MariaState) (string, error) {
 	files := rl.Files()
 	start := ""
 	for _, f := range files {
-		list, err := ss.s.fileGTIDList(f)
+		list, err := rl.GTIDList(f)
 		if err != nil {
 			return "", err
 		}
@@ -40,40 +38,6 @@ func (ss *session) gtidStart(state binlog.MariaState) (string, error) {
 	return start, nil
 }
 
-// fileGTIDList reads the GTID_LIST event near the start of a relay file
-// (nil when the file has none yet).
-func (s *Server) fileGTIDList(name string) (binlog.MariaState, error) {
-	end, _, err := s.readable(name)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(s.rlog.Dir(), name))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	r := &chunkReader{f: f}
-	var checksum byte
-	for pos, i := int64(4), 0; i < 4 && pos < end; i++ {
-		ev, err := r.event(pos, end)
-		if err != nil {
-			return nil, fmt.Errorf("relay log %s: %w", name, err)
-		}
-		pos += int64(len(ev))
-		e, err := binlog.ParseEvent(ev)
-		if err != nil {
-			return nil, err
-		}
-		switch e.Type {
-		case binlog.TypeFormatDescription:
-			checksum = binlog.FDEChecksum(ev)
-		case binlog.TypeMariaGTIDList:
-			return binlog.GTIDList(e, checksum)
-		}
-	}
-	return nil, nil
-}
-
 // gtidFilter drops the event groups a GTID slave already has: those whose
 // sequence number is not past the slave's position in their domain. Once a
 // domain has sent a newer group, it is no longer filtered.
@@ -83,13 +47,9 @@ type gtidFilter struct {
 	skipping bool
 }
 
-func (f *gtidFilter) skip(raw []byte) bool {
-	e, err := binlog.ParseEvent(raw)
-	if err != nil {
-		return false
-	}
+func (f *gtidFilter) skip(e binlog.Event) bool {
 	switch {
-	case e.Type == binlog.TypeMariaGTID:
+	case e.Type() == binlog.TypeMariaGTID:
 		g, _ := binlog.GTIDOf(e, f.groups.Checksum())
 		s, ok := f.state[g.Domain]
 		f.skipping = ok && g.Seq <= s.Seq

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -52,8 +50,8 @@ type Server struct {
 	sem   chan struct{} // connections
 	hs    chan struct{} // connections still in the handshake
 
-	mu       sync.Mutex
-	replicas map[*session]struct{}
+	mu     sync.Mutex
+	slaves map[*session]struct{}
 }
 
 // New checks the configuration and makes a server.
@@ -74,11 +72,7 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 		return nil, errors.New("require-secure-transport needs ssl-cert and ssl-key")
 	}
 	s := &Server{cfg: cfg, rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
-		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), replicas: map[*session]struct{}{}}
-	if m != nil {
-		f := s.Replicas
-		m.replicas.Store(&f)
-	}
+		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), slaves: map[*session]struct{}{}}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		if _, dup := s.users[u.Name]; dup {
@@ -89,16 +83,8 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 		}
 		s.users[u.Name] = &u
 	}
+	m.bind(s)
 	return s, nil
-}
-
-// Run accepts slaves until ctx ends, then closes them.
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("relay listen %s: %w", s.cfg.Listen, err)
-	}
-	return s.Serve(ctx, ln)
 }
 
 // Serve accepts on ln until ctx ends.
@@ -198,70 +184,24 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 	}
 }
 
-func (s *Server) addReplica(ss *session) {
+func (s *Server) addSlave(ss *session) {
 	s.mu.Lock()
-	s.replicas[ss] = struct{}{}
-	n := len(s.replicas)
+	s.slaves[ss] = struct{}{}
+	n := len(s.slaves)
 	s.mu.Unlock()
-	if s.m != nil {
-		s.m.connected.Set(float64(n))
-	}
+	s.m.connected.Set(float64(n))
 }
 
-func (s *Server) removeReplica(ss *session) {
+func (s *Server) removeSlave(ss *session) {
 	s.mu.Lock()
-	delete(s.replicas, ss)
-	n := len(s.replicas)
+	delete(s.slaves, ss)
+	n := len(s.slaves)
 	s.mu.Unlock()
-	if s.m != nil {
-		s.m.connected.Set(float64(n))
-	}
+	s.m.connected.Set(float64(n))
 }
 
-// readable is how far a relay file may be served: the durable end of the
-// file being written, the whole of a file the log has moved past
-// (complete), nothing past the magic of a file that was only just created.
-func (s *Server) readable(name string) (end int64, complete bool, err error) {
-	dur := s.rlog.Durable()
-	if dur.File == name {
-		return int64(dur.Offset), false, nil
-	}
-	if s.rlog.Next(name) == "" {
-		return 4, false, nil
-	}
-	st, err := os.Stat(filepath.Join(s.rlog.Dir(), name))
-	if err != nil {
-		return 0, false, err
-	}
-	return st.Size(), true, nil
-}
-
-// lagBytes is how much durable relay log lies beyond file:pos, across files.
-func (s *Server) lagBytes(file string, pos uint32) int64 {
-	dur := s.rlog.Durable()
-	if file == "" {
-		return 0
-	}
-	if file == dur.File {
-		return max(int64(dur.Offset)-int64(pos), 0)
-	}
-	var lag int64
-	for f, first := file, true; f != "" && f != dur.File; f, first = s.rlog.Next(f), false {
-		st, err := os.Stat(filepath.Join(s.rlog.Dir(), f))
-		if err != nil {
-			return lag
-		}
-		if first {
-			lag += max(st.Size()-int64(pos), 0)
-		} else {
-			lag += st.Size()
-		}
-	}
-	return lag + int64(dur.Offset)
-}
-
-// ReplicaStatus is one connected slave, for /status.
-type ReplicaStatus struct {
+// SlaveStatus is one connected slave, for /status.
+type SlaveStatus struct {
 	ServerID uint32 `json:"server_id"`
 	Peer     string `json:"peer"`
 	User     string `json:"user"`
@@ -271,12 +211,12 @@ type ReplicaStatus struct {
 	GTID     bool   `json:"gtid"`
 }
 
-// Replicas lists the slaves that are dumping.
-func (s *Server) Replicas() []ReplicaStatus {
+// Slaves lists the slaves that are dumping.
+func (s *Server) Slaves() []SlaveStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := []ReplicaStatus{}
-	for ss := range s.replicas {
+	out := []SlaveStatus{}
+	for ss := range s.slaves {
 		out = append(out, ss.status())
 	}
 	return out
@@ -302,7 +242,7 @@ func (s *Server) purgeLoop(ctx context.Context) {
 func (s *Server) PurgeNow(now time.Time) {
 	oldest := -1
 	s.mu.Lock()
-	for ss := range s.replicas {
+	for ss := range s.slaves {
 		if i := s.rlog.Index(ss.file()); i >= 0 && (oldest < 0 || i < oldest) {
 			oldest = i
 		}

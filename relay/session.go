@@ -12,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
 
+	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/tlsutil"
 )
 
@@ -32,12 +33,12 @@ type session struct {
 	gtid     bool
 }
 
-func (ss *session) status() ReplicaStatus {
+func (ss *session) status() SlaveStatus {
 	ss.mu.Lock()
 	file, pos := ss.curFile, ss.curPos
-	st := ReplicaStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: fmt.Sprintf("%s:%d", file, pos), GTID: ss.gtid}
+	st := SlaveStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: fmt.Sprintf("%s:%d", file, pos), GTID: ss.gtid}
 	ss.mu.Unlock()
-	st.LagBytes = ss.s.lagBytes(file, pos)
+	st.LagBytes = ss.s.rlog.BytesAfter(binlog.Pos{File: file, Offset: pos})
 	if ss.tls != nil {
 		st.TLS = tlsutil.VersionName(ss.tls.Version) + " " + tlsutil.CipherName(ss.tls.CipherSuite)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 
+	"github.com/replink/replink/packet"
 	"github.com/replink/replink/tlsutil"
 )
 
@@ -57,7 +58,11 @@ type Greeting struct {
 	SSL          bool
 }
 
-const clientSSL = 0x00000800
+const (
+	clientSSL = 0x00000800
+	// maxGreeting bounds the greeting read: a real one is about 100 bytes.
+	maxGreeting = 1 << 16
+)
 
 // parseGreeting reads a protocol-10 initial handshake payload.
 func parseGreeting(p []byte) (*Greeting, error) {
@@ -98,7 +103,8 @@ func errText(p []byte) string {
 	return ""
 }
 
-// greetingSniffer reads the first packet as it passes by.
+// greetingSniffer reads the first packet as it passes by; it gives up on
+// one longer than maxGreeting.
 type greetingSniffer struct {
 	*tlsutil.WireConn
 	a    *Attempt
@@ -108,20 +114,24 @@ type greetingSniffer struct {
 
 func (g *greetingSniffer) Read(p []byte) (int, error) {
 	n, err := g.WireConn.Read(p)
-	if !g.done && n > 0 {
-		g.buf = append(g.buf, p[:n]...)
-		if len(g.buf) >= 4 {
-			size := int(g.buf[0]) | int(g.buf[1])<<8 | int(g.buf[2])<<16
-			if len(g.buf) >= 4+size {
-				g.done = true
-				if gr, perr := parseGreeting(g.buf[4 : 4+size]); perr == nil {
-					g.a.mu.Lock()
-					g.a.Greeting = gr
-					g.a.mu.Unlock()
-				}
-				g.buf = nil
-			}
+	if g.done || n == 0 {
+		return n, err
+	}
+	g.buf = append(g.buf, p[:n]...)
+	if len(g.buf) < packet.HeaderSize {
+		return n, err
+	}
+	h := packet.ParseHeader(g.buf)
+	switch {
+	case h.Len > maxGreeting:
+		g.done, g.buf = true, nil
+	case len(g.buf) >= packet.HeaderSize+h.Len:
+		if gr, perr := parseGreeting(g.buf[packet.HeaderSize : packet.HeaderSize+h.Len]); perr == nil {
+			g.a.mu.Lock()
+			g.a.Greeting = gr
+			g.a.mu.Unlock()
 		}
+		g.done, g.buf = true, nil
 	}
 	return n, err
 }
@@ -202,13 +212,27 @@ func classifyAttempt(a *Attempt, err error) tlsutil.Reason {
 // Connect opens a plain client session to the master with the endpoint's
 // TLS settings (PREFERRED falls back to plaintext only when the server
 // lacks SSL). It is used for the checks before streaming and by diagnose.
-func (e Endpoint) Connect(ctx context.Context, link string, m *tlsutil.Metrics) (*client.Conn, *Attempt, error) {
-	useTLS := e.TLS != nil && e.TLS.Mode() != tlsutil.ModeDisabled
-	c, a, err := e.connect(ctx, link, m, useTLS)
-	if err != nil && useTLS && e.TLS.Mode() == tlsutil.ModePreferred && tlsutil.Classify(err) == tlsutil.ReasonServerNoSSL {
-		c, a, err = e.connect(ctx, link, m, false)
-	}
+func (e Endpoint) Connect(ctx context.Context, link string, m *tlsutil.Metrics) (c *client.Conn, a *Attempt, err error) {
+	err = e.withTLS(func(useTLS bool) error {
+		c, a, err = e.connect(ctx, link, m, useTLS)
+		return err
+	})
 	return c, a, err
+}
+
+// withTLS runs attempt as ssl-mode says (tlsutil.Client.Use): with TLS
+// when the mode wants it, and once more in plaintext when the server
+// turned out to have no SSL and the mode is PREFERRED.
+func (e Endpoint) withTLS(attempt func(useTLS bool) error) error {
+	useTLS, _ := e.TLS.Use(true)
+	err := attempt(useTLS)
+	if err == nil || !useTLS || tlsutil.Classify(err) != tlsutil.ReasonServerNoSSL {
+		return err
+	}
+	if fallback, ferr := e.TLS.Use(false); ferr == nil && !fallback {
+		return attempt(false)
+	}
+	return err
 }
 
 func (e Endpoint) connect(ctx context.Context, link string, m *tlsutil.Metrics, useTLS bool) (*client.Conn, *Attempt, error) {
@@ -246,7 +270,7 @@ func (e Endpoint) connect(ctx context.Context, link string, m *tlsutil.Metrics, 
 func adopt(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) {
 	recordSuccess(m, link, a, c)
 	_ = c.SetDeadline(time.Time{})
-	c.Conn.Conn = newPacketLimit(a.Wire.Payload(c.Conn.Conn))
+	c.Conn.Conn = newPacketLimit(a.Wire.Payload(c.Conn.Conn), maxMessage)
 }
 
 func wrapConnectErr(addr string, a *Attempt, err error) error {
@@ -255,9 +279,6 @@ func wrapConnectErr(addr string, a *Attempt, err error) error {
 }
 
 func recordFailure(m *tlsutil.Metrics, link string, a *Attempt, useTLS bool, err error) {
-	if m == nil {
-		return
-	}
 	var d time.Duration
 	started := false
 	var cs *tls.ConnectionState
@@ -279,7 +300,7 @@ func recordFailure(m *tlsutil.Metrics, link string, a *Attempt, useTLS bool, err
 }
 
 func recordSuccess(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) {
-	if m == nil || a == nil {
+	if a == nil {
 		return
 	}
 	m.HandshakeOK(link, a.Wire.HandshakeDuration(time.Now()), tlsutil.ConnState(c.Conn.Conn))
@@ -287,15 +308,15 @@ func recordSuccess(m *tlsutil.Metrics, link string, a *Attempt, c *client.Conn) 
 
 // ReadGreeting reads the server's first packet from a fresh connection.
 func ReadGreeting(c net.Conn) (*Greeting, error) {
-	var hdr [4]byte
+	var hdr [packet.HeaderSize]byte
 	if _, err := io.ReadFull(c, hdr[:]); err != nil {
 		return nil, fmt.Errorf("reading server greeting: %w", err)
 	}
-	size := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
-	if size > 1<<16 {
-		return nil, fmt.Errorf("server greeting of %d bytes: not a MySQL server", size)
+	h := packet.ParseHeader(hdr[:])
+	if h.Len > maxGreeting {
+		return nil, fmt.Errorf("server greeting of %d bytes: not a MySQL server", h.Len)
 	}
-	p := make([]byte, size)
+	p := make([]byte, h.Len)
 	if _, err := io.ReadFull(c, p); err != nil {
 		return nil, fmt.Errorf("reading server greeting: %w", err)
 	}

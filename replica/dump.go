@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -15,6 +14,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/packet"
 )
 
 // The replication connection is replink's own: go-mysql logs in (TLS,
@@ -29,10 +29,12 @@ const (
 	comBinlogDump     = 0x12
 	comBinlogDumpGTID = 0x1e
 	semiSyncMagic     = 0xef
-	maxPacket         = 0xffffff
 	// readBufSize bounds the events read in place; larger ones are
 	// gathered in a reused buffer.
 	readBufSize = 256 << 10
+	// maxMessage bounds a message from the master: the largest event and
+	// room for its headers.
+	maxMessage = binlog.MaxEventSize + 1<<20
 	// dumpSendAnnotateRows is MariaDB's BINLOG_SEND_ANNOTATE_ROWS_EVENT:
 	// without it the master leaves Annotate_rows out and the mirror would
 	// not be byte for byte.
@@ -41,12 +43,17 @@ const (
 
 // dumpStream reads a COM_BINLOG_DUMP stream.
 type dumpStream struct {
-	c       *client.Conn
-	br      *bufio.Reader
-	seq     uint8
-	pending int    // bytes of the last event still in br
-	big     []byte // reused for events that do not fit br
-	semi    bool
+	c    *client.Conn
+	r    *packet.Reader
+	semi bool
+}
+
+// newDumpStream reads the dump from raw, the connection below go-mysql's
+// buffers, once the dump command (packet 0) is sent.
+func newDumpStream(c *client.Conn, raw io.Reader, semi bool) *dumpStream {
+	r := packet.NewReader(raw, readBufSize, maxMessage)
+	r.SetSequence(1)
+	return &dumpStream{c: c, r: r, semi: semi}
 }
 
 // startDump prepares the logged-in connection c and asks the master for
@@ -127,7 +134,7 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) 
 	if pl, ok := raw.(*packetLimit); ok {
 		raw = pl.Conn
 	}
-	return &dumpStream{c: c, br: bufio.NewReaderSize(raw, readBufSize), seq: 1, semi: semi}, nil
+	return newDumpStream(c, raw, semi), nil
 }
 
 // ReportHost is the host name replink registers with on the master, as
@@ -189,9 +196,9 @@ var errEndOfDump = errors.New("the master ended the binlog dump")
 // next returns the next event and whether the master wants a semi-sync
 // ACK for it. The event is valid until the following call.
 func (d *dumpStream) next() (ev []byte, ack bool, err error) {
-	p, err := d.packet()
+	p, err := d.r.Next()
 	if err != nil {
-		return nil, false, err
+		return nil, false, framingErr(err)
 	}
 	switch {
 	case len(p) == 0:
@@ -210,55 +217,17 @@ func (d *dumpStream) next() (ev []byte, ack bool, err error) {
 	return p, ack, nil
 }
 
-// packet reads one MySQL packet, joining a message split at 16 MB.
-func (d *dumpStream) packet() ([]byte, error) {
-	if d.pending > 0 {
-		if _, err := d.br.Discard(d.pending); err != nil {
-			return nil, err
-		}
-		d.pending = 0
+// framingErr says who broke the framing; read errors pass as they are.
+func framingErr(err error) error {
+	var tooLarge *packet.TooLargeError
+	var order *packet.SequenceError
+	switch {
+	case errors.As(err, &tooLarge):
+		return fmt.Errorf("master sent a %w", err)
+	case errors.As(err, &order):
+		return fmt.Errorf("binlog stream %w", err)
 	}
-	size, err := d.header()
-	if err != nil {
-		return nil, err
-	}
-	if size < maxPacket && size <= d.br.Size() {
-		p, err := d.br.Peek(size)
-		if err != nil {
-			return nil, err
-		}
-		d.pending = size
-		return p, nil
-	}
-	d.big = d.big[:0]
-	for {
-		if len(d.big)+size > binlog.MaxEventSize+1<<20 {
-			return nil, fmt.Errorf("master sent a message of more than %d bytes: refusing it", binlog.MaxEventSize+1<<20)
-		}
-		// A header claiming 16 MB costs memory only once the master
-		// has really sent it.
-		if d.big, err = binlog.AppendRead(d.big, d.br, size); err != nil {
-			return nil, err
-		}
-		if size < maxPacket {
-			return d.big, nil
-		}
-		if size, err = d.header(); err != nil {
-			return nil, err
-		}
-	}
-}
-
-func (d *dumpStream) header() (int, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(d.br, h[:]); err != nil {
-		return 0, err
-	}
-	if h[3] != d.seq {
-		return 0, fmt.Errorf("binlog stream packets out of order (sequence %d, expected %d)", h[3], d.seq)
-	}
-	d.seq++
-	return int(h[0]) | int(h[1])<<8 | int(h[2])<<16, nil
+	return err
 }
 
 // ackSemiSync tells the master that the event ending at pos in file is
@@ -273,7 +242,7 @@ func (d *dumpStream) ackSemiSync(file string, pos uint32) error {
 	if err := d.c.WritePacket(p); err != nil {
 		return fmt.Errorf("semi-sync ACK: %w", err)
 	}
-	d.seq = 1
+	d.r.SetSequence(1)
 	return nil
 }
 
@@ -315,8 +284,9 @@ func (r *Replica) killDump(id uint32, useTLS bool) {
 }
 
 // peerClosed says whether err means the master closed the connection
-// itself (then its dump thread is gone already).
+// itself (then its dump thread is gone already), between messages or
+// inside one.
 func peerClosed(err error) bool {
 	var me *mysql.MyError
-	return errors.Is(err, io.EOF) || errors.Is(err, errEndOfDump) || errors.As(err, &me)
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errEndOfDump) || errors.As(err, &me)
 }

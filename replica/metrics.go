@@ -6,7 +6,9 @@ import (
 	"github.com/replink/replink/binlog"
 )
 
-// Metrics are the master link's replication metrics.
+// Metrics are the master link's replication metrics. NewMetrics registers
+// the series counted as things happen; the ones read from the replica when
+// scraped are registered by bind when the replica is made.
 type Metrics struct {
 	up         prometheus.Gauge
 	reconnects *prometheus.CounterVec
@@ -39,22 +41,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) bindLag(f func() float64) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_replication_lag_seconds",
-		Help: "Now minus the master timestamp of the last event; 0 while caught up (from heartbeats); grows while the link is down."}, f))
-}
-
-func (m *Metrics) bindLastEvent(f func() float64) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_last_event_timestamp_seconds",
-		Help: "Master timestamp of the last real event stored."}, f))
+// bind registers the series read from r when scraped.
+func (m *Metrics) bind(r *Replica) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_replication_lag_seconds",
+			Help: "Now minus the master timestamp of the last event; 0 while caught up (from heartbeats); grows while the link is down."}, r.Lag),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_last_event_timestamp_seconds",
+			Help: "Master timestamp of the last real event stored."}, func() float64 { return float64(r.lastEventTS.Load()) }))
 }
 
 func (m *Metrics) countEvent(ev binlog.Event) {
-	c, ok := m.typeNames[ev.Type]
+	c, ok := m.typeNames[ev.Type()]
 	if !ok {
-		c = m.events.WithLabelValues(binlog.TypeName(ev.Type))
-		m.typeNames[ev.Type] = c
+		c = m.events.WithLabelValues(binlog.TypeName(ev.Type()))
+		m.typeNames[ev.Type()] = c
 	}
 	c.Inc()
-	m.bytes.Add(float64(len(ev.Raw)))
+	m.bytes.Add(float64(len(ev)))
 }

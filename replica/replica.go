@@ -88,9 +88,8 @@ type Replica struct {
 	mu     sync.Mutex
 	status Status
 
-	lastEventTS  atomic.Int64 // master timestamp (unix s) of the last real event
-	caughtUpTo   atomic.Int64 // unix nanos of the master time we know we have everything up to
-	everStreamed atomic.Bool
+	lastEventTS atomic.Int64 // master timestamp (unix s) of the last real event
+	caughtUpTo  atomic.Int64 // unix nanos of the master time we know we have everything up to
 }
 
 // Status is the link state for /status and diagnose.
@@ -117,14 +116,11 @@ type FailureRecord struct {
 	Hint   string         `json:"hint"`
 }
 
-// New makes a replica. tlsm may be shared with the relay.
+// New makes a replica. tlsm is shared with the relay.
 func New(cfg Config, sink Sink, log hclog.Logger, m *Metrics, tlsm *tlsutil.Metrics) *Replica {
 	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm}
 	r.status = Status{State: "connecting", Since: time.Now()}
-	if m != nil {
-		m.bindLag(r.Lag)
-		m.bindLastEvent(func() float64 { return float64(r.lastEventTS.Load()) })
-	}
+	m.bind(r)
 	return r
 }
 
@@ -163,11 +159,7 @@ func (r *Replica) setState(f func(*Status)) {
 // Run streams until ctx ends, reconnecting with backoff. A failure counts
 // towards the backoff only when no event arrived since the last reconnect.
 func (r *Replica) Run(ctx context.Context) error {
-	backoff := 200 * time.Millisecond
-	maxBackoff := r.cfg.MaxBackoff
-	if maxBackoff == 0 {
-		maxBackoff = 30 * time.Second
-	}
+	b := newBackoff(r.cfg.MaxBackoff)
 	for {
 		progressed, err := r.session(ctx)
 		if ctx.Err() != nil {
@@ -176,16 +168,10 @@ func (r *Replica) Run(ctx context.Context) error {
 		reason := reconnectReason(err)
 		fix := r.hintFor(reason, err)
 		r.log.Warn("master link lost", "reason", reason, "error", err, "position", r.sink.ResumePoint(), "hint", fix)
-		if r.m != nil {
-			r.m.up.Set(0)
-			r.m.reconnects.WithLabelValues(reason).Inc()
-		}
-		if r.tlsm != nil {
-			r.tlsm.Disconnected("master")
-		}
-		if progressed {
-			backoff = 200 * time.Millisecond
-		}
+		r.m.up.Set(0)
+		r.m.reconnects.WithLabelValues(reason).Inc()
+		r.tlsm.Disconnected("master")
+		wait := b.next(progressed)
 		r.setState(func(s *Status) {
 			s.State, s.Since, s.LastError, s.Reconnects = "backoff", time.Now(), err.Error(), s.Reconnects+1
 			s.LastReason = tlsutil.Reason(reason)
@@ -197,12 +183,38 @@ func (r *Replica) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
-		}
-		if !progressed {
-			backoff = min(backoff*2, maxBackoff)
+		case <-time.After(wait):
 		}
 	}
+}
+
+// minBackoff is the first wait between reconnects, and the wait after a
+// session that made progress.
+const minBackoff = 200 * time.Millisecond
+
+// backoff is the wait between reconnects: it doubles after each session
+// that made no progress, up to max, and starts over after one that did.
+type backoff struct {
+	wait, max time.Duration
+}
+
+// newBackoff starts at minBackoff; max 0 means 30s.
+func newBackoff(max time.Duration) *backoff {
+	if max == 0 {
+		max = 30 * time.Second
+	}
+	return &backoff{wait: minBackoff, max: max}
+}
+
+// next is the wait after a session that progressed or not.
+func (b *backoff) next(progressed bool) time.Duration {
+	if progressed {
+		b.wait = minBackoff
+		return b.wait
+	}
+	d := b.wait
+	b.wait = min(b.wait*2, b.max)
+	return d
 }
 
 // reconnectReason is the reconnect label: a handshake reason, stall,
@@ -291,12 +303,14 @@ func (r *Replica) session(ctx context.Context) (progressed bool, err error) {
 		}
 		from = start
 	}
-	useTLS := r.cfg.TLS != nil && r.cfg.TLS.Mode() != tlsutil.ModeDisabled
-	progressed, err = r.stream(ctx, from, useTLS)
-	if err != nil && useTLS && r.cfg.TLS.Mode() == tlsutil.ModePreferred && tlsutil.Classify(err) == tlsutil.ReasonServerNoSSL {
-		r.log.Warn("master has no SSL; ssl-mode=PREFERRED falls back to plaintext", "master", r.cfg.Addr())
-		return r.stream(ctx, from, false)
-	}
+	err = r.cfg.withTLS(func(useTLS bool) error {
+		if !useTLS && r.cfg.TLS.Mode() == tlsutil.ModePreferred {
+			r.log.Warn("master has no SSL; ssl-mode=PREFERRED falls back to plaintext", "master", r.cfg.Addr())
+		}
+		var err error
+		progressed, err = r.stream(ctx, from, useTLS)
+		return err
+	})
 	return progressed, err
 }
 
@@ -352,7 +366,10 @@ func (r *Replica) gtidFile(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("start gtid %q: %w", r.cfg.Start.GTID, err)
 	}
-	useTLS := r.cfg.TLS != nil && r.cfg.TLS.Mode() != tlsutil.ModeDisabled && !r.plaintext
+	useTLS, err := r.cfg.TLS.Use(!r.plaintext)
+	if err != nil {
+		return "", err
+	}
 	c, _, err := r.cfg.connect(ctx, "master", r.tlsm, useTLS)
 	if err != nil {
 		return "", err
@@ -370,7 +387,7 @@ func (r *Replica) gtidFile(ctx context.Context) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("master %s: GTID dump from %s sent no ROTATE: %w", r.cfg.Addr(), set, err)
 		}
-		if ev, err := binlog.ParseEvent(raw); err == nil && ev.Type == binlog.TypeRotate {
+		if ev, err := binlog.ParseEvent(raw); err == nil && ev.Type() == binlog.TypeRotate {
 			name, _, err := binlog.RotateTarget(ev)
 			return name, err
 		}

@@ -30,9 +30,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 			s.PeerChain = tlsutil.DescribeChain(cs.PeerCertificates)
 		}
 	})
-	if r.m != nil {
-		r.m.up.Set(1)
-	}
+	r.m.up.Set(1)
 
 	// The stall watchdog: a link silent for 3 heartbeat periods is dead
 	// even if its socket looks open (a firewall that lost its state).
@@ -53,9 +51,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 			case now := <-tick.C:
 				if silent := now.Sub(a.Wire.LastRead()); silent > limit {
 					r.log.Warn("master link stalled; closing it", "silent", silent.Round(time.Millisecond), "limit", limit)
-					if r.m != nil {
-						r.m.stalls.Inc()
-					}
+					r.m.stalls.Inc()
 					close(stalled)
 					_ = a.Wire.Close()
 					return
@@ -68,9 +64,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	err = h.run(d)
 	// The link is down from here: say so before ending the dump thread,
 	// which may take up to connect-timeout over a dead path.
-	if r.m != nil {
-		r.m.up.Set(0)
-	}
+	r.m.up.Set(0)
 	cancel()
 	if !peerClosed(err) {
 		r.killDump(c.GetConnectionID(), useTLS)
@@ -119,7 +113,7 @@ func (h *handler) run(d *dumpStream) error {
 			return err
 		}
 		if ack {
-			if err := d.ackSemiSync(file, ev.LogPos); err != nil {
+			if err := d.ackSemiSync(file, ev.LogPos()); err != nil {
 				return err
 			}
 		}
@@ -150,27 +144,27 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("master %s: bad event: %w", r.cfg.Addr(), err)
 	}
-	switch {
-	case ev.Type == binlog.TypeHeartbeat || ev.Type == binlog.TypeHeartbeatV2:
-		// The master had nothing newer than what we hold.
-		r.caughtUpTo.Store(time.Now().UnixNano())
+	if !ev.InFile() {
+		switch ev.Type() {
+		case binlog.TypeHeartbeat, binlog.TypeHeartbeatV2:
+			// The master had nothing newer than what we hold.
+			r.caughtUpTo.Store(time.Now().UnixNano())
+		case binlog.TypeRotate: // the fake ROTATE that names the file a dump starts in
+			return ev, h.startFile(ev)
+		}
 		return ev, nil
-	case ev.Type == binlog.TypeRotate && ev.Artificial():
-		return ev, h.startFile(ev)
 	}
 	written, err := r.sink.Append(ev)
 	if err != nil || !written {
 		return ev, err
 	}
 	h.events++
-	if r.m != nil {
-		r.m.countEvent(ev)
+	r.m.countEvent(ev)
+	if ts := ev.Timestamp(); ts != 0 {
+		r.lastEventTS.Store(int64(ts))
+		r.caughtUpTo.Store(time.Unix(int64(ts), 0).UnixNano())
 	}
-	if ev.Timestamp != 0 {
-		r.lastEventTS.Store(int64(ev.Timestamp))
-		r.caughtUpTo.Store(time.Unix(int64(ev.Timestamp), 0).UnixNano())
-	}
-	if ev.Type == binlog.TypeRotate {
+	if ev.Type() == binlog.TypeRotate {
 		return ev, h.startFile(ev)
 	}
 	return ev, nil

@@ -60,9 +60,9 @@ code{font-size:.92em} .muted{color:#777;font-size:.9em}
 {{end}}{{range .Local}}<tr><td>replink {{.Role}}</td><td><code>{{.Subject}}</code></td><td><code>{{.Issuer}}</code></td><td>{{range .SANs}}{{.}} {{end}}</td><td>{{date .NotAfter}}</td><td class="{{expiryClass . $.Now}}">{{printf "%.0f" (days . $.Now)}}</td></tr>
 {{end}}</table>
 
-<h2>Slaves ({{len .Replicas}})</h2>
-{{if .Replicas}}<table><tr><th>server_id</th><th>user</th><th>peer</th><th>TLS</th><th>position</th><th>behind</th><th>mode</th></tr>
-{{range .Replicas}}<tr><td>{{.ServerID}}</td><td>{{.User}}</td><td>{{.Peer}}</td><td>{{if .TLS}}{{.TLS}}{{else}}<span class="bad">plaintext</span>{{end}}</td><td><code>{{.Position}}</code></td><td>{{.LagBytes}} bytes</td><td>{{if .GTID}}GTID{{else}}file/position{{end}}</td></tr>
+<h2>Slaves ({{len .Slaves}})</h2>
+{{if .Slaves}}<table><tr><th>server_id</th><th>user</th><th>peer</th><th>TLS</th><th>position</th><th>behind</th><th>mode</th></tr>
+{{range .Slaves}}<tr><td>{{.ServerID}}</td><td>{{.User}}</td><td>{{.Peer}}</td><td>{{if .TLS}}{{.TLS}}{{else}}<span class="bad">plaintext</span>{{end}}</td><td><code>{{.Position}}</code></td><td>{{.LagBytes}} bytes</td><td>{{if .GTID}}GTID{{else}}file/position{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No slave is dumping from replink.</p>{{end}}
 
 <h2>Recent failures</h2>

@@ -4,6 +4,7 @@
 package status
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,14 +27,14 @@ import (
 
 // Doc is the /status document.
 type Doc struct {
-	Master   replica.Status        `json:"master"`
-	Relay    Relay                 `json:"relay"`
-	LagSec   float64               `json:"lag_seconds"`
-	Local    []tlsutil.CertInfo    `json:"local_certificates"`
-	Replicas []relay.ReplicaStatus `json:"replicas"`
-	Version  string                `json:"version"`
-	Uptime   string                `json:"uptime"`
-	Now      time.Time             `json:"now"`
+	Master  replica.Status      `json:"master"`
+	Relay   Relay               `json:"relay"`
+	LagSec  float64             `json:"lag_seconds"`
+	Local   []tlsutil.CertInfo  `json:"local_certificates"`
+	Slaves  []relay.SlaveStatus `json:"replicas"`
+	Version string              `json:"version"`
+	Uptime  string              `json:"uptime"`
+	Now     time.Time           `json:"now"`
 }
 
 // Relay is the relay log part of the document.
@@ -57,10 +58,10 @@ type Sources struct {
 // Build makes the document now.
 func (s Sources) Build(now time.Time) Doc {
 	d := Doc{Master: s.Replica.Status(), LagSec: s.Replica.Lag(), Version: s.Version,
-		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Replicas: []relay.ReplicaStatus{},
+		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Slaves: []relay.SlaveStatus{},
 		Relay: Relay{DataDir: s.Log.Dir(), Position: s.Log.ResumePoint().String(), Durable: s.Log.Durable().String(), Files: s.Log.Files()}}
 	if s.Relay != nil {
-		d.Replicas = s.Relay.Replicas()
+		d.Slaves = s.Relay.Slaves()
 	}
 	if s.Local != nil {
 		seen := map[string]bool{}
@@ -105,26 +106,29 @@ func Handler(reg *prometheus.Registry, s Sources) http.Handler {
 	return mux
 }
 
-// Serve listens on addr and serves h until Close. webConfig, when set, is
-// a Prometheus exporter-toolkit web configuration file (TLS, client
-// certificates, basic auth users with bcrypt hashes), as exporters take
-// with --web.config.file; it is checked before anything listens.
-func Serve(addr, webConfig string, h http.Handler, log hclog.Logger) (*http.Server, error) {
+// Listen opens the listener for the HTTP endpoints, after checking
+// webConfig, so that a bad address or file fails at start-up.
+func Listen(addr, webConfig string) (net.Listener, error) {
 	if err := ValidateWebConfig(webConfig); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+	return net.Listen("tcp", addr)
+}
+
+// Serve serves h on ln until ctx ends, then closes the server; it
+// returns an error only when serving failed. webConfig, when set, is a
+// Prometheus exporter-toolkit web configuration file (TLS, client
+// certificates, basic auth users with bcrypt hashes), as exporters take
+// with --web.config.file.
+func Serve(ctx context.Context, ln net.Listener, webConfig string, h http.Handler, log hclog.Logger) error {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logging.Slog(log))
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("status server", "error", err)
-		}
-	}()
-	return srv, nil
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logging.Slog(log))
+	if errors.Is(err, http.ErrServerClosed) && ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("status server on %s: %w", ln.Addr(), err)
 }
 
 // ValidateWebConfig checks an exporter-toolkit web configuration file
@@ -162,8 +166,8 @@ func WriteText(w io.Writer, d Doc, now time.Time) {
 	for _, f := range m.Failures {
 		fmt.Fprintf(w, "  %s %s: %s\n    fix: %s\n", f.Time.Format(time.RFC3339), f.Reason, f.Error, f.Hint)
 	}
-	fmt.Fprintf(w, "slaves:     %d\n", len(d.Replicas))
-	for _, r := range d.Replicas {
+	fmt.Fprintf(w, "slaves:     %d\n", len(d.Slaves))
+	for _, r := range d.Slaves {
 		fmt.Fprintf(w, "  server_id %d  %s  %s  at %s  %d bytes behind  tls %s\n", r.ServerID, r.User, r.Peer, r.Position, r.LagBytes, r.TLS)
 	}
 	for _, c := range d.Local {

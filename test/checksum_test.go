@@ -29,7 +29,7 @@ func openDump(t *testing.T, port int, p *PKI, announce bool, file string, pos, s
 		t.Fatal(err)
 	}
 	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: "plainslave", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
-	c, _, err := ep.Connect(context.Background(), "replica", nil)
+	c, _, err := ep.Connect(context.Background(), "replica", unmetered())
 	if err != nil {
 		t.Fatal(err)
 	}

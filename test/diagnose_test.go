@@ -76,8 +76,46 @@ func TestDiagnose(t *testing.T) {
 			if !strings.Contains(failed.Hint, c.hintPart) {
 				t.Fatalf("hint %q does not mention %q", failed.Hint, c.hintPart)
 			}
+			// The detail says what failed in replink's words, not go-mysql's.
+			for _, internal := range []string{"readInitialHandshake", "writeAuthHandshake", "handleAuthResult", "readAuthResult", "ReadPacket"} {
+				if strings.Contains(failed.Detail, internal) {
+					t.Fatalf("detail %q names go-mysql's %s", failed.Detail, internal)
+				}
+			}
 		})
 	}
+
+	// Plaintext or an unchecked server certificate passes, as a warning.
+	t.Run("warnings", func(t *testing.T) {
+		m.InstallCert(p.ServerCert, p.ServerKey)
+		plain.SetupReplUsers()
+		for _, c := range []struct {
+			name string
+			cfg  replica.Config
+			step string
+		}{
+			{"REQUIRED", cfg(m.Port, "repl", tlsutil.ClientOptions{Mode: "REQUIRED"}), "verification"},
+			{"DISABLED", cfg(m.Port, "repl", tlsutil.ClientOptions{Mode: "DISABLED"}), "ssl_request"},
+			{"PREFERRED without SSL", cfg(plain.Port, "repl", tlsutil.ClientOptions{Mode: "PREFERRED"}), "ssl_request"},
+		} {
+			rep := diagnose.Run(context.Background(), c.cfg)
+			var b strings.Builder
+			rep.WriteText(&b)
+			t.Logf("%s:\n%s", c.name, b.String())
+			if !rep.OK {
+				t.Fatalf("%s: a warning failed the report", c.name)
+			}
+			var warned []string
+			for _, s := range rep.Steps {
+				if s.Warning {
+					warned = append(warned, s.Step)
+				}
+			}
+			if len(warned) != 1 || warned[0] != c.step || !strings.Contains(b.String(), "[warn] "+c.step) {
+				t.Fatalf("%s: warning steps %v, want [%s]", c.name, warned, c.step)
+			}
+		}
+	})
 }
 
 // TestDiagnoseServerIDInUse: a replica on another host registered with

@@ -254,7 +254,8 @@ func runAgainst(t *testing.T, port int, mode string) (*replica.Replica, *lockedB
 	t.Helper()
 	logs := &lockedBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs})
-	l, err := binlog.OpenLog(t.TempDir(), binlog.SyncTransaction, logger)
+	reg := prometheus.NewRegistry()
+	l, err := binlog.OpenLog(t.TempDir(), binlog.SyncTransaction, logger, binlog.NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +263,6 @@ func runAgainst(t *testing.T, port int, mode string) (*replica.Replica, *lockedB
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
 	r := replica.New(replica.Config{
 		Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 2 * time.Second},
 		ServerID: 4001, Start: replica.Start{Kind: "current"}, HeartbeatPeriod: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,

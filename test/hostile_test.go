@@ -123,7 +123,7 @@ func TestConnectionFloodLeavesSlavesAlone(t *testing.T) {
 	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
 		t.Fatalf("CHECKSUM TABLE during the flood: master %s, slave %s", a, b)
 	}
-	if n := len(r.Relay.Replicas()); n != 1 {
+	if n := len(r.Relay.Slaves()); n != 1 {
 		t.Fatalf("%d replicas dumping, want the one slave", n)
 	}
 	if !strings.Contains(r.Logs(), "too many connections logging in at once") {

@@ -36,7 +36,7 @@ func (g *goSlave) HandleEvent(e *replication.BinlogEvent) error {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if ev.Type == binlog.TypeRotate {
+	if ev.Type() == binlog.TypeRotate {
 		name, _, err := binlog.RotateTarget(ev)
 		if err != nil {
 			return err
@@ -50,7 +50,7 @@ func (g *goSlave) HandleEvent(e *replication.BinlogEvent) error {
 		}
 		return nil
 	}
-	if ev.Artificial() || ev.Type == binlog.TypeHeartbeat {
+	if ev.Artificial() || ev.Type() == binlog.TypeHeartbeat {
 		return nil
 	}
 	g.files[g.file].Write(e.RawData)
@@ -153,7 +153,7 @@ func TestTwentySlavesUnderLoad(t *testing.T) {
 	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
 		t.Fatalf("mariadbd slave: CHECKSUM TABLE master %s, slave %s", a, b)
 	}
-	if got := len(r.Relay.Replicas()); got != 20 {
+	if got := len(r.Relay.Slaves()); got != 20 {
 		t.Fatalf("relay lists %d replicas, want 20", got)
 	}
 	// Every go-mysql slave has every event of every file, in order: its
@@ -240,7 +240,7 @@ func TestSlowSlave(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	var slowLag int64
-	for _, rs := range r.Relay.Replicas() {
+	for _, rs := range r.Relay.Slaves() {
 		if rs.ServerID == 77 {
 			slowLag = rs.LagBytes
 		}

@@ -106,7 +106,7 @@ func TestSlaveReplicatesThroughReplink(t *testing.T) {
 			t.Fatalf("second slave: CHECKSUM TABLE %s: master %s, slave %s", tbl, a, b)
 		}
 	}
-	if n := len(r.Relay.Replicas()); n != 2 {
+	if n := len(r.Relay.Slaves()); n != 2 {
 		t.Fatalf("relay lists %d replicas, want 2", n)
 	}
 	if v := counterValue(t, r.Reg, "replink_replicas_connected", nil); v != 2 {
@@ -176,7 +176,7 @@ func TestSlaveRefusals(t *testing.T) {
 			}
 		})
 	}
-	if n := len(r.Relay.Replicas()); n != 0 {
+	if n := len(r.Relay.Slaves()); n != 0 {
 		t.Fatalf("a refused slave is listed as dumping")
 	}
 }
@@ -244,13 +244,13 @@ func TestRetentionAndPurgedPosition(t *testing.T) {
 	slave.Exec("START SLAVE")
 	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
-	for len(r.Relay.Replicas()) == 0 {
+	for len(r.Relay.Slaves()) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("slave not dumping")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	reading := strings.Split(r.Relay.Replicas()[0].Position, ":")[0]
+	reading := strings.Split(r.Relay.Slaves()[0].Position, ":")[0]
 	r.Relay.PurgeNow(time.Now().Add(24 * time.Hour))
 	files := r.Log.Files()
 	if files[0] != reading && reading != "" {

@@ -55,7 +55,7 @@ func relayServerSerial(t *testing.T, p *PKI, port int) string {
 		t.Fatal(err)
 	}
 	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: "slave1", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
-	c, a, err := ep.Connect(context.Background(), "replica", nil)
+	c, a, err := ep.Connect(context.Background(), "replica", unmetered())
 	if err != nil {
 		t.Fatalf("probe relay: %v", err)
 	}

@@ -2,7 +2,6 @@ package test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -10,13 +9,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/daemon"
 	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
 
-// Replink is an in-process replink: replica → relay log → relay server,
-// built from the packages the binary wires together.
+// Replink is an in-process replink: the daemon the binary runs
+// (replica → relay log → relay server, and the status endpoints).
 type Replink struct {
 	t       testing.TB
 	Log     *binlog.Log
@@ -25,9 +25,12 @@ type Replink struct {
 	Reg     *prometheus.Registry
 	Port    int
 	Dir     string
-	cancel  context.CancelFunc
-	done    chan struct{}
-	logs    *lockedBuffer
+	// MetricsAddr serves /metrics, /status and the probes.
+	MetricsAddr string
+	cancel      context.CancelFunc
+	done        chan struct{}
+	err         error // what Run returned
+	logs        *lockedBuffer
 }
 
 // ReplinkOptions shape the in-process replink.
@@ -74,12 +77,6 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	if o.MasterPort != 0 {
 		masterPort = o.MasterPort
 	}
-	logs := &lockedBuffer{}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Debug, Output: logs})
-	l, err := binlog.OpenLog(o.Dir, o.Sync, logger.Named("binlog"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	if o.SSLMode == "" {
 		o.SSLMode = "VERIFY_IDENTITY"
 	}
@@ -91,31 +88,33 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := prometheus.NewRegistry()
-	tm := tlsutil.NewMetrics(reg)
-	rep := replica.New(replica.Config{
-		Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
-		ServerID:        4001,
-		Start:           o.Start,
-		HeartbeatPeriod: o.Heartbeat,
-		SemiSync:        o.SemiSync,
-		MaxBackoff:      o.MaxBackoff,
-	}, l, logger.Named("replica"), replica.NewMetrics(reg), tm)
-	rs, err := relay.New(relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain,
-		HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections,
-		ServerVersion: func() string { return rep.Status().ServerVersion }}, l, logger.Named("relay"), tm, relay.NewMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
+	cfg := daemon.Config{
+		Master: replica.Config{
+			Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
+			ServerID:        4001,
+			Start:           o.Start,
+			HeartbeatPeriod: o.Heartbeat,
+			SemiSync:        o.SemiSync,
+			MaxBackoff:      o.MaxBackoff,
+		},
+		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain,
+			HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections},
+		DataDir: o.Dir,
+		Sync:    o.Sync,
+		Version: "test",
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:"+itoa(o.Port))
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	logs := &lockedBuffer{}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Debug, Output: logs})
+	reg := prometheus.NewRegistry()
+	d, err := daemon.New(cfg, logger, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Replink{t: t, Log: l, Replica: rep, Relay: rs, Reg: reg, Port: o.Port, Dir: o.Dir, cancel: cancel, done: make(chan struct{}), logs: logs}
-	relayDone := make(chan struct{})
-	go func() { _ = rs.Serve(ctx, ln); close(relayDone) }()
-	go func() { _ = rep.Run(ctx); <-relayDone; close(r.done) }()
+	r := &Replink{t: t, Log: d.RelayLog(), Replica: d.Replica(), Relay: d.Relay(), Reg: reg, Port: o.Port, Dir: o.Dir,
+		MetricsAddr: d.MetricsAddr().String(), cancel: cancel, done: make(chan struct{}), logs: logs}
+	go func() { r.err = d.Run(ctx); close(r.done) }()
 	t.Cleanup(r.Stop)
 	return r
 }
@@ -132,8 +131,8 @@ func (r *Replink) Stop() {
 	case <-time.After(30 * time.Second):
 		r.t.Errorf("replink did not stop in 30s")
 	}
-	if err := r.Log.Close(); err != nil {
-		r.t.Errorf("relay log close: %v", err)
+	if r.err != nil {
+		r.t.Errorf("replink ended with %v", r.err)
 	}
 	if r.t.Failed() {
 		r.t.Logf("replink log:\n%s", r.logs.String())

@@ -21,7 +21,7 @@ func probe(t *testing.T, port int, host, user string, o tlsutil.ClientOptions) (
 		t.Fatalf("options %+v: %v", o, err)
 	}
 	ep := replica.Endpoint{Host: host, Port: port, User: user, Password: "replpass", TLS: c, ConnectTimeout: 5 * time.Second}
-	conn, a, err := ep.Connect(context.Background(), "master", nil)
+	conn, a, err := ep.Connect(context.Background(), "master", unmetered())
 	if err != nil {
 		var cs *tls.ConnectionState
 		if a != nil {

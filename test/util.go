@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"strconv"
 	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replink/replink/tlsutil"
 )
 
 type lockedBuffer struct {
@@ -36,3 +40,7 @@ func splitLines(s string) []string {
 	}
 	return append(out, s[start:])
 }
+
+// unmetered is TLS metrics on a registry nobody scrapes, for connections
+// a test makes as a client of its own.
+func unmetered() *tlsutil.Metrics { return tlsutil.NewMetrics(prometheus.NewRegistry()) }

@@ -14,7 +14,7 @@ import (
 // the TLS handshake's start and end as seen on the wire.
 type WireConn struct {
 	net.Conn
-	traffic *linkTraffic // nil without metrics
+	traffic *linkTraffic
 	tlsUsed bool
 	server  bool
 
@@ -33,13 +33,11 @@ type WireConn struct {
 // NewWireConn wraps a freshly dialed or accepted connection. tlsUsed says
 // whether the MySQL handshake will switch to TLS (the first client write
 // after the greeting is then the SSL request, where the handshake timer
-// starts). m may be nil.
+// starts). link is one of Links.
 func NewWireConn(c net.Conn, link string, m *Metrics, tlsUsed bool) *WireConn {
-	w := &WireConn{Conn: c, tlsUsed: tlsUsed}
-	if m != nil {
-		if w.traffic = m.traffic[link]; w.traffic == nil {
-			panic("tlsutil: no metrics for link " + link) // Links names them
-		}
+	w := &WireConn{Conn: c, tlsUsed: tlsUsed, traffic: m.traffic[link]}
+	if w.traffic == nil {
+		panic("tlsutil: no metrics for link " + link) // Links names them
 	}
 	w.lastRead.Store(time.Now().UnixNano())
 	return w
@@ -59,9 +57,7 @@ func (w *WireConn) Read(p []byte) (int, error) {
 	}
 	if n > 0 {
 		w.lastRead.Store(t1.UnixNano())
-		if w.traffic != nil {
-			w.traffic.in.wire.Add(float64(n))
-		}
+		w.traffic.in.wire.Add(float64(n))
 	}
 	return n, err
 }
@@ -86,7 +82,7 @@ func (w *WireConn) Write(p []byte) (int, error) {
 		w.hsEnd = t1 // TLS 1.3: the client's Finished is the write after verification
 	}
 	w.mu.Unlock()
-	if n > 0 && w.traffic != nil {
+	if n > 0 {
 		w.traffic.out.wire.Add(float64(n))
 	}
 	return n, err
@@ -164,18 +160,14 @@ type payloadConn struct {
 func (p *payloadConn) Read(b []byte) (int, error) {
 	t0, wait0 := time.Now(), p.w.readWait.Load()
 	n, err := p.Conn.Read(b)
-	if t := p.w.traffic; t != nil {
-		p.count(&t.in, n, t0, p.w.readWait.Load()-wait0)
-	}
+	p.count(&p.w.traffic.in, n, t0, p.w.readWait.Load()-wait0)
 	return n, err
 }
 
 func (p *payloadConn) Write(b []byte) (int, error) {
 	t0, wait0 := time.Now(), p.w.writeWait.Load()
 	n, err := p.Conn.Write(b)
-	if t := p.w.traffic; t != nil {
-		p.count(&t.out, n, t0, p.w.writeWait.Load()-wait0)
-	}
+	p.count(&p.w.traffic.out, n, t0, p.w.writeWait.Load()-wait0)
 	return n, err
 }
 

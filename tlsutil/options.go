@@ -128,8 +128,30 @@ func NewClient(o ClientOptions) (*Client, error) {
 	return c, nil
 }
 
-// Mode is the effective ssl-mode.
-func (c *Client) Mode() Mode { return c.mode }
+// Mode is the effective ssl-mode; DISABLED for a nil client.
+func (c *Client) Mode() Mode {
+	if c == nil {
+		return ModeDisabled
+	}
+	return c.mode
+}
+
+// Use answers the question every connection to the master asks of
+// ssl-mode: with a server that offers SSL (serverSSL) or not, is TLS
+// used? Without SSL on the server, PREFERRED falls back to plaintext as
+// the mysql client does, and the modes that require TLS fail with
+// ReasonServerNoSSL. A nil client is DISABLED.
+func (c *Client) Use(serverSSL bool) (bool, error) {
+	switch {
+	case c == nil || c.mode == ModeDisabled:
+		return false, nil
+	case serverSSL:
+		return true, nil
+	case c.mode == ModePreferred:
+		return false, nil
+	}
+	return false, &Error{Reason: ReasonServerNoSSL, Err: fmt.Errorf("ssl-mode=%s: SSL is required but the server doesn't support it", c.mode)}
+}
 
 // Warnings are the client's warnings about options that do less than a
 // reader might think (a CA with ssl-mode=REQUIRED, a broken cipher).
@@ -137,19 +159,33 @@ func (c *Client) Warnings() []string { return c.warnings }
 
 // Reload reads the CA, CRL, certificate and key files again. It parses
 // everything first and swaps only on success.
-func (c *Client) Reload() error {
-	if c.mode == ModeDisabled {
-		return nil
+func (c *Client) Reload() error { return reload(c) }
+
+// reload stages s's files and commits them when they are all good.
+func reload(s interface{ Stage() (func(), error) }) error {
+	commit, err := s.Stage()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// Stage reads the CA, CRL, certificate and key files again and returns a
+// commit that swaps them in, so a caller can parse several sets of files
+// and swap all or none. A nil client (no TLS) stages nothing.
+func (c *Client) Stage() (commit func(), err error) {
+	if c == nil || c.mode == ModeDisabled {
+		return func() {}, nil
 	}
 	m := &clientMaterial{}
-	var err error
 	if c.opts.CA != "" || c.opts.CAPath != "" {
 		if m.roots, m.cas, err = LoadCAs(c.opts.CA, c.opts.CAPath); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if m.crls, err = LoadCRLs(c.opts.CRL, c.opts.CRLPath); err != nil {
-		return err
+		return nil, err
 	}
 	if c.opts.Cert != "" || c.opts.Key != "" {
 		keyFile := c.opts.Key
@@ -157,21 +193,23 @@ func (c *Client) Reload() error {
 			keyFile = c.opts.Cert // as the C API: the key may sit in the certificate file
 		}
 		if c.opts.Cert == "" {
-			return &Error{Reason: ReasonBadLocalKeypair, Err: fmt.Errorf("ssl-key %s given without ssl-cert", keyFile)}
+			return nil, &Error{Reason: ReasonBadLocalKeypair, Err: fmt.Errorf("ssl-key %s given without ssl-cert", keyFile)}
 		}
 		cert, err := LoadKeyPair(c.opts.Cert, keyFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		m.cert, m.leaf = cert, cert.Leaf
 	}
-	c.mat.Store(m)
-	return nil
+	return func() { c.mat.Store(m) }, nil
 }
 
 // Certificates describes the local certificates in use: the client
 // certificate and the CAs.
 func (c *Client) Certificates() []CertInfo {
+	if c == nil {
+		return nil
+	}
 	m := c.mat.Load()
 	if m == nil {
 		return nil

@@ -40,23 +40,32 @@ func NewServer(o ServerOptions) (*Server, error) {
 }
 
 // Reload re-reads the files and swaps them in only when all are good.
-func (s *Server) Reload() error {
+func (s *Server) Reload() error { return reload(s) }
+
+// Stage re-reads the files and returns a commit that swaps them in, as
+// Client.Stage does. A nil server (no TLS) stages nothing.
+func (s *Server) Stage() (commit func(), err error) {
+	if s == nil {
+		return func() {}, nil
+	}
 	cert, err := LoadKeyPair(s.opts.Cert, s.opts.Key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m := &serverMaterial{cert: cert}
 	if s.opts.CA != "" {
 		if m.cas, m.list, err = LoadCAs(s.opts.CA, ""); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	s.mat.Store(m)
-	return nil
+	return func() { s.mat.Store(m) }, nil
 }
 
 // Certificates describes the server certificate and CAs.
 func (s *Server) Certificates() []CertInfo {
+	if s == nil {
+		return nil
+	}
 	m := s.mat.Load()
 	out := []CertInfo{Describe("server", m.cert.Leaf)}
 	for _, c := range m.list {

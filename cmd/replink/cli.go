@@ -42,17 +42,17 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "run":
-		err = cmdRun(ctx, args[1:], stderr)
+		err = cmdRun(ctx, args[1:], stdout, stderr)
 	case "diagnose":
 		var ok bool
-		ok, err = cmdDiagnose(ctx, args[1:], stdout)
+		ok, err = cmdDiagnose(ctx, args[1:], stdout, stderr)
 		if err == nil && !ok {
 			return 1
 		}
 	case "certs":
-		err = cmdCerts(args[1:], stdout)
+		err = cmdCerts(args[1:], stdout, stderr)
 	case "status":
-		err = cmdStatus(ctx, args[1:], stdout)
+		err = cmdStatus(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "replink %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0
@@ -63,7 +63,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "replink: unknown command %q\n%s", args[0], usage)
 		return 2
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
 	fmt.Fprintf(stderr, "replink %s: %v\n", args[0], err)
@@ -91,18 +91,44 @@ func commit() string {
 	return "unknown"
 }
 
-func newFlagSet(name string, out io.Writer) *flag.FlagSet {
+// newFlagSet makes a command's flag set. It prints nothing while parsing:
+// parseFlags decides where the usage goes.
+func newFlagSet(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(out)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: replink %s [flags]\n\nflags:\n", name)
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
-func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer) (bool, error) {
-	fs := newFlagSet("diagnose", stdout)
+// parseFlags parses a command's flags. -h and --help are not an error:
+// the usage goes to stdout and flag.ErrHelp comes back, which Run turns
+// into exit 0. Any other flag error prints the usage on stderr and is a
+// usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return err
+	default:
+		fs.SetOutput(stderr)
+		fs.Usage()
+		return usageErr("%v", err)
+	}
+}
+
+func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, error) {
+	fs := newFlagSet("diagnose")
 	mf := config.AddMasterFlags(fs)
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		return false, usageErr("%v", err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return false, err
 	}
 	cfg, err := mf.Load()
 	if err != nil {
@@ -134,13 +160,13 @@ func cmdDiagnose(ctx context.Context, args []string, stdout io.Writer) (bool, er
 	return rep.OK, nil
 }
 
-func cmdCerts(args []string, stdout io.Writer) error {
-	fs := newFlagSet("certs", stdout)
+func cmdCerts(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("certs")
 	out := fs.String("out", "", "directory to write ca.pem, server-*.pem, client-*.pem into")
 	hosts := fs.String("hosts", "localhost,127.0.0.1,::1", "server certificate subjectAltNames, comma separated")
 	days := fs.Int("days", 365, "validity in days")
-	if err := fs.Parse(args); err != nil {
-		return usageErr("%v", err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if *out == "" {
 		return usageErr("--out is required")
@@ -166,12 +192,12 @@ func cmdCerts(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func cmdStatus(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlagSet("status", stdout)
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("status")
 	addr := fs.String("addr", "127.0.0.1:9105", "the daemon's [metrics] listen address")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
-	if err := fs.Parse(args); err != nil {
-		return usageErr("%v", err)
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+*addr+"/status", nil)
 	cl := http.Client{Timeout: 5 * time.Second}

@@ -51,6 +51,48 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestHelp: -h and --help print the command's usage and flag defaults on
+// stdout, nothing on stderr, and exit 0.
+func TestHelp(t *testing.T) {
+	for _, c := range []struct {
+		cmd  string
+		flag string // one flag the usage must show
+	}{
+		{"run", "-c"},
+		{"diagnose", "-json"},
+		{"certs", "-out"},
+		{"status", "-addr"},
+	} {
+		for _, h := range []string{"-h", "--help"} {
+			t.Run(c.cmd+h, func(t *testing.T) {
+				var out, errb bytes.Buffer
+				code := Run(context.Background(), []string{c.cmd, h}, &out, &errb)
+				if code != 0 {
+					t.Errorf("exit %d, want 0", code)
+				}
+				if want := "usage: replink " + c.cmd; !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "  "+c.flag) {
+					t.Errorf("stdout %q lacks %q and the flag %s", out.String(), want, c.flag)
+				}
+				if errb.Len() != 0 {
+					t.Errorf("stderr %q, want nothing", errb.String())
+				}
+			})
+		}
+	}
+}
+
+// TestBadFlag: an unknown flag is still bad usage, told on stderr.
+func TestBadFlag(t *testing.T) {
+	for _, cmd := range []string{"run", "diagnose", "certs", "status"} {
+		var out, errb bytes.Buffer
+		code := Run(context.Background(), []string{cmd, "--frobnicate"}, &out, &errb)
+		if code != 2 || out.Len() != 0 || !strings.Contains(errb.String(), "flag provided but not defined: -frobnicate") ||
+			!strings.Contains(errb.String(), "usage: replink "+cmd) {
+			t.Errorf("replink %s --frobnicate: exit %d (want 2), stdout %q (want nothing), stderr %q", cmd, code, out.String(), errb.String())
+		}
+	}
+}
+
 func TestCertsCommand(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer

@@ -1,0 +1,257 @@
+package binlog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+)
+
+// Readable is how far a relay file may be read by slaves: the durable end
+// of the file being written, the whole of a file the log has moved past
+// (complete: no more will come), and nothing past the magic of a file
+// that was only just created.
+func (l *Log) Readable(name string) (end int64, complete bool, err error) {
+	dur := l.Durable()
+	if dur.File == name {
+		return int64(dur.Offset), false, nil
+	}
+	if l.Next(name) == "" {
+		return 4, false, nil
+	}
+	st, err := os.Stat(l.path(name))
+	if err != nil {
+		return 0, false, fmt.Errorf("relay log %s: %w", name, err)
+	}
+	return st.Size(), true, nil
+}
+
+// BytesAfter is how much durable relay log lies beyond p, across files:
+// what a slave at p has yet to receive.
+func (l *Log) BytesAfter(p Pos) int64 {
+	dur := l.Durable()
+	if p.File == "" {
+		return 0
+	}
+	if p.File == dur.File {
+		return max(int64(dur.Offset)-int64(p.Offset), 0)
+	}
+	var n int64
+	for f, first := p.File, true; f != "" && f != dur.File; f, first = l.Next(f), false {
+		st, err := os.Stat(l.path(f))
+		if err != nil {
+			return n
+		}
+		if first {
+			n += max(st.Size()-int64(p.Offset), 0)
+		} else {
+			n += st.Size()
+		}
+	}
+	return n + int64(dur.Offset)
+}
+
+// GTIDList reads the GTID_LIST event near the start of a relay file: the
+// MariaDB binlog state when the file began (nil when the file has none
+// yet, a file just started).
+func (l *Log) GTIDList(name string) (MariaState, error) {
+	r, err := l.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var checksum byte
+	for i := 0; i < 4; i++ {
+		ev, err := r.Next()
+		if errors.Is(err, ErrNoMore) || errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch ev.Type() {
+		case TypeFormatDescription:
+			checksum = FDEChecksum(ev)
+		case TypeMariaGTIDList:
+			return GTIDList(ev, checksum)
+		}
+	}
+	return nil, nil
+}
+
+// ErrNoMore says a Reader has read all that is readable of its file for
+// now; more may come once the log's durable end moves (Log.Changed).
+var ErrNoMore = errors.New("relay log: nothing more is durable yet")
+
+// CorruptError is a relay file that cannot be read on at Pos: a size
+// that passes the durable end, a checksum that does not match. Nothing
+// past it is ever served.
+type CorruptError struct {
+	Pos Pos
+	Err error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("corrupt relay log %s at %d: %v", e.Pos.File, e.Pos.Offset, e.Err)
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Reader reads the events of one relay file, which may still be growing,
+// up to its readable end only (Log.Readable): what is not durable is never
+// returned. It reads with ReadAt in chunks of 256 KiB, so nothing stale
+// (an EOF seen when the file was shorter) is ever cached, and checks each
+// event's size and checksum. Events are views of its buffer, valid until
+// the next call.
+type Reader struct {
+	l        *Log
+	name     string
+	f        *os.File
+	pos      int64 // next event's offset
+	end      int64 // readable end, as last asked
+	complete bool
+	buf      []byte
+	start    int64 // file offset of buf[0]
+	n        int   // valid bytes in buf
+}
+
+// Open opens a relay file for reading from its first event (offset 4).
+func (l *Log) Open(name string) (*Reader, error) {
+	f, err := os.Open(l.path(name))
+	if err != nil {
+		return nil, fmt.Errorf("relay log %s: %w", name, err)
+	}
+	return &Reader{l: l, name: name, f: f, pos: 4, end: 4}, nil
+}
+
+// Name is the file being read.
+func (r *Reader) Name() string { return r.name }
+
+// Pos is the offset of the next event.
+func (r *Reader) Pos() uint32 { return uint32(r.pos) }
+
+// Close closes the file.
+func (r *Reader) Close() error { return r.f.Close() }
+
+// Reopen makes r read another file from offset 4, keeping its buffer.
+func (r *Reader) Reopen(name string) error {
+	f, err := os.Open(r.l.path(name))
+	if err != nil {
+		return fmt.Errorf("relay log %s: %w", name, err)
+	}
+	r.f.Close()
+	r.f, r.name, r.pos, r.end, r.complete, r.start, r.n = f, name, 4, 4, false, 0, 0
+	return nil
+}
+
+// refresh asks the log how far the file is readable now.
+func (r *Reader) refresh() error {
+	end, complete, err := r.l.Readable(r.name)
+	if err != nil {
+		return err
+	}
+	r.end, r.complete = end, complete
+	return nil
+}
+
+// Next returns the next event. At the readable end it returns io.EOF
+// when the file is complete (the log moved on to Log.Next), ErrNoMore
+// when more may come. A damaged event is a *CorruptError.
+func (r *Reader) Next() (Event, error) {
+	if r.pos >= r.end {
+		if err := r.refresh(); err != nil {
+			return nil, err
+		}
+		if r.pos >= r.end {
+			if r.complete {
+				return nil, io.EOF
+			}
+			return nil, ErrNoMore
+		}
+	}
+	ev, err := r.eventAt(r.pos)
+	if err != nil {
+		return nil, err
+	}
+	r.pos += int64(len(ev))
+	return ev, nil
+}
+
+// FDE returns the format description event at offset 4, once it is
+// readable, without moving r.
+func (r *Reader) FDE() (Event, error) {
+	if err := r.refresh(); err != nil {
+		return nil, err
+	}
+	if r.end <= 4 {
+		return nil, ErrNoMore
+	}
+	return r.eventAt(4)
+}
+
+// Seek moves r to pos, which must be the start of an event within the
+// readable end: the headers are walked from the first event to check it.
+func (r *Reader) Seek(pos uint32) error {
+	if err := r.refresh(); err != nil {
+		return err
+	}
+	off := int64(4)
+	for off < int64(pos) {
+		if err := r.fill(off, HeaderSize); err != nil {
+			return err
+		}
+		size := int64(SizeOf(r.buf[off-r.start:]))
+		if size < HeaderSize || off+size > r.end {
+			return fmt.Errorf("bad event at %d", off)
+		}
+		off += size
+	}
+	if off != int64(pos) {
+		return errors.New("position is inside the event that starts before it")
+	}
+	r.pos = off
+	return nil
+}
+
+// eventAt returns the event at pos, checking its size against the
+// readable end and its checksum.
+func (r *Reader) eventAt(pos int64) (Event, error) {
+	corrupt := func(err error) error { return &CorruptError{Pos: Pos{File: r.name, Offset: uint32(pos)}, Err: err} }
+	if err := r.fill(pos, HeaderSize); err != nil {
+		return nil, corrupt(err)
+	}
+	size := int64(SizeOf(r.buf[pos-r.start:]))
+	if size < HeaderSize || size > MaxEventSize || pos+size > r.end {
+		return nil, corrupt(fmt.Errorf("event size %d with the durable end at %d", size, r.end))
+	}
+	if err := r.fill(pos, size); err != nil {
+		return nil, corrupt(err)
+	}
+	off := pos - r.start
+	ev := Event(r.buf[off : off+size])
+	if err := VerifyChecksum(ev); err != nil {
+		return nil, corrupt(err)
+	}
+	return ev, nil
+}
+
+// fill makes buf hold length bytes from pos, reading up to 256 KiB ahead
+// but never past the readable end.
+func (r *Reader) fill(pos, length int64) error {
+	if pos >= r.start && pos+length <= r.start+int64(r.n) {
+		return nil
+	}
+	size := min(max(length, 256<<10), r.end-pos)
+	if size < length {
+		return fmt.Errorf("event of %d bytes at %d passes the durable end %d", length, pos, r.end)
+	}
+	if int64(cap(r.buf)) < size {
+		r.buf = make([]byte, size)
+	}
+	n, err := r.f.ReadAt(r.buf[:size], pos)
+	if int64(n) < length {
+		return fmt.Errorf("short read at %d: %w", pos, err)
+	}
+	r.start, r.n = pos, n
+	return nil
+}

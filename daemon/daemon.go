@@ -1,0 +1,190 @@
+// Package daemon is the running replink: the replica streaming from the
+// master into the relay log, the relay server serving it to slaves, and
+// the status endpoints, built once, run and stopped as one, reloaded as one.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/config"
+	"github.com/replink/replink/relay"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/status"
+	"github.com/replink/replink/tlsutil"
+)
+
+// Config is everything the daemon runs with, parsed and checked.
+type Config struct {
+	Master  replica.Config
+	Relay   relay.Config
+	DataDir string
+	Sync    binlog.SyncPolicy
+	// HTTP is the [metrics] section: /metrics, /status and the probes.
+	HTTP struct {
+		Listen        string
+		WebConfigFile string
+	}
+	Version string
+	// File is the configuration file, named in configuration errors.
+	File string
+}
+
+// FromConfig checks a configuration file's sections and loads what they
+// name (passwords, certificates and keys).
+func FromConfig(c *config.Config, version string) (Config, error) {
+	var dc Config
+	var err error
+	if dc.Master, err = c.ReplicaConfig(); err != nil {
+		return dc, err
+	}
+	if dc.DataDir, dc.Sync, err = c.RelayLog(); err != nil {
+		return dc, err
+	}
+	if dc.Relay, err = c.RelayConfig(); err != nil {
+		return dc, err
+	}
+	if err := status.ValidateWebConfig(c.Metrics.WebConfigFile); err != nil {
+		return dc, &config.Error{File: c.File, Key: "metrics.web-config-file", Err: err}
+	}
+	dc.HTTP.Listen, dc.HTTP.WebConfigFile = c.Metrics.Listen, c.Metrics.WebConfigFile
+	dc.Version, dc.File = version, c.File
+	return dc, nil
+}
+
+// Daemon is one running replink.
+type Daemon struct {
+	cfg  Config
+	log  hclog.Logger
+	m    *metrics
+	tlsm *tlsutil.Metrics
+
+	rlog    *binlog.Log
+	rep     *replica.Replica
+	srv     *relay.Server
+	relayLn net.Listener
+	httpLn  net.Listener
+	handler *status.Sources
+}
+
+// New builds the daemon: it opens (and recovers) the relay log, makes the
+// replica and the relay server, and opens both listeners, so that every
+// configuration problem shows before Run. Its metrics go on reg.
+func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err error) {
+	d := &Daemon{cfg: cfg, log: log, m: newMetrics(reg, cfg.Version), tlsm: tlsutil.NewMetrics(reg)}
+	d.tlsm.SetLocalCerts(d.localCerts())
+	if d.rlog, err = binlog.OpenLog(cfg.DataDir, cfg.Sync, log.Named("binlog"), binlog.NewMetrics(reg)); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	d.rep = replica.New(cfg.Master, d.rlog, log.Named("replica"), replica.NewMetrics(reg), d.tlsm)
+	if cfg.Relay.ServerVersion == nil {
+		cfg.Relay.ServerVersion = func() string { return d.rep.Status().ServerVersion }
+	}
+	if d.srv, err = relay.New(cfg.Relay, d.rlog, log.Named("relay"), d.tlsm, relay.NewMetrics(reg)); err != nil {
+		return nil, &config.Error{File: cfg.File, Key: "relay", Err: err}
+	}
+	if d.relayLn, err = net.Listen("tcp", cfg.Relay.Listen); err != nil {
+		return nil, &config.Error{File: cfg.File, Key: "relay.listen", Err: err}
+	}
+	if d.httpLn, err = status.Listen(cfg.HTTP.Listen, cfg.HTTP.WebConfigFile); err != nil {
+		return nil, &config.Error{File: cfg.File, Key: "metrics.listen", Err: err}
+	}
+	d.handler = &status.Sources{Replica: d.rep, Relay: d.srv, Log: d.rlog, Local: d.localCerts,
+		Version: cfg.Version, Started: time.Now()}
+	return d, nil
+}
+
+// Run runs the daemon until ctx ends or one of its parts fails: the first
+// failure (a relay listener that died, a status server that stopped) ends
+// the others and is returned. Either way the relay log is flushed, fsynced
+// and closed before Run returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.log.Info("replink starting", "version", d.cfg.Version, "master", d.cfg.Master.Addr(), "ssl_mode", d.cfg.Master.TLS.Mode().String(),
+		"data_dir", d.cfg.DataDir, "sync", string(d.cfg.Sync), "relay", d.relayLn.Addr().String(), "metrics", d.httpLn.Addr().String())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.rep.Run(ctx) })
+	g.Go(func() error { return d.srv.Serve(ctx, d.relayLn) })
+	g.Go(func() error {
+		return status.Serve(ctx, d.httpLn, d.cfg.HTTP.WebConfigFile, status.Handler(d.m.reg, *d.handler), d.log.Named("http"))
+	})
+	err := g.Wait()
+	if err != nil {
+		d.log.Error("a component failed; stopping", "error", err)
+	}
+	d.log.Info("replink stopping", "position", d.rlog.ResumePoint())
+	if cerr := d.close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// close releases what New opened.
+func (d *Daemon) close() error {
+	for _, ln := range []net.Listener{d.relayLn, d.httpLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if err := d.rlog.Close(); err != nil {
+		return fmt.Errorf("closing relay log: %w", err)
+	}
+	return nil
+}
+
+// Reload reads the certificates and keys of both sides again (SIGHUP). It
+// parses everything first and swaps both sides or neither: a bad file on
+// one side keeps the old certificates on both.
+func (d *Daemon) Reload() error {
+	err := d.reload()
+	if err != nil {
+		d.m.reloadFailed()
+		d.log.Error("certificate reload failed; keeping the old certificates on both sides", "error", err)
+		return err
+	}
+	d.m.reloadOK()
+	d.tlsm.SetLocalCerts(d.localCerts())
+	d.log.Info("certificates reloaded")
+	return nil
+}
+
+func (d *Daemon) reload() error {
+	master, err := d.cfg.Master.TLS.Stage()
+	if err != nil {
+		return fmt.Errorf("master: %w", err)
+	}
+	relaySide, err := d.cfg.Relay.TLS.Stage()
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	master()
+	relaySide()
+	return nil
+}
+
+// localCerts are the certificates loaded on both sides, for the expiry
+// metrics and /status.
+func (d *Daemon) localCerts() []tlsutil.CertInfo {
+	return append(d.cfg.Master.TLS.Certificates(), d.cfg.Relay.TLS.Certificates()...)
+}
+
+// RelayAddr is where slaves connect; MetricsAddr serves /metrics and /status.
+func (d *Daemon) RelayAddr() net.Addr   { return d.relayLn.Addr() }
+func (d *Daemon) MetricsAddr() net.Addr { return d.httpLn.Addr() }
+
+// RelayLog, Replica and Relay are the parts, for tests and tools that
+// look inside a running daemon.
+func (d *Daemon) RelayLog() *binlog.Log     { return d.rlog }
+func (d *Daemon) Replica() *replica.Replica { return d.rep }
+func (d *Daemon) Relay() *relay.Server      { return d.srv }

@@ -1,0 +1,225 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/relay"
+	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
+)
+
+// closedPort is a loopback port nothing listens on: the replica keeps
+// retrying it, which is all these tests need of a master.
+func closedPort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+func testConfig(t *testing.T, masterTLS *tlsutil.Client, relayTLS *tlsutil.Server) Config {
+	cfg := Config{
+		Master: replica.Config{
+			Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: closedPort(t), User: "repl", Password: "x",
+				TLS: masterTLS, ConnectTimeout: time.Second},
+			ServerID: 4001, Start: replica.Start{Kind: "current"}, HeartbeatPeriod: time.Second, MaxBackoff: 200 * time.Millisecond,
+		},
+		Relay:   relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: relayTLS},
+		DataDir: t.TempDir(),
+		Sync:    binlog.SyncTransaction,
+		Version: "test",
+	}
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	return cfg
+}
+
+func TestRunEndsWhenTheRelayListenerDies(t *testing.T) {
+	d, err := New(testConfig(t, nil, nil), hclog.NewNullLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(200 * time.Millisecond) // the replica is retrying the master by now
+	d.relayLn.Close()                  // slaves can no longer connect
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "relay accept") {
+			t.Fatalf("Run returned %v, want the relay listener's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run went on for 10s with a dead relay listener")
+	}
+	// The relay log was closed on the way out: it can be opened again.
+	l, err := binlog.OpenLog(d.cfg.DataDir, binlog.SyncNone, hclog.NewNullLogger(), binlog.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+}
+
+func TestRunStopsCleanlyWithItsContext(t *testing.T) {
+	d, err := New(testConfig(t, nil, nil), hclog.NewNullLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after its context ended, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return within 10s of its context ending")
+	}
+}
+
+func TestNewNamesTheKeyOfABusyListenAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := testConfig(t, nil, nil)
+	cfg.Relay.Listen = busy.Addr().String()
+	cfg.File = "replink.toml"
+	_, err = New(cfg, hclog.NewNullLogger(), prometheus.NewRegistry())
+	if err == nil || !strings.Contains(err.Error(), "replink.toml: relay.listen") {
+		t.Fatalf("New with a busy relay port: %v, want an error naming replink.toml and relay.listen", err)
+	}
+}
+
+// copyFile copies src over dst, as an operator replacing a file would.
+func copyFile(t *testing.T, src, dst string) {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func clientCert(t *testing.T, d *Daemon) string {
+	for _, c := range d.localCerts() {
+		if c.Role == "client" {
+			return c.SHA256
+		}
+	}
+	t.Fatal("no client certificate loaded")
+	return ""
+}
+
+func TestReloadSwapsBothSidesOrNeither(t *testing.T) {
+	now := time.Now()
+	old, err := tlsutil.MakeCertSet(t.TempDir(), []string{"127.0.0.1"}, 30, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := tlsutil.MakeCertSet(t.TempDir(), []string{"127.0.0.1"}, 60, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The daemon reads its files from a directory of its own, which the
+	// test then changes under it.
+	dir := t.TempDir()
+	files := map[string]string{"ca.pem": old.CA, "client-cert.pem": old.ClientCert, "client-key.pem": old.ClientKey,
+		"server-cert.pem": old.ServerCert, "server-key.pem": old.ServerKey}
+	for name, src := range files {
+		copyFile(t, src, filepath.Join(dir, name))
+	}
+	in := func(name string) string { return filepath.Join(dir, name) }
+	mtls, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_CA", CA: in("ca.pem"), Cert: in("client-cert.pem"), Key: in("client-key.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtls, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: in("ca.pem"), Cert: in("server-cert.pem"), Key: in("server-key.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	d, err := New(testConfig(t, mtls, rtls), hclog.NewNullLogger(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.close()
+	before := clientCert(t, d)
+
+	// A renewed client certificate for the master side, and a relay key
+	// that is broken (a half-copied file).
+	copyFile(t, renewed.ClientCert, in("client-cert.pem"))
+	copyFile(t, renewed.ClientKey, in("client-key.pem"))
+	if err := os.WriteFile(in("server-key.pem"), []byte("-----BEGIN PRIVATE KEY-----\ntorn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "relay") {
+		t.Fatalf("Reload with a broken relay key: %v, want an error naming the relay side", err)
+	}
+	if got := clientCert(t, d); got != before {
+		t.Fatalf("the master side swapped to the renewed certificate although the relay side failed (the log says the old ones are kept)")
+	}
+	if v := testutil.ToFloat64(d.m.lastReload); v != 0 {
+		t.Fatalf("replink_config_last_reload_successful = %v after a failed reload, want 0", v)
+	}
+	if v := testutil.ToFloat64(d.m.reloads.WithLabelValues("failed")); v != 1 {
+		t.Fatalf("replink_cert_reloads_total{result=failed} = %v, want 1", v)
+	}
+
+	// Mended, the next reload takes both.
+	copyFile(t, renewed.ServerKey, in("server-key.pem"))
+	copyFile(t, renewed.ServerCert, in("server-cert.pem"))
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := clientCert(t, d); got == before {
+		t.Fatal("the renewed client certificate was not taken by a successful reload")
+	}
+	if v := testutil.ToFloat64(d.m.lastReload); v != 1 {
+		t.Fatalf("replink_config_last_reload_successful = %v after a good reload, want 1", v)
+	}
+	expiry := `
+# HELP replink_tls_local_cert_not_after_timestamp_seconds Expiry of the certificates replink loaded (earliest per role).
+# TYPE replink_tls_local_cert_not_after_timestamp_seconds gauge
+replink_tls_local_cert_not_after_timestamp_seconds{role="ca"} ` + unix(t, d, "ca") + `
+replink_tls_local_cert_not_after_timestamp_seconds{role="client"} ` + unix(t, d, "client") + `
+replink_tls_local_cert_not_after_timestamp_seconds{role="server"} ` + unix(t, d, "server") + `
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(expiry), "replink_tls_local_cert_not_after_timestamp_seconds"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unix is the earliest expiry of role among the loaded certificates.
+func unix(t *testing.T, d *Daemon, role string) string {
+	var earliest time.Time
+	for _, c := range d.localCerts() {
+		if c.Role == role && (earliest.IsZero() || c.NotAfter.Before(earliest)) {
+			earliest = c.NotAfter
+		}
+	}
+	if earliest.IsZero() {
+		t.Fatalf("no %s certificate loaded", role)
+	}
+	return strconv.FormatInt(earliest.Unix(), 10)
+}

@@ -1,0 +1,122 @@
+package packet
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"slices"
+)
+
+// Reader reads messages from a stream of packets, checking their sequence
+// numbers. A message that fits its read buffer is returned in place, with
+// no copy and no allocation; a larger one is gathered in a buffer the
+// Reader reuses, grown as the bytes arrive, so a header that merely claims
+// 16 MB costs no memory.
+type Reader struct {
+	br      *bufio.Reader
+	max     int
+	split   int // MaxPayload; smaller in tests
+	seq     uint8
+	pending int    // bytes of the last message still in br
+	big     []byte // reused for messages that do not fit br
+}
+
+// NewReader returns a Reader of r with a read buffer of size bytes that
+// refuses messages longer than max bytes. It expects sequence number 0
+// first.
+func NewReader(r io.Reader, size, max int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, size), max: max, split: MaxPayload}
+}
+
+// SetSequence sets the sequence number the next packet must carry.
+func (r *Reader) SetSequence(seq uint8) { r.seq = seq }
+
+// Next returns the payload of the next message, valid until the
+// following call. It returns io.EOF when the stream ends before a message,
+// io.ErrUnexpectedEOF when it ends inside one, a *SequenceError for a
+// packet out of order and a *TooLargeError for a message longer than the
+// bound, before reading its excess.
+func (r *Reader) Next() ([]byte, error) {
+	if r.pending > 0 {
+		if _, err := r.br.Discard(r.pending); err != nil {
+			return nil, err
+		}
+		r.pending = 0
+	}
+	n, err := r.header(true)
+	if err != nil {
+		return nil, err
+	}
+	if n < r.split && n <= r.br.Size() {
+		if n > r.max {
+			return nil, &TooLargeError{Max: r.max}
+		}
+		p, err := r.br.Peek(n)
+		if err != nil {
+			return nil, unexpected(err)
+		}
+		r.pending = n
+		return p, nil
+	}
+	r.big = r.big[:0]
+	for {
+		if len(r.big)+n > r.max {
+			return nil, &TooLargeError{Max: r.max}
+		}
+		if r.big, err = r.appendRead(r.big, n); err != nil {
+			return nil, err
+		}
+		if n < r.split {
+			return r.big, nil
+		}
+		if n, err = r.header(false); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// header reads a packet header and returns the payload length; first says
+// whether it starts a message.
+func (r *Reader) header(first bool) (int, error) {
+	b, err := r.br.Peek(HeaderSize)
+	if err != nil {
+		if first && len(b) == 0 {
+			return 0, err
+		}
+		return 0, unexpected(err)
+	}
+	h := ParseHeader(b)
+	_, _ = r.br.Discard(HeaderSize) // buffered: cannot fail
+	if h.Seq != r.seq {
+		return 0, &SequenceError{Got: h.Seq, Want: r.seq}
+	}
+	r.seq++
+	return h.Len, nil
+}
+
+// appendRead appends n bytes read to dst, growing dst by at most 1 MiB
+// beyond what has arrived. Large reads go from the connection straight
+// into dst.
+func (r *Reader) appendRead(dst []byte, n int) ([]byte, error) {
+	for n > 0 {
+		if len(dst) == cap(dst) {
+			dst = slices.Grow(dst, min(n, 1<<20))
+		}
+		k := min(n, cap(dst)-len(dst))
+		got, err := io.ReadFull(r.br, dst[len(dst):len(dst)+k])
+		dst = dst[:len(dst)+got]
+		if err != nil {
+			return dst, unexpected(err)
+		}
+		n -= k
+	}
+	return dst, nil
+}
+
+// unexpected is err for a stream that ended inside a message.
+func unexpected(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
