@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/replink/replink/packet"
 )
 
 // SyncPolicy says when the relay log is fsynced.
@@ -206,7 +208,7 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 		if size <= br.Size() {
 			raw, err = br.Peek(size)
 		} else {
-			big, err = AppendRead(big[:0], br, size)
+			big, err = packet.AppendRead(big[:0], br, size)
 			raw = big
 		}
 		if err != nil {
@@ -225,22 +227,6 @@ func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
 		}
 	}
 	return good, goodTracker, nil
-}
-
-// AppendRead appends n bytes read from r to dst, growing dst in steps of
-// 1 MiB as the bytes arrive rather than by n at once: a size that a peer
-// or a torn file merely claims costs memory only once the bytes exist.
-func AppendRead(dst []byte, r io.Reader, n int) ([]byte, error) {
-	for n > 0 {
-		step := min(n, 1<<20)
-		i := len(dst)
-		dst = append(dst, make([]byte, step)...)
-		if _, err := io.ReadFull(r, dst[i:]); err != nil {
-			return dst[:i], err
-		}
-		n -= step
-	}
-	return dst, nil
 }
 
 func (l *Log) create(name string) error {

@@ -98,7 +98,7 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	if d.relayLn, err = net.Listen("tcp", cfg.Relay.Listen); err != nil {
 		return nil, &config.Error{File: cfg.File, Key: "relay.listen", Err: err}
 	}
-	if d.httpLn, err = status.Listen(cfg.HTTP.Listen, cfg.HTTP.WebConfigFile); err != nil {
+	if d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil { // its web config was checked by FromConfig
 		return nil, &config.Error{File: cfg.File, Key: "metrics.listen", Err: err}
 	}
 	d.handler = &status.Sources{Replica: d.rep, Relay: d.srv, Log: d.rlog, Local: d.localCerts,

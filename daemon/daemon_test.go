@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -39,7 +40,8 @@ func testConfig(t *testing.T, masterTLS *tlsutil.Client, relayTLS *tlsutil.Serve
 				TLS: masterTLS, ConnectTimeout: time.Second},
 			ServerID: 4001, Start: replica.Start{Kind: "current"}, HeartbeatPeriod: time.Second, MaxBackoff: 200 * time.Millisecond,
 		},
-		Relay:   relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: relayTLS},
+		Relay: relay.Config{Listen: "127.0.0.1:0", ServerID: 4001, TLS: relayTLS, Retain: 7 * 24 * time.Hour,
+			Users: []relay.User{{Name: "slave1", Password: "pw", Require: relay.RequireNone}}},
 		DataDir: t.TempDir(),
 		Sync:    binlog.SyncTransaction,
 		Version: "test",
@@ -57,8 +59,14 @@ func TestRunEndsWhenTheRelayListenerDies(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	time.Sleep(200 * time.Millisecond) // the replica is retrying the master by now
-	d.relayLn.Close()                  // slaves can no longer connect
+	// A slave is logged in, and the retention loop runs (retain 7d): both
+	// must end with the listener, not wait for replink to stop.
+	c, err := client.Connect(d.RelayAddr().String(), "slave1", "pw", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d.relayLn.Close() // slaves can no longer connect
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "relay accept") {

@@ -63,7 +63,7 @@ func (r *Reader) Next() ([]byte, error) {
 		if len(r.big)+n > r.max {
 			return nil, &TooLargeError{Max: r.max}
 		}
-		if r.big, err = r.appendRead(r.big, n); err != nil {
+		if r.big, err = AppendRead(r.big, r.br, n); err != nil {
 			return nil, err
 		}
 		if n < r.split {
@@ -94,16 +94,18 @@ func (r *Reader) header(first bool) (int, error) {
 	return h.Len, nil
 }
 
-// appendRead appends n bytes read to dst, growing dst by at most 1 MiB
-// beyond what has arrived. Large reads go from the connection straight
-// into dst.
-func (r *Reader) appendRead(dst []byte, n int) ([]byte, error) {
+// AppendRead appends n bytes read from r to dst, growing dst as the
+// bytes arrive (asking for at most 1 MiB more at a time) rather than by n
+// at once: a size that a peer or a torn file merely claims costs memory
+// only once the bytes exist. Large reads go from r straight into dst. A stream that ends
+// early is io.ErrUnexpectedEOF.
+func AppendRead(dst []byte, r io.Reader, n int) ([]byte, error) {
 	for n > 0 {
 		if len(dst) == cap(dst) {
 			dst = slices.Grow(dst, min(n, 1<<20))
 		}
 		k := min(n, cap(dst)-len(dst))
-		got, err := io.ReadFull(r.br, dst[len(dst):len(dst)+k])
+		got, err := io.ReadFull(r, dst[len(dst):len(dst)+k])
 		dst = dst[:len(dst)+got]
 		if err != nil {
 			return dst, unexpected(err)

@@ -26,7 +26,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 // bind registers the per-slave lag, computed when scraped, so a slave
-// blocked on a full socket shows its real lag.
+// blocked on a full socket shows its real lag. It is called once, by New:
+// a Metrics serves one Server.
 func (m *Metrics) bind(s *Server) {
 	m.reg.MustRegister(&slaveLag{s: s, desc: prometheus.NewDesc("replink_replica_lag_bytes",
 		"Bytes of durable relay log a slave has yet to receive.", []string{"server_id"}, nil)})

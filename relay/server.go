@@ -90,6 +90,11 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 // Serve accepts on ln until ctx ends.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving slaves", "listen", ln.Addr().String(), "tls", s.cfg.TLS != nil, "require_secure_transport", s.cfg.RequireSecureTransport)
+	// A failed listener ends the purge loop and every slave's session
+	// too, so Serve returns its error at once rather than when replink
+	// stops.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	go func() { <-ctx.Done(); ln.Close() }()
 	if s.cfg.Retain > 0 {
@@ -106,6 +111,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
+			cancel()
 			wg.Wait()
 			return fmt.Errorf("relay accept: %w", err)
 		}

@@ -41,7 +41,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// bind registers the series read from r when scraped.
+// bind registers the series read from r when scraped. It is called once,
+// by New: a Metrics serves one Replica.
 func (m *Metrics) bind(r *Replica) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "replink_replication_lag_seconds",

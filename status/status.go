@@ -106,15 +106,6 @@ func Handler(reg *prometheus.Registry, s Sources) http.Handler {
 	return mux
 }
 
-// Listen opens the listener for the HTTP endpoints, after checking
-// webConfig, so that a bad address or file fails at start-up.
-func Listen(addr, webConfig string) (net.Listener, error) {
-	if err := ValidateWebConfig(webConfig); err != nil {
-		return nil, err
-	}
-	return net.Listen("tcp", addr)
-}
-
 // Serve serves h on ln until ctx ends, then closes the server; it
 // returns an error only when serving failed. webConfig, when set, is a
 // Prometheus exporter-toolkit web configuration file (TLS, client
