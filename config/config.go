@@ -325,6 +325,13 @@ func (c *Config) RelayConfig() (relay.Config, error) {
 		if err != nil {
 			return relay.Config{}, err
 		}
+		if pw == "" {
+			key := k + ".password"
+			if u.PasswordFile != "" {
+				key = k + ".password-file"
+			}
+			return relay.Config{}, &Error{File: c.File, Key: key, Err: fmt.Errorf("user %q has no password: an account without one is refused, as the relay log holds every row of the master", u.Name)}
+		}
 		cfg.Users = append(cfg.Users, relay.User{Name: u.Name, Password: pw, Require: req, Issuer: u.Issuer, Subject: u.Subject, Cipher: u.Cipher})
 	}
 	return cfg, nil

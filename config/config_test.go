@@ -227,3 +227,37 @@ func TestRelayRequiresTLSOffLoopback(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayUsersNeedAPassword(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty.pass")
+	if err := os.WriteFile(empty, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		user RelayUser
+		key  string
+	}{
+		{"no password at all", RelayUser{Name: "slave1"}, "relay.users[0].password"},
+		{"an empty password file", RelayUser{Name: "slave1", PasswordFile: empty}, "relay.users[0].password-file"},
+		{"a password", RelayUser{Name: "slave1", Password: "pw"}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.File = "x.toml"
+			cfg.Relay.Users = []RelayUser{c.user}
+			_, err := cfg.RelayConfig()
+			if c.key == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "x.toml: "+c.key) {
+				t.Fatalf("err %v, want a config error naming x.toml and %s", err, c.key)
+			}
+		})
+	}
+}

@@ -31,6 +31,45 @@ func NewReader(r io.Reader, size, max int) *Reader {
 // SetSequence sets the sequence number the next packet must carry.
 func (r *Reader) SetSequence(seq uint8) { r.seq = seq }
 
+// Sequence is the number the next packet must carry: after a request, the
+// number its answer starts with.
+func (r *Reader) Sequence() uint8 { return r.seq }
+
+// ReadOne reads one message of at most max bytes from r without reading
+// ahead: the bytes after it stay in r, as they must before a switch to
+// TLS, whose ClientHello follows the SSL request at once. The first packet
+// must carry seq; the returned sequence is the number that follows.
+func ReadOne(r io.Reader, seq uint8, max int) ([]byte, uint8, error) {
+	var msg []byte
+	for {
+		var h [HeaderSize]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			if msg != nil {
+				err = unexpected(err)
+			}
+			return nil, seq, err
+		}
+		hd := ParseHeader(h[:])
+		if hd.Seq != seq {
+			return nil, seq, &SequenceError{Got: hd.Seq, Want: seq}
+		}
+		seq++
+		if len(msg)+hd.Len > max {
+			return nil, seq, &TooLargeError{Max: max}
+		}
+		var err error
+		if msg, err = AppendRead(msg, r, hd.Len); err != nil {
+			return nil, seq, err
+		}
+		if hd.Len < MaxPayload {
+			if msg == nil {
+				msg = []byte{}
+			}
+			return msg, seq, nil
+		}
+	}
+}
+
 // Next returns the payload of the next message, valid until the
 // following call. It returns io.EOF when the stream ends before a message,
 // io.ErrUnexpectedEOF when it ends inside one, a *SequenceError for a

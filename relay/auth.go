@@ -1,13 +1,11 @@
 package relay
 
 import (
+	"crypto/sha1"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/server"
 
 	"github.com/replink/replink/tlsutil"
 )
@@ -29,6 +27,8 @@ type User struct {
 	Issuer   string // exact match with the OpenSSL one-line form, as REQUIRE ISSUER
 	Subject  string // as REQUIRE SUBJECT
 	Cipher   string // as REQUIRE CIPHER
+
+	hash [sha1.Size]byte // as mysql_native_password stores it
 }
 
 // ParseRequire reads a require value.
@@ -80,34 +80,6 @@ func (u *User) check(cs *tls.ConnectionState, requireSecure bool) error {
 		}
 	}
 	return nil
-}
-
-// authHandler is go-mysql's AuthenticationHandler over the accounts.
-type authHandler struct {
-	s *Server
-}
-
-func (a *authHandler) GetCredential(name string) (server.Credential, bool, error) {
-	u, ok := a.s.users[name]
-	if !ok {
-		return server.Credential{}, false, nil
-	}
-	return server.Credential{Passwords: []string{u.Password}, AuthPluginName: mysql.AUTH_NATIVE_PASSWORD}, true, nil
-}
-
-func (a *authHandler) OnAuthSuccess(c *server.Conn) error {
-	u := a.s.users[c.GetUser()]
-	if err := u.check(tlsutil.ConnState(c.Conn.Conn), a.s.cfg.RequireSecureTransport); err != nil {
-		a.s.log.Warn("slave refused", "peer", c.RemoteAddr().String(), "user", c.GetUser(), "reason", "access_denied", "why", err.Error())
-		a.s.tlsm.HandshakeFailed("replica", 0, false, tlsutil.ReasonAccessDenied, nil)
-		return mysql.NewDefaultError(mysql.ER_ACCESS_DENIED_ERROR, c.GetUser(), hostOf(c.RemoteAddr().String()), "YES")
-	}
-	return nil
-}
-
-func (a *authHandler) OnAuthFailure(c *server.Conn, err error) {
-	a.s.log.Warn("slave refused", "peer", c.RemoteAddr().String(), "user", c.GetUser(), "reason", "access_denied", "why", "wrong password or unknown user")
-	a.s.tlsm.HandshakeFailed("replica", 0, false, tlsutil.ReasonAccessDenied, nil)
 }
 
 func hostOf(addr string) string {

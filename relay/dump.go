@@ -87,7 +87,7 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 		if d.streaming {
 			// A reader goroutine owns the socket's read side now: answer
 			// and close here rather than return to the command loop.
-			_ = ss.conn.WriteValue(err)
+			_ = ss.conn.writeErr(err)
 			ss.conn.Close()
 		}
 		return err
@@ -193,7 +193,11 @@ func (d *dumper) send(ev binlog.Event) error {
 		ev = binlog.WithoutChecksum(d.buf, ev)
 		d.buf = ev
 	}
-	return packet.WriteMessage(d.out, &d.ss.conn.Sequence, eventPrefix, ev)
+	err := packet.WriteMessage(d.out, &d.ss.conn.seq, eventPrefix, ev)
+	if cap(d.buf) > 1<<20 {
+		d.buf = nil // one huge event must not keep its copy for the dump's life
+	}
+	return err
 }
 
 // eventPrefix is the OK byte ahead of each event of a dump (a package
@@ -216,8 +220,8 @@ func (d *dumper) fakeRotate() binlog.Event {
 func (d *dumper) run() error {
 	ss, rl := d.ss, d.ss.s.rlog
 	gone := ss.watchPeer()
-	d.streaming = true
-	d.out = bufio.NewWriterSize(ss.conn.Conn.Conn, 64<<10)
+	d.streaming, ss.streamed = true, true
+	d.out = bufio.NewWriterSize(ss.conn, 64<<10)
 	defer d.out.Flush() // what was batched goes out before any error packet
 	if err := d.waitAvailable(gone); err != nil {
 		return err
@@ -323,7 +327,7 @@ func (ss *session) progress(file string, pos uint32) {
 // dumping slave sends nothing, so a read returns only at close or error.
 func (ss *session) watchPeer() <-chan struct{} {
 	gone := make(chan struct{})
-	c := ss.conn.Conn.Conn
+	c := ss.conn.Conn
 	go func() {
 		defer close(gone)
 		buf := make([]byte, 512)

@@ -13,17 +13,32 @@ import (
 type Metrics struct {
 	reg       prometheus.Registerer
 	connected prometheus.Gauge
+	rejected  *prometheus.CounterVec
 }
+
+// RejectReasons are the values of replink_relay_connections_rejected_total's
+// reason: auth (wrong password, unknown user), require (REQUIRE or
+// require-secure-transport not met), tls (TLS handshake failed), protocol
+// (malformed or oversized packets, a connection that failed inside
+// replink), limit (too many connections) and timeout (no login in time).
+var RejectReasons = []string{"auth", "require", "tls", "protocol", "limit", "timeout"}
 
 // NewMetrics registers the slave-facing metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		reg:       reg,
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replink_replicas_connected", Help: "Slaves currently dumping from replink."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replink_relay_connections_rejected_total",
+			Help: "Connections to the relay port refused or cut off before or during login, by reason."}, []string{"reason"}),
 	}
-	reg.MustRegister(m.connected)
+	for _, r := range RejectReasons {
+		m.rejected.WithLabelValues(r)
+	}
+	reg.MustRegister(m.connected, m.rejected)
 	return m
 }
+
+func (m *Metrics) reject(reason string) { m.rejected.WithLabelValues(reason).Inc() }
 
 // bind registers the per-slave lag, computed when scraped, so a slave
 // blocked on a full socket shows its real lag. It is called once, by New:

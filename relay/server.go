@@ -2,15 +2,18 @@ package relay
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/server"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/replink/replink/binlog"
@@ -47,8 +50,9 @@ type Server struct {
 	tlsm  *tlsutil.Metrics
 	m     *Metrics
 	users map[string]*User
-	sem   chan struct{} // connections
-	hs    chan struct{} // connections still in the handshake
+	dummy [sha1.Size]byte // the hash an unknown user is checked against
+	sem   chan struct{}   // connections
+	hs    chan struct{}   // connections still in the handshake
 
 	mu     sync.Mutex
 	slaves map[*session]struct{}
@@ -71,7 +75,7 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 	if cfg.RequireSecureTransport && cfg.TLS == nil {
 		return nil, errors.New("require-secure-transport needs ssl-cert and ssl-key")
 	}
-	s := &Server{cfg: cfg, rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
+	s := &Server{cfg: cfg, dummy: nativeHash(string(scramble())), rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
 		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), slaves: map[*session]struct{}{}}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
@@ -81,6 +85,10 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 		if u.Require != RequireNone && u.Require != "" && cfg.TLS == nil {
 			return nil, fmt.Errorf("user %q requires %s but the relay has no ssl-cert/ssl-key", u.Name, u.Require)
 		}
+		if u.Password == "" {
+			return nil, fmt.Errorf("user %q has no password: the relay log holds every row of the master", u.Name)
+		}
+		u.hash = nativeHash(u.Password)
 		s.users[u.Name] = &u
 	}
 	m.bind(s)
@@ -119,6 +127,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case s.hs <- struct{}{}:
 		default:
 			s.log.Warn("too many connections logging in at once; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxHandshakes)
+			s.m.reject("limit")
 			c.Close()
 			continue
 		}
@@ -127,6 +136,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		default:
 			<-s.hs
 			s.log.Warn("too many connections; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxConnections)
+			s.m.reject("limit")
 			c.Close()
 			continue
 		}
@@ -144,8 +154,56 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 func (s *Server) serve(ctx context.Context, raw net.Conn) {
 	defer raw.Close()
 	peer := raw.RemoteAddr().String()
+	inHandshake := true
+	defer func() {
+		if inHandshake {
+			<-s.hs
+		}
+		// Whatever a peer sends, a fault in its connection ends that
+		// connection only: the master link and the other slaves go on.
+		if p := recover(); p != nil {
+			s.log.Error("connection failed inside replink; closing it", "peer", peer, "panic", p, "stack", string(debug.Stack()))
+			s.m.reject("protocol")
+		}
+	}()
 	w := tlsutil.NewServerWireConn(raw, "replica", s.tlsm)
 	_ = raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	c := &conn{Conn: w, wire: w}
+	sess, err := s.login(c, peer)
+	<-s.hs // the handshake is over, one way or the other
+	inHandshake = false
+	if err != nil {
+		s.rejected(peer, w, err)
+		return
+	}
+	_ = raw.SetDeadline(time.Time{})
+	c.Conn = w.Payload(c.Conn)
+	c.w.Reset(c.Conn)
+	sess.done = ctx.Done()
+	s.log.Debug("slave logged in", "peer", peer, "user", sess.user, "tls", sess.tls != nil)
+	// On shutdown close the socket (safe from another goroutine); the
+	// command loop then ends with a read or write error.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+	for {
+		p, err := c.nextCommand()
+		if err != nil {
+			if !errors.Is(err, io.EOF) && ctx.Err() == nil {
+				s.log.Debug("slave connection ended", "peer", peer, "error", err)
+			}
+			return
+		}
+		if quit := sess.command(p); quit {
+			return
+		}
+	}
+}
+
+// login greets the client, reads its login (switching to TLS when it
+// asks), checks the password and the account's REQUIRE clause, and
+// answers OK or 1045. Every failed login gets 1045 with the same words
+// and the same work, whether the user exists or not.
+func (s *Server) login(c *conn, peer string) (*session, error) {
 	var tlsCfg *tls.Config
 	if s.cfg.TLS != nil {
 		tlsCfg = s.cfg.TLS.Config(func(c net.Conn, cs tls.ConnectionState) {
@@ -158,35 +216,62 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 	if version == "" {
 		version = "5.5.5-10.11.0-MariaDB-replink"
 	}
-	srv := server.NewServer(version, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, tlsCfg)
-	sess := &session{s: s, peer: peer, vars: map[string]string{}, done: ctx.Done()}
-	c, err := srv.NewCustomizedConn(w, &authHandler{s: s}, sess)
-	<-s.hs // the handshake is over, one way or the other
+	if err := c.greet(version, tlsCfg != nil); err != nil {
+		return nil, reject("protocol", err)
+	}
+	hr, err := c.readLogin(tlsCfg)
 	if err != nil {
-		var me *mysql.MyError
-		if !errors.As(err, &me) || me.Code != mysql.ER_ACCESS_DENIED_ERROR {
-			reason := tlsutil.Classify(err)
-			s.log.Warn("slave handshake failed", "peer", peer, "reason", reason, "error", err)
-			s.tlsm.HandshakeFailed("replica", w.HandshakeDuration(time.Now()), s.cfg.TLS != nil, reason, nil)
-		}
-		return
+		return nil, err
 	}
-	cs := tlsutil.ConnState(c.Conn.Conn)
+	denied := func(reason string, why error) error {
+		using := "YES"
+		if len(hr.auth) == 0 {
+			using = "NO"
+		}
+		e := mysql.NewDefaultError(mysql.ER_ACCESS_DENIED_ERROR, hr.user, hostOf(peer), using)
+		_ = c.writeErr(e)
+		return reject(reason, fmt.Errorf("user %q: %w", hr.user, why))
+	}
+	u, known := s.users[hr.user]
+	stored := s.dummy
+	if known {
+		stored = u.hash
+	}
+	if !checkNative(stored, c.salt, hr.auth) || !known {
+		return nil, denied("auth", errors.New("wrong password or unknown user"))
+	}
+	cs := tlsutil.ConnState(c.Conn)
+	if err := u.check(cs, s.cfg.RequireSecureTransport); err != nil {
+		return nil, denied("require", err)
+	}
+	if err := c.writeOK(); err != nil {
+		return nil, reject("protocol", err)
+	}
 	if cs != nil {
-		s.tlsm.HandshakeOK("replica", w.HandshakeDuration(time.Now()), cs)
+		s.tlsm.HandshakeOK("replica", c.wire.HandshakeDuration(time.Now()), cs)
 	}
-	_ = raw.SetDeadline(time.Time{})
-	c.Conn.Conn = w.Payload(c.Conn.Conn)
-	sess.conn, sess.tls, sess.user = c, cs, c.GetUser()
-	s.log.Debug("slave logged in", "peer", peer, "user", c.GetUser(), "tls", cs != nil)
-	// On shutdown close the socket (safe from another goroutine); the
-	// command loop then ends with a read or write error.
-	stop := context.AfterFunc(ctx, func() { raw.Close() })
-	defer stop()
-	for !c.Closed() {
-		if err := c.HandleCommand(); err != nil {
-			break
-		}
+	return &session{s: s, conn: c, peer: peer, user: hr.user, tls: cs, vars: map[string]string{}}, nil
+}
+
+// rejected logs and counts a failed login.
+func (s *Server) rejected(peer string, w *tlsutil.WireConn, err error) {
+	reason := "protocol"
+	var r *rejection
+	if errors.As(err, &r) {
+		reason = r.reason
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		reason = "timeout"
+	}
+	s.m.reject(reason)
+	switch reason {
+	case "auth", "require":
+		s.log.Warn("slave refused", "peer", peer, "reason", "access_denied", "why", err.Error())
+		s.tlsm.HandshakeFailed("replica", 0, false, tlsutil.ReasonAccessDenied, nil)
+	default:
+		tr := tlsutil.Classify(err)
+		s.log.Warn("slave handshake failed", "peer", peer, "reason", tr, "rejected", reason, "error", err)
+		s.tlsm.HandshakeFailed("replica", w.HandshakeDuration(time.Now()), s.cfg.TLS != nil, tr, nil)
 	}
 }
 

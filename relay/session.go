@@ -10,23 +10,24 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
-	"github.com/go-mysql-org/go-mysql/server"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/tlsutil"
 )
 
-// session is one logged-in slave connection: go-mysql's Handler.
+// session is one logged-in client: a slave, a binlog client, a tool.
 type session struct {
 	s    *Server
 	peer string
 	user string
-	conn *server.Conn
+	conn *conn
 	tls  *tls.ConnectionState
 	vars map[string]string // user variables the slave set (@name, lower case)
 	done <-chan struct{}
 
 	serverID uint32
+	// streamed: a dump started; the connection ends with it.
+	streamed bool
 	mu       sync.Mutex
 	curFile  string // the relay file being served
 	curPos   uint32 // the end of what was sent
@@ -51,21 +52,43 @@ func (ss *session) file() string {
 	return ss.curFile
 }
 
-func (ss *session) UseDB(string) error { return nil }
-
-func (ss *session) HandleFieldList(string, string) ([]*mysql.Field, error) {
-	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "replink serves replication only")
+// command answers one command; quit says the connection is over (the
+// client quit, or a dump ended).
+func (ss *session) command(p []byte) (quit bool) {
+	c := ss.conn
+	if len(p) == 0 {
+		// An empty packet is COM_SLEEP to a master: an unknown command.
+		return c.writeErr(mysql.NewDefaultError(mysql.ER_UNKNOWN_COM_ERROR)) != nil
+	}
+	var err error
+	switch p[0] {
+	case comQuit:
+		return true
+	case mysql.COM_PING, mysql.COM_INIT_DB:
+		return c.writeOK() != nil
+	case mysql.COM_QUERY:
+		var r *mysql.Result
+		if r, err = ss.HandleQuery(string(p[1:])); err == nil {
+			return c.writeResult(r) != nil
+		}
+	case mysql.COM_BINLOG_DUMP:
+		req, perr := parseDump(p[1:])
+		if perr != nil {
+			err = perr
+			break
+		}
+		// A dump ends the connection: the slave went away, replink
+		// stops, or it was refused (ERR 1236) once it had started.
+		if err = ss.dump(req); ss.streamed {
+			return true
+		}
+	default:
+		if err = ss.HandleOtherCommand(p[0], p[1:]); err == nil {
+			return c.writeOK() != nil
+		}
+	}
+	return c.writeErr(err) != nil
 }
-
-func (ss *session) HandleStmtPrepare(string) (int, int, any, error) {
-	return 0, 0, nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "replink serves replication only")
-}
-
-func (ss *session) HandleStmtExecute(any, string, []any) (*mysql.Result, error) {
-	return nil, mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "replink serves replication only")
-}
-
-func (ss *session) HandleStmtClose(any) error { return nil }
 
 // HandleOtherCommand takes the replication commands; go-mysql's own
 // replication path would decode and re-encode events, we send them raw.
@@ -77,12 +100,6 @@ func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
 		}
 		ss.serverID = binary.LittleEndian.Uint32(data)
 		return nil
-	case mysql.COM_BINLOG_DUMP:
-		req, err := parseDump(data)
-		if err != nil {
-			return err
-		}
-		return ss.dump(req)
 	case mysql.COM_BINLOG_DUMP_GTID:
 		return mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "COM_BINLOG_DUMP_GTID (MySQL GTID) is not served yet; use file/position")
 	}
@@ -153,7 +170,9 @@ func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
 		}
 		return mysql.NewResult(rs), nil
 	case "SHOW":
-		up := strings.ToUpper(st)
+		// ASCII only: an index into up must be one into st (ToUpper
+		// turns an invalid byte into three).
+		up := asciiUpper(st)
 		if strings.Contains(up, "VARIABLES") {
 			like := ""
 			if i := strings.Index(up, " LIKE "); i >= 0 {
@@ -230,6 +249,17 @@ func (ss *session) variable(name string) (string, bool) {
 		return "0", true
 	}
 	return "", false
+}
+
+// asciiUpper upper-cases ASCII letters only, keeping every byte where it is.
+func asciiUpper(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'a' <= c && c <= 'z' {
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return string(b)
 }
 
 func firstWord(s string) string {
