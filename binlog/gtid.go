@@ -61,21 +61,71 @@ func GTIDOf(e Event, checksum byte) (MariaGTID, bool) {
 	return MariaGTID{Seq: binary.LittleEndian.Uint64(body), Domain: binary.LittleEndian.Uint32(body[8:]), Server: e.ServerID()}, true
 }
 
-// GTIDList reads a GTID_LIST event: the binlog state when its file began.
+// GTIDList reads a GTID_LIST event: the binlog state when its file began,
+// as the last GTID of each domain.
 func GTIDList(e Event, checksum byte) (MariaState, error) {
+	list, err := GTIDListEntries(e, checksum)
+	if err != nil {
+		return nil, err
+	}
+	st := MariaState{}
+	for _, g := range list {
+		st[g.Domain] = g // within a domain, the last entry is the last logged
+	}
+	return st, nil
+}
+
+// GTIDListEntries reads every entry of a GTID_LIST event: the last GTID
+// of each (domain, server id) pair the binlog had seen.
+func GTIDListEntries(e Event, checksum byte) ([]MariaGTID, error) {
 	body := e.Body(checksum)
 	if e.Type() != TypeMariaGTIDList || len(body) < 4 {
 		return nil, fmt.Errorf("not a GTID_LIST event")
 	}
 	n := int(binary.LittleEndian.Uint32(body) & 0x0fffffff)
-	if len(body) < 4+16*n {
+	if n > (len(body)-4)/16 {
 		return nil, fmt.Errorf("GTID_LIST of %d entries in %d bytes", n, len(body))
 	}
-	st := MariaState{}
+	out := make([]MariaGTID, 0, n)
 	for i := 0; i < n; i++ {
 		b := body[4+16*i:]
-		g := MariaGTID{Domain: binary.LittleEndian.Uint32(b), Server: binary.LittleEndian.Uint32(b[4:]), Seq: binary.LittleEndian.Uint64(b[8:])}
-		st[g.Domain] = g
+		out = append(out, MariaGTID{Domain: binary.LittleEndian.Uint32(b), Server: binary.LittleEndian.Uint32(b[4:]), Seq: binary.LittleEndian.Uint64(b[8:])})
 	}
-	return st, nil
+	return out, nil
+}
+
+// BinlogState is a MariaDB binlog state: the last sequence number logged
+// by each server in each domain, and the last GTID of each domain, as a
+// master keeps it to check where a GTID slave may start.
+type BinlogState struct {
+	seqs map[[2]uint32]uint64 // (domain, server) → last sequence number
+	last MariaState
+}
+
+// NewBinlogState starts a state from a GTID_LIST's entries.
+func NewBinlogState(list []MariaGTID) *BinlogState {
+	b := &BinlogState{seqs: map[[2]uint32]uint64{}, last: MariaState{}}
+	for _, g := range list {
+		b.Add(g)
+	}
+	return b
+}
+
+// Add records a GTID as logged.
+func (b *BinlogState) Add(g MariaGTID) {
+	b.seqs[[2]uint32{g.Domain, g.Server}] = g.Seq
+	b.last[g.Domain] = g
+}
+
+// Has reports whether the binlog holds g: its server logged up to g's
+// sequence number in g's domain.
+func (b *BinlogState) Has(g MariaGTID) bool {
+	seq, ok := b.seqs[[2]uint32{g.Domain, g.Server}]
+	return ok && seq >= g.Seq
+}
+
+// Last is the last GTID logged in domain.
+func (b *BinlogState) Last(domain uint32) (MariaGTID, bool) {
+	g, ok := b.last[domain]
+	return g, ok
 }

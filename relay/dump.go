@@ -41,6 +41,9 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 		if err != nil {
 			return errBinlog(fmt.Sprintf("Bad GTID position %q: %v", cs, err))
 		}
+		if err := ss.checkGTIDStart(state); err != nil {
+			return err
+		}
 		if file, err = ss.gtidStart(state); err != nil {
 			return err
 		}

@@ -1,10 +1,81 @@
 package relay
 
 import (
+	"errors"
 	"fmt"
+	"io"
 
 	"github.com/replink/replink/binlog"
 )
+
+// checkGTIDStart answers as a master does when a GTID slave asks for a
+// position its binlog does not hold: a GTID of a server that logged in
+// that domain but never reached that sequence number is refused (ERR
+// 1236), with the master's words; "diverged" when the domain has gone
+// past it, so the slave has transactions the master never had. A domain
+// the binlog has nothing of is fine (another master's domain).
+func (ss *session) checkGTIDStart(state binlog.MariaState) error {
+	bs, err := ss.s.binlogState()
+	if err != nil {
+		return err
+	}
+	for _, g := range state {
+		if bs.Has(g) {
+			continue
+		}
+		last, ok := bs.Last(g.Domain)
+		if !ok {
+			continue
+		}
+		msg := fmt.Sprintf("Error: connecting slave requested to start from GTID %s, which is not in the master's binlog", g)
+		if last.Seq >= g.Seq {
+			msg += ". Since the master's binlog contains GTIDs with higher sequence numbers, it probably means that the slave has diverged due to executing extra erroneous transactions"
+		}
+		return errBinlog(msg)
+	}
+	return nil
+}
+
+// binlogState is the durable relay log's binlog state: the GTID_LIST of
+// the newest file, and every GTID in it since.
+func (s *Server) binlogState() (*binlog.BinlogState, error) {
+	files := s.rlog.Files()
+	bs := binlog.NewBinlogState(nil)
+	if len(files) == 0 {
+		return bs, nil
+	}
+	r, err := s.rlog.Open(files[len(files)-1])
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	var checksum byte
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, binlog.ErrNoMore) || errors.Is(err, io.EOF) {
+			return bs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch ev.Type() {
+		case binlog.TypeFormatDescription:
+			checksum = binlog.FDEChecksum(ev)
+		case binlog.TypeMariaGTIDList:
+			list, err := binlog.GTIDListEntries(ev, checksum)
+			if err != nil {
+				return nil, err
+			}
+			for _, g := range list {
+				bs.Add(g)
+			}
+		case binlog.TypeMariaGTID:
+			if g, ok := binlog.GTIDOf(ev, checksum); ok {
+				bs.Add(g)
+			}
+		}
+	}
+}
 
 // gtidStart finds where a MariaDB GTID slave starts: the last relay file
 // whose starting state (its GTID_LIST) is not ahead of the slave's
