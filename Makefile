@@ -49,7 +49,7 @@ FUZZTIME ?= 60s
 fuzz:
 	@for t in FuzzParseEvent FuzzScanComplete FuzzParseMariaState FuzzGTIDList FuzzResentFDE; do \
 	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./binlog/ || exit 1; done
-	@for t in FuzzHandleQuery FuzzParseCommands; do \
+	@for t in FuzzHandleQuery FuzzParseCommands FuzzParseHandshakeResponse FuzzRelayServer; do \
 	  $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./relay/ || exit 1; done
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadFile$$' -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzDumpStream$$' -fuzztime $(FUZZTIME) ./replica/

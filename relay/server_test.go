@@ -96,7 +96,10 @@ type relay struct {
 	file relayFile
 }
 
-func startRelay(t *testing.T) *relay {
+func startRelay(t testing.TB) *relay { return startRelayWith(t, hclog.NewNullLogger()) }
+
+// startRelayWith serves a relay log of two transactions, logging to log.
+func startRelayWith(t testing.TB, log hclog.Logger) *relay {
 	t.Helper()
 	rlog, err := binlog.OpenLog(t.TempDir(), binlog.SyncEvent, hclog.NewNullLogger(), binlog.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
@@ -113,7 +116,7 @@ func startRelay(t *testing.T) *relay {
 	rl.appendAll(t, 0)
 
 	cfg := Config{Listen: "127.0.0.1:0", ServerID: testServerID, Users: []User{{Name: "slave1", Password: "pw", Require: RequireNone}}}
-	rl.srv, err = New(cfg, rlog, hclog.NewNullLogger(), tlsutil.NewMetrics(rl.reg), NewMetrics(rl.reg))
+	rl.srv, err = New(cfg, rlog, log, tlsutil.NewMetrics(rl.reg), NewMetrics(rl.reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +139,7 @@ func startRelay(t *testing.T) *relay {
 }
 
 // appendAll stores the built events from index i on.
-func (rl *relay) appendAll(t *testing.T, i int) {
+func (rl *relay) appendAll(t testing.TB, i int) {
 	t.Helper()
 	for _, ev := range rl.file.events[i:] {
 		if _, err := rl.rlog.Append(ev); err != nil {
