@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"os"
@@ -95,12 +96,29 @@ func readCertFile(name string) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
+// oidDeltaCRLIndicator marks a delta CRL (RFC 5280, 5.2.4).
+var oidDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
+
 // LoadCRLs reads ssl-crl (PEM or DER, one or more CRLs) and the hashed
-// <hash>.rN files of ssl-crlpath.
+// <hash>.rN files of ssl-crlpath. An issuer may have several CRLs in them,
+// in any order: CheckRevocation picks the one to use.
+//
+// A delta CRL (one with the deltaCRLIndicator extension) is refused with an
+// error naming the file. replink applies complete CRLs only, and so does
+// the C API: MySQL and MariaDB never set X509_V_FLAG_USE_DELTAS, so
+// OpenSSL never merges a delta into its base. What OpenSSL does instead
+// depends on its version: 3.0 (without X509_V_FLAG_EXTENDED_CRL_SUPPORT,
+// which the C API does not set either) scores a delta CRL like a complete
+// one, so a delta newer than its base replaces it and hides every
+// revocation that only the base lists; newer releases pass deltas over.
+// Neither is safe to copy (using a delta as complete hides revocations,
+// dropping it silently hides the ones it adds), so replink asks for a
+// directory or bundle of complete CRLs.
 func LoadCRLs(crlFile, crlPath string) ([]*x509.RevocationList, error) {
-	var files []string
+	type source struct{ option, file string }
+	var files []source
 	if crlFile != "" {
-		files = append(files, crlFile)
+		files = append(files, source{"ssl-crl", crlFile})
 	}
 	if crlPath != "" {
 		names, err := hashedNames(crlPath, hashedCRL)
@@ -110,15 +128,17 @@ func LoadCRLs(crlFile, crlPath string) ([]*x509.RevocationList, error) {
 		if len(names) == 0 {
 			return nil, fmt.Errorf("ssl-crlpath %s: no hashed CRL names (<hash>.r0); run `openssl rehash %s`", crlPath, crlPath)
 		}
-		files = append(files, names...)
+		for _, n := range names {
+			files = append(files, source{"ssl-crlpath", n})
+		}
 	}
 	var out []*x509.RevocationList
 	for _, f := range files {
-		data, err := os.ReadFile(f)
+		data, err := os.ReadFile(f.file)
 		if err != nil {
-			return nil, fmt.Errorf("ssl-crl %s: %w", f, err)
+			return nil, fmt.Errorf("%s %s: %w", f.option, f.file, err)
 		}
-		found := false
+		var crls []*x509.RevocationList
 		rest := data
 		for {
 			var b *pem.Block
@@ -131,24 +151,46 @@ func LoadCRLs(crlFile, crlPath string) ([]*x509.RevocationList, error) {
 			}
 			crl, err := x509.ParseRevocationList(b.Bytes)
 			if err != nil {
-				return nil, fmt.Errorf("ssl-crl %s: %w", f, err)
+				return nil, fmt.Errorf("%s %s: %w", f.option, f.file, err)
 			}
-			out, found = append(out, crl), true
+			crls = append(crls, crl)
 		}
-		if !found {
+		if len(crls) == 0 {
 			crl, err := x509.ParseRevocationList(data)
 			if err != nil {
-				return nil, fmt.Errorf("ssl-crl %s: neither PEM nor DER CRL: %w", f, err)
+				return nil, fmt.Errorf("%s %s: neither PEM nor DER CRL: %w", f.option, f.file, err)
 			}
-			out = append(out, crl)
+			crls = append(crls, crl)
 		}
+		for _, crl := range crls {
+			for _, ext := range crl.Extensions {
+				if ext.Id.Equal(oidDeltaCRLIndicator) {
+					return nil, fmt.Errorf("%s %s: delta CRL of %s (thisUpdate %s): replink applies complete CRLs only; remove the delta CRL",
+						f.option, f.file, OneLine(crl.RawIssuer), crl.ThisUpdate.UTC().Format(time.RFC3339))
+				}
+			}
+		}
+		out = append(out, crls...)
 	}
 	return out, nil
 }
 
 // CheckRevocation checks every certificate of a verified chain against the
-// CRLs, as OpenSSL's X509_V_FLAG_CRL_CHECK_ALL does: each certificate but a
-// self-signed root needs a valid CRL from its issuer.
+// CRLs as OpenSSL does with X509_V_FLAG_CRL_CHECK_ALL (what the C API sets
+// for ssl-crl/ssl-crlpath) and the default verify callback: each
+// certificate but a self-signed root needs a CRL from its issuer, and the
+// first problem fails the chain. The error texts are OpenSSL's.
+//
+// Of an issuer's CRLs (same issuer name, and authority key identifier if
+// both sides have one) the one used is the one OpenSSL's get_crl_sk picks:
+// a CRL current at now (thisUpdate <= now <= nextUpdate) before one that is
+// not, then the latest thisUpdate, whatever the order of the files. So an
+// older CRL cannot hide a revocation listed by a newer one, and a CRL whose
+// thisUpdate is still in the future is passed over while a current one
+// exists; when none is current the latest one is used, and fails the chain
+// with "CRL is not yet valid" or "CRL has expired". The chosen CRL's
+// signature is checked next: a bad one fails the chain ("CRL signature
+// failure") rather than letting an older CRL stand in.
 func CheckRevocation(chain []*x509.Certificate, crls []*x509.RevocationList, now time.Time) error {
 	for i, cert := range chain {
 		var issuer *x509.Certificate
@@ -157,30 +199,57 @@ func CheckRevocation(chain []*x509.Certificate, crls []*x509.RevocationList, now
 		} else {
 			issuer = cert
 		}
-		selfSigned := bytes.Equal(cert.RawIssuer, cert.RawSubject)
-		var crl *x509.RevocationList
-		for _, l := range crls {
-			if bytes.Equal(l.RawIssuer, issuer.RawSubject) && l.CheckSignatureFrom(issuer) == nil {
-				crl = l
-				break
-			}
+		if i == len(chain)-1 && bytes.Equal(cert.RawIssuer, cert.RawSubject) {
+			continue // a self-signed root is not checked, as in OpenSSL
 		}
-		if crl == nil {
-			if selfSigned && i == len(chain)-1 {
-				continue
-			}
-			return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("unable to get certificate CRL for issuer %s", OneLine(issuer.RawSubject))}
+		crl := pickCRL(crls, issuer, now)
+		issuerName := OneLine(issuer.RawSubject)
+		switch {
+		case crl == nil:
+			return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("unable to get certificate CRL for issuer %s", issuerName)}
+		case now.Before(crl.ThisUpdate):
+			return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("CRL is not yet valid (issuer %s, thisUpdate %s)", issuerName, crl.ThisUpdate.UTC().Format(time.RFC3339))}
+		case !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate):
+			return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("CRL has expired (issuer %s, nextUpdate %s)", issuerName, crl.NextUpdate.UTC().Format(time.RFC3339))}
 		}
-		if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-			return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("CRL has expired (issuer %s, nextUpdate %s)", OneLine(issuer.RawSubject), crl.NextUpdate.UTC().Format(time.RFC3339))}
+		if err := crl.CheckSignatureFrom(issuer); err != nil {
+			return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("CRL signature failure (issuer %s, thisUpdate %s): %w", issuerName, crl.ThisUpdate.UTC().Format(time.RFC3339), err)}
 		}
 		for _, e := range crl.RevokedCertificateEntries {
 			if e.SerialNumber.Cmp(cert.SerialNumber) == 0 {
-				return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("certificate revoked: %s (serial %X, revoked %s)", OneLine(cert.RawSubject), cert.SerialNumber, e.RevocationTime.UTC().Format(time.RFC3339))}
+				return &Error{Reason: ReasonRevoked, Err: fmt.Errorf("certificate revoked: %s (serial %X, revoked %s, CRL thisUpdate %s)", OneLine(cert.RawSubject), cert.SerialNumber, e.RevocationTime.UTC().Format(time.RFC3339), crl.ThisUpdate.UTC().Format(time.RFC3339))}
 			}
 		}
 	}
 	return nil
+}
+
+// pickCRL returns issuer's CRL to use at now, or nil when it has none (see
+// CheckRevocation).
+func pickCRL(crls []*x509.RevocationList, issuer *x509.Certificate, now time.Time) *x509.RevocationList {
+	current := func(l *x509.RevocationList) bool {
+		return !now.Before(l.ThisUpdate) && (l.NextUpdate.IsZero() || !now.After(l.NextUpdate))
+	}
+	var best *x509.RevocationList
+	for _, l := range crls {
+		if !bytes.Equal(l.RawIssuer, issuer.RawSubject) {
+			continue
+		}
+		if len(l.AuthorityKeyId) > 0 && len(issuer.SubjectKeyId) > 0 && !bytes.Equal(l.AuthorityKeyId, issuer.SubjectKeyId) {
+			continue
+		}
+		switch {
+		case best == nil:
+			best = l
+		case current(l) != current(best):
+			if current(l) {
+				best = l
+			}
+		case l.ThisUpdate.After(best.ThisUpdate):
+			best = l
+		}
+	}
+	return best
 }
 
 // CheckKeyFile refuses a private key file that group or others can read or

@@ -3,7 +3,6 @@ package tlsutil
 import (
 	"crypto/sha256"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
@@ -53,34 +52,94 @@ func DescribeChain(chain []*x509.Certificate) []CertInfo {
 	return out
 }
 
-var oidShort = map[string]string{
-	"2.5.4.6": "C", "2.5.4.8": "ST", "2.5.4.7": "L", "2.5.4.10": "O", "2.5.4.11": "OU",
-	"2.5.4.3": "CN", "2.5.4.5": "serialNumber", "2.5.4.9": "street", "2.5.4.17": "postalCode",
-	"2.5.4.4": "SN", "2.5.4.42": "GN", "2.5.4.12": "title", "2.5.4.46": "dnQualifier",
-	"0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID",
-	"1.2.840.113549.1.9.1": "emailAddress",
+//go:generate go run gen_oidnames.go /usr/include/openssl/obj_mac.h
+
+// nameAttribute and nameRDNSET read a DER name keeping every value's raw
+// encoding (the SET suffix makes encoding/asn1 want a SET).
+type nameAttribute struct {
+	Type  asn1.RawValue
+	Value asn1.RawValue
 }
 
-// OneLine renders a DER-encoded name in OpenSSL's X509_NAME_oneline form,
-// in certificate order: /C=US/ST=CA/O=Example/CN=repl-client. MySQL's
-// REQUIRE ISSUER and REQUIRE SUBJECT compare against exactly this string.
+type nameRDNSET []nameAttribute
+
+// OneLine renders a DER-encoded name exactly as OpenSSL 3's
+// X509_NAME_oneline (crypto/x509/x509_obj.c) does. MySQL and MariaDB
+// strcmp a GRANT's REQUIRE SUBJECT and REQUIRE ISSUER with
+// X509_NAME_oneline of the client certificate's names, and
+// `openssl x509 -noout -subject -nameopt compat` prints the same string, so a
+// REQUIRE string copied from MySQL matches OneLine byte for byte, and
+// /status and the metric label show what MySQL would compare.
+//
+// In certificate order, each attribute is "/NAME=VALUE", except that the
+// second and later attributes of a multi-valued RDN start with "+":
+// /C=DE/CN=a+OU=b. NAME is OpenSSL's short name for the OID (its long name
+// where it has no short one: businessCategory), from opensslNames, or the
+// dotted OID when OpenSSL does not know it. VALUE is the raw content octets
+// whatever the string type (a UTF8String é is \xC3\xA9, a BMPString é
+// \x00\xE9); octets outside 0x20-0x7E are written \xHH, '/' and '+' get a
+// backslash before them, and everything else (',', '=', '\\', spaces) stays
+// as it is.
+//
+// OpenSSL 1.1.1 and older differ only for names with a multi-valued RDN
+// ('/' between its attributes too) or a '/' or '+' in a value (not
+// escaped); a server linked against those prints such names differently.
 func OneLine(raw []byte) string {
-	var seq pkix.RDNSequence
+	var seq []nameRDNSET
 	if rest, err := asn1.Unmarshal(raw, &seq); err != nil || len(rest) > 0 {
 		return fmt.Sprintf("<unparsable name %x>", raw)
 	}
 	var b strings.Builder
 	for _, rdn := range seq {
-		for _, atv := range rdn {
-			key, ok := oidShort[atv.Type.String()]
+		for i, atv := range rdn {
+			key, ok := attributeName(atv.Type)
 			if !ok {
-				key = atv.Type.String()
+				return fmt.Sprintf("<unparsable name %x>", raw)
 			}
-			b.WriteString("/")
+			if i == 0 {
+				b.WriteByte('/')
+			} else {
+				b.WriteByte('+')
+			}
 			b.WriteString(key)
-			b.WriteString("=")
-			b.WriteString(fmt.Sprint(atv.Value))
+			b.WriteByte('=')
+			value := atv.Value.Bytes
+			if atv.Value.IsCompound {
+				value = atv.Value.FullBytes // OpenSSL keeps a SEQUENCE or SET value encoded
+			}
+			for _, c := range value {
+				switch {
+				case c < ' ' || c > '~':
+					fmt.Fprintf(&b, "\\x%02X", c)
+				case c == '/' || c == '+':
+					b.WriteByte('\\')
+					b.WriteByte(c)
+				default:
+					b.WriteByte(c)
+				}
+			}
 		}
 	}
 	return b.String()
+}
+
+// attributeName is the name X509_NAME_oneline prints for an attribute
+// type: OpenSSL's name, or the dotted OID cut to the 79 characters of
+// its buffer.
+func attributeName(t asn1.RawValue) (string, bool) {
+	if t.Class != asn1.ClassUniversal || t.Tag != asn1.TagOID || t.IsCompound {
+		return "", false
+	}
+	var oid x509.OID
+	if err := oid.UnmarshalBinary(t.Bytes); err != nil {
+		return "", false
+	}
+	dotted := oid.String()
+	if name, ok := opensslNames[dotted]; ok {
+		return name, true
+	}
+	if len(dotted) > 79 {
+		dotted = dotted[:79]
+	}
+	return dotted, true
 }
