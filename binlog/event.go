@@ -15,16 +15,22 @@ const (
 	TypeRotate            = 4
 	TypeFormatDescription = 15
 	TypeXID               = 16
+	TypeIncident          = 26 // always ends a group
 	TypeHeartbeat         = 27
 	TypeGTID              = 33 // MySQL
 	TypeAnonymousGTID     = 34 // MySQL
 	TypePreviousGTIDs     = 35 // MySQL
 	TypeXAPrepare         = 38
-	TypeHeartbeatV2       = 41 // MySQL 8.0.26+
-	TypeAnnotateRows      = 160
-	TypeBinlogCheckpoint  = 161
-	TypeMariaGTID         = 162
-	TypeMariaGTIDList     = 163
+	// TypeTransactionPayload is MySQL 8.0.20+'s compressed transaction
+	// (binlog_transaction_compression): after its GTID, one event holds
+	// the whole group, BEGIN to XID.
+	TypeTransactionPayload = 40
+	TypeHeartbeatV2        = 41 // MySQL 8.0.26+
+	TypeGTIDTagged         = 42 // MySQL 8.3+: a GTID with a tag
+	TypeAnnotateRows       = 160
+	TypeBinlogCheckpoint   = 161
+	TypeMariaGTID          = 162
+	TypeMariaGTIDList      = 163
 )
 
 // Header flags.
@@ -236,7 +242,8 @@ var typeNames = map[byte]string{
 	TypeXID: "xid", 19: "table_map", 23: "write_rows_v1", 24: "update_rows_v1", 25: "delete_rows_v1",
 	30: "write_rows", 31: "update_rows", 32: "delete_rows", TypeGTID: "gtid", TypeAnonymousGTID: "anonymous_gtid",
 	TypePreviousGTIDs: "previous_gtids", TypeXAPrepare: "xa_prepare", 5: "intvar", 13: "rand", 14: "user_var",
-	29: "rows_query", 40: "transaction_payload", TypeAnnotateRows: "annotate_rows",
+	29: "rows_query", TypeTransactionPayload: "transaction_payload", TypeIncident: "incident", TypeGTIDTagged: "gtid_tagged",
+	TypeAnnotateRows:     "annotate_rows",
 	TypeBinlogCheckpoint: "binlog_checkpoint", TypeMariaGTID: "gtid", TypeMariaGTIDList: "gtid_list",
 	164: "start_encryption", 165: "query_compressed", 166: "write_rows_compressed_v1", 167: "update_rows_compressed_v1",
 	168: "delete_rows_compressed_v1", 169: "write_rows_compressed", 170: "update_rows_compressed", 171: "delete_rows_compressed",

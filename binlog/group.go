@@ -5,25 +5,53 @@ import (
 	"encoding/binary"
 )
 
+// mariaStandalone is FL_STANDALONE in a MariaDB GTID event's flags2:
+// the group is the GTID and one statement, with no terminating event.
+const mariaStandalone = 0x01
+
+// groupState is where a GroupTracker stands.
+type groupState uint8
+
+const (
+	// outside any group: every event is a boundary.
+	outside groupState = iota
+	// afterGTID: a MySQL GTID, before its first statement. BEGIN or
+	// XA START opens a transaction; a TRANSACTION_PAYLOAD is the whole
+	// group; any other statement (DDL, XA COMMIT, XA ROLLBACK) is the
+	// group on its own.
+	afterGTID
+	// oneStatement: a standalone MariaDB GTID, ended by its statement.
+	oneStatement
+	// inTransaction: after BEGIN, XA START or a MariaDB GTID; ended by
+	// XID, XA_PREPARE, or a COMMIT / ROLLBACK / XA COMMIT / XA ROLLBACK
+	// query.
+	inTransaction
+)
+
 // GroupTracker follows transaction boundaries in an event stream so that a
 // reader can tell whether the stream so far ends on a complete transaction
-// (an event group). It understands MariaDB GTID groups (standalone or
-// ended by XID / COMMIT / ROLLBACK / XA PREPARE) and MySQL ones (GTID,
-// BEGIN ... XID or COMMIT, or GTID + one DDL statement).
+// (an event group). It reads the stream as MySQL's
+// Transaction_boundary_parser and MariaDB's GTID flags do:
+//
+//	MySQL    GTID, BEGIN ... XID | COMMIT | ROLLBACK
+//	         GTID, XA START ... XA END, XA_PREPARE
+//	         GTID, TRANSACTION_PAYLOAD (a compressed transaction)
+//	         GTID, one statement (DDL, XA COMMIT, XA ROLLBACK)
+//	MariaDB  GTID ... XID | COMMIT | ROLLBACK | XA_PREPARE
+//	         GTID (FL_STANDALONE), one statement (DDL, XA COMMIT, XA ROLLBACK)
+//
+// Anonymous and tagged GTIDs count as GTIDs. Events outside a group (FDE,
+// PREVIOUS_GTIDS, GTID_LIST, ROTATE, INCIDENT...) are boundaries.
 type GroupTracker struct {
 	checksum byte
-	inGroup  bool
-	// standalone: the group is the GTID event plus exactly one statement.
-	standalone bool
-	// mysqlGTID: after a MySQL GTID, before its first statement.
-	mysqlGTID bool
+	state    groupState
 }
 
 // Reset forgets any open group (a new connection, a new file).
-func (g *GroupTracker) Reset() { g.inGroup, g.standalone, g.mysqlGTID = false, false, false }
+func (g *GroupTracker) Reset() { g.state = outside }
 
 // InGroup reports whether the events seen so far end inside a transaction.
-func (g *GroupTracker) InGroup() bool { return g.inGroup }
+func (g *GroupTracker) InGroup() bool { return g.state != outside }
 
 // Checksum is the algorithm the last FDE declared.
 func (g *GroupTracker) Checksum() byte { return g.checksum }
@@ -50,42 +78,54 @@ func (g *GroupTracker) Add(e Event) (boundary bool) {
 		g.Reset()
 		return true
 	case TypeMariaGTID:
-		body := e.Body(g.checksum)
-		g.inGroup, g.mysqlGTID = true, false
-		g.standalone = len(body) >= 13 && body[12]&0x01 != 0 // FL_STANDALONE
+		g.state = inTransaction
+		if body := e.Body(g.checksum); len(body) >= 13 && body[12]&mariaStandalone != 0 {
+			g.state = oneStatement
+		}
 		return false
-	case TypeGTID, TypeAnonymousGTID:
-		g.inGroup, g.standalone, g.mysqlGTID = true, false, true
+	case TypeGTID, TypeAnonymousGTID, TypeGTIDTagged:
+		g.state = afterGTID
 		return false
 	}
-	if !g.inGroup {
+	if g.state == outside {
 		return true
 	}
 	switch e.Type() {
-	case TypeXID, TypeXAPrepare:
+	case TypeXID, TypeXAPrepare, TypeTransactionPayload, TypeIncident:
 		g.Reset()
 		return true
 	case TypeQuery:
-		q := queryText(e.Body(g.checksum))
-		if g.standalone {
-			g.Reset()
-			return true
-		}
-		if g.mysqlGTID {
-			g.mysqlGTID = false
-			if !bytes.EqualFold(q, []byte("BEGIN")) {
-				g.Reset() // DDL: GTID + one statement
-				return true
-			}
-			return false
-		}
-		if bytes.EqualFold(q, []byte("COMMIT")) || bytes.EqualFold(q, []byte("ROLLBACK")) ||
-			bytes.HasPrefix(bytes.ToUpper(q), []byte("XA COMMIT")) || bytes.HasPrefix(bytes.ToUpper(q), []byte("XA ROLLBACK")) {
-			g.Reset()
-			return true
-		}
+		return g.query(queryText(e.Body(g.checksum)))
 	}
 	return false
+}
+
+// query moves on a Query event inside a group and reports whether the
+// group ends with it.
+func (g *GroupTracker) query(q []byte) (boundary bool) {
+	switch g.state {
+	case oneStatement:
+		g.Reset()
+		return true
+	case afterGTID:
+		if bytes.EqualFold(q, []byte("BEGIN")) || hasPrefixFold(q, "XA START") {
+			g.state = inTransaction
+			return false
+		}
+		g.Reset() // DDL, XA COMMIT, XA ROLLBACK: GTID + one statement
+		return true
+	}
+	if bytes.EqualFold(q, []byte("COMMIT")) || bytes.EqualFold(q, []byte("ROLLBACK")) ||
+		hasPrefixFold(q, "XA COMMIT") || hasPrefixFold(q, "XA ROLLBACK") {
+		g.Reset()
+		return true
+	}
+	return false // a statement of the transaction, XA END, SAVEPOINT, ROLLBACK TO
+}
+
+// hasPrefixFold reports whether q begins with prefix, ignoring case.
+func hasPrefixFold(q []byte, prefix string) bool {
+	return len(q) >= len(prefix) && bytes.EqualFold(q[:len(prefix)], []byte(prefix))
 }
 
 // queryText extracts the statement of a QUERY event body (without checksum).

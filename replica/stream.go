@@ -32,9 +32,13 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	})
 	r.m.up.Set(1)
 
-	// The stall watchdog: a link silent for 3 heartbeat periods is dead
-	// even if its socket looks open (a firewall that lost its state).
-	// Stopping closes the socket too, which ends the read below.
+	// The stall watchdog: a link on which replink has waited to read for
+	// 3 heartbeat periods with nothing arriving is dead even if its socket
+	// looks open (a firewall that lost its state). Only time spent waiting
+	// in a read counts: while the handler is busy in the sink (a slow
+	// fsync, a rotation) the master's bytes wait in the socket buffer, and
+	// the master is not to blame. Stopping closes the socket too, which
+	// ends the read below.
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -49,7 +53,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 				_ = a.Wire.Close()
 				return
 			case now := <-tick.C:
-				if silent := now.Sub(a.Wire.LastRead()); silent > limit {
+				if silent := a.Wire.ReadBlocked(now); silent > limit {
 					r.log.Warn("master link stalled; closing it", "silent", silent.Round(time.Millisecond), "limit", limit)
 					r.m.stalls.Inc()
 					close(stalled)

@@ -10,17 +10,21 @@ import (
 
 // WireConn is a net.Conn below TLS. It counts the bytes on the socket,
 // the time spent blocked in socket calls (so crypto time can be told
-// apart from waiting), when data last arrived (for stall detection), and
-// the TLS handshake's start and end as seen on the wire.
+// apart from waiting), how long the read in progress has waited for the
+// peer (for stall detection), and the TLS handshake's start and end as
+// seen on the wire.
 type WireConn struct {
 	net.Conn
 	traffic *linkTraffic
 	tlsUsed bool
 	server  bool
 
-	lastRead  atomic.Int64 // unix nanos
 	readWait  atomic.Int64 // nanos blocked in Read
 	writeWait atomic.Int64 // nanos blocked in Write
+	// reading is when the Read in progress began, as nanoseconds since
+	// born plus one (monotonic); 0 when none is.
+	reading atomic.Int64
+	born    time.Time
 
 	mu          sync.Mutex
 	writes      int
@@ -35,18 +39,19 @@ type WireConn struct {
 // after the greeting is then the SSL request, where the handshake timer
 // starts). link is one of Links.
 func NewWireConn(c net.Conn, link string, m *Metrics, tlsUsed bool) *WireConn {
-	w := &WireConn{Conn: c, tlsUsed: tlsUsed, traffic: m.traffic[link]}
+	w := &WireConn{Conn: c, tlsUsed: tlsUsed, traffic: m.traffic[link], born: time.Now()}
 	if w.traffic == nil {
 		panic("tlsutil: no metrics for link " + link) // Links names them
 	}
-	w.lastRead.Store(time.Now().UnixNano())
 	return w
 }
 
 func (w *WireConn) Read(p []byte) (int, error) {
 	t0 := time.Now()
+	w.reading.Store(int64(t0.Sub(w.born)) + 1)
 	n, err := w.Conn.Read(p)
 	t1 := time.Now()
+	w.reading.Store(0)
 	w.readWait.Add(int64(t1.Sub(t0)))
 	if n > 0 && w.server {
 		w.mu.Lock()
@@ -56,7 +61,6 @@ func (w *WireConn) Read(p []byte) (int, error) {
 		w.mu.Unlock()
 	}
 	if n > 0 {
-		w.lastRead.Store(t1.UnixNano())
 		w.traffic.in.wire.Add(float64(n))
 	}
 	return n, err
@@ -130,8 +134,21 @@ func (w *WireConn) HandshakeDuration(at time.Time) time.Duration {
 	return end.Sub(w.hsStart)
 }
 
-// LastRead is when bytes last arrived.
-func (w *WireConn) LastRead() time.Time { return time.Unix(0, w.lastRead.Load()) }
+// ReadBlocked is how long the Read in progress has been waiting for the
+// peer at now, 0 when no Read is in progress: the peer's silence, which
+// unlike the time since LastRead does not grow while the reader is busy
+// elsewhere (a slow disk, its own file rotation) and leaves the socket
+// alone. A Read above TLS answered from the TLS buffer never reaches the
+// socket and is not waiting; one that needs more of a record is, from
+// the start of each socket read. It assumes one reader at a time, as a
+// stream has.
+func (w *WireConn) ReadBlocked(now time.Time) time.Duration {
+	began := w.reading.Load()
+	if began == 0 {
+		return 0
+	}
+	return max(now.Sub(w.born)-time.Duration(began-1), 0)
+}
 
 // ConnState is c's TLS state, or nil when c is not a TLS connection.
 func ConnState(c net.Conn) *tls.ConnectionState {
