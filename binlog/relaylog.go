@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/replink/replink/packet"
 )
 
 // SyncPolicy says when the relay log is fsynced.
@@ -46,18 +44,24 @@ type Log struct {
 	log    hclog.Logger
 	policy SyncPolicy
 	m      *Metrics
+	open   openFunc
+
+	lock *os.File // the data-dir's lock, held while the log is open
 
 	mu      sync.Mutex // guards files, written, durable, changed and syncErr
 	changed chan struct{}
 	files   []string
-	written Pos   // end of the last complete transaction written to the file
-	durable Pos   // end of the last complete transaction fsynced (per policy)
-	syncErr error // a failed background fsync: nothing more is acknowledged
+	written Pos // end of the last complete transaction written to the file
+	durable Pos // end of the last complete transaction fsynced (per policy)
+	// syncErr is a failed fsync (or write) of what was not yet durable:
+	// nothing more is acknowledged or served, and the stream resumes at
+	// durable, cut back to by Rollback, not at written.
+	syncErr error
 
 	// syncMu serialises fsync with switching files and truncating, so the
 	// group-commit syncer never fsyncs a file being closed.
 	syncMu  sync.Mutex
-	f       *os.File
+	f       file
 	w       *bufio.Writer
 	cur     Pos // end of what has been appended (possibly mid-transaction)
 	groups  GroupTracker
@@ -69,28 +73,51 @@ type Log struct {
 // OpenLog opens the relay log in dir, creating it when needed, and
 // recovers it: the tail of the last file is scanned and cut back to the
 // end of the last complete transaction, so a crash at any moment leaves a
-// log that ends on a transaction boundary.
+// log that ends on a transaction boundary. The data-dir is locked while
+// the log is open: a second OpenLog on it, in this process or another,
+// fails naming the holder.
 func OpenLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics) (*Log, error) {
+	return openLog(dir, policy, log, m, openOS)
+}
+
+// openLog is OpenLog with the files written through open.
+func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open openFunc) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("relay log %s: %w", dir, err)
 	}
-	l := &Log{dir: dir, policy: policy, log: log, m: m, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
-	data, err := os.ReadFile(filepath.Join(dir, IndexName))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("relay log index %s: %w", filepath.Join(dir, IndexName), err)
+	lock, err := lockDataDir(dir)
+	if err != nil {
+		return nil, err
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			l.files = append(l.files, line)
-		}
-	}
-	if len(l.files) > 0 {
-		if err := l.recover(l.files[len(l.files)-1]); err != nil {
-			return nil, err
-		}
+	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if err := l.load(); err != nil {
+		unlockDataDir(lock)
+		return nil, err
 	}
 	go l.syncer()
 	return l, nil
+}
+
+// load reads the index and recovers its last file.
+func (l *Log) load() error {
+	index := filepath.Join(l.dir, IndexName)
+	data, err := os.ReadFile(index)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("relay log index %s: %w", index, err)
+	}
+	for i, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if err := checkName(line); err != nil {
+			return fmt.Errorf("relay log index %s: line %d: %w", index, i+1, err)
+		}
+		l.files = append(l.files, line)
+	}
+	if len(l.files) == 0 {
+		return nil
+	}
+	return l.recover(l.files[len(l.files)-1])
 }
 
 // syncer is the group commit of sync = "transaction": it fsyncs whatever
@@ -105,128 +132,166 @@ func (l *Log) syncer() {
 			return
 		case <-l.syncReq:
 		}
-		l.syncMu.Lock()
-		l.mu.Lock()
-		target := l.written
-		l.mu.Unlock()
-		if l.f == nil || target.File != l.cur.File {
-			l.syncMu.Unlock()
-			continue
+		if err := l.groupSync(); err != nil {
+			l.log.Error("relay log fsync failed; nothing past the durable point is acknowledged or served, the master sends it again",
+				"error", err, "durable", l.Durable())
 		}
-		err := l.fsync()
-		l.syncMu.Unlock()
-		if err != nil {
-			l.mu.Lock()
-			l.syncErr = err
-			l.mu.Unlock()
-			l.log.Error("relay log fsync failed; no further events are acknowledged or served", "error", err)
-			continue
-		}
-		l.setDurable(target)
 	}
 }
 
-// recover scans name from its start and truncates it after the last
-// complete transaction.
+// groupSync fsyncs the complete transactions written since the last
+// fsync and records them durable. All of it is under syncMu, so no
+// rotation, truncation or Rollback comes between the fsync and its
+// record; after a failure it does nothing until Rollback.
+func (l *Log) groupSync() error {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	target, failed, durable := l.written, l.syncErr, l.durable
+	l.mu.Unlock()
+	if failed != nil || l.f == nil || target.File != l.cur.File || target == durable {
+		return nil
+	}
+	if err := l.fsync(); err != nil {
+		l.failSync(err)
+		return err
+	}
+	l.setDurable(target)
+	return nil
+}
+
+// failSync records a failed fsync or write of what was not durable yet,
+// and wakes those who wait for the durable end (WaitDurable). Callers
+// hold syncMu.
+func (l *Log) failSync(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.syncErr == nil {
+		l.syncErr = err
+	}
+	l.notify()
+}
+
+// recover opens name, a file the index lists, to go on writing it: it is
+// scanned from its start and cut back after its last complete
+// transaction. A torn tail (a write cut short by a crash) is cut with a
+// warning. Damage followed by whole events is corruption: the cut bytes
+// are kept in <name>.corrupt-<offset> first and the cut is logged as an
+// error (the master sends the events again; the copy is the evidence).
+// A file that is empty or holds part of the magic (create was cut short)
+// starts afresh; any other bad start is an error, never a rewrite.
 func (l *Log) recover(name string) error {
 	path := l.path(name)
-	f, err := os.OpenFile(path, os.O_RDWR, 0o640)
+	f, err := l.open(path, os.O_RDWR, 0o640)
 	if errors.Is(err, os.ErrNotExist) {
 		// Listed but never created: start it afresh.
 		return l.create(name)
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
-	end, tracker, err := ScanComplete(f)
-	if err != nil {
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	fail := func(err error) error {
 		f.Close()
 		return fmt.Errorf("relay log %s: %w", path, err)
+	}
+	sc, err := scanFile(f)
+	if err != nil {
+		return fail(err)
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
-		return err
+		return fail(err)
 	}
-	if st.Size() != end {
-		l.log.Warn("truncating partial transaction at the end of the relay log", "file", name, "from", st.Size(), "to", end)
-		if err := f.Truncate(end); err != nil {
-			f.Close()
-			return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", path, end, err)
+	size := st.Size()
+	switch {
+	case sc.end == 0:
+		if size > 0 {
+			l.log.Warn("relay file holds only part of the binlog magic; starting it afresh", "file", name, "bytes", size)
 		}
-		if err := f.Sync(); err != nil {
-			f.Close()
-			return fmt.Errorf("relay log %s: fsync: %w", path, err)
+		if err := f.Truncate(0); err != nil {
+			return fail(err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return fail(err)
+		}
+		if _, err := f.Write(Magic); err != nil {
+			return fail(err)
+		}
+		sc.end = int64(len(Magic))
+	case size != sc.end && sc.corrupt:
+		kept, err := keepCut(f, path, sc.end, size)
+		if err != nil {
+			return fail(fmt.Errorf("corrupt event at %d: keep a copy of %d..%d before cutting it: %w", sc.bad, sc.end, size, err))
+		}
+		l.log.Error("relay log corrupt before its end: cut back to the last complete transaction; the master sends the rest again",
+			"file", name, "bad_event_at", sc.bad, "from", size, "to", sc.end, "bytes", size-sc.end, "copy", kept)
+	case size != sc.end:
+		args := []any{"file", name, "from", size, "to", sc.end, "bytes", size - sc.end}
+		if sc.bad >= 0 {
+			args = append(args, "torn_event_at", sc.bad)
+		}
+		l.log.Warn("truncating partial transaction at the end of the relay log", args...)
+	}
+	if size != sc.end {
+		if err := f.Truncate(sc.end); err != nil {
+			return fail(fmt.Errorf("truncate partial transaction at %d: %w", sc.end, err))
 		}
 	}
-	if _, err := f.Seek(end, io.SeekStart); err != nil {
-		f.Close()
-		return err
+	// Always: what a crashed replink left in the page cache is served as
+	// durable from here on.
+	if err := f.Sync(); err != nil {
+		return fail(fmt.Errorf("fsync: %w", err))
+	}
+	if _, err := f.Seek(sc.end, io.SeekStart); err != nil {
+		return fail(err)
 	}
 	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
-	l.cur = Pos{File: name, Offset: uint32(end)}
-	l.groups = tracker
-	l.setWritten(l.cur)
-	l.setDurable(l.cur)
+	l.cur = Pos{File: name, Offset: uint32(sc.end)}
+	l.groups = sc.tracker
+	l.moveTo(l.cur)
 	return nil
 }
 
-// ScanComplete reads a binlog file from its start and returns the offset
-// just after the last complete transaction (at least 4, past the magic),
-// with the group tracker's state at that point. A torn or corrupt event
-// ends the scan there.
-func ScanComplete(r io.Reader) (int64, GroupTracker, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
-	var g GroupTracker
-	magic := make([]byte, 4)
-	if n, err := io.ReadFull(br, magic); err != nil {
-		if n == 0 || errors.Is(err, io.ErrUnexpectedEOF) {
-			return 0, g, nil // empty or torn magic: rewrite from scratch
-		}
-		return 0, g, err
+// keepCut copies bytes from..to of f to a new file beside path, fsynced,
+// and returns its name.
+func keepCut(f file, path string, from, to int64) (string, error) {
+	if _, err := f.Seek(from, io.SeekStart); err != nil {
+		return "", err
 	}
-	if string(magic) != string(Magic) {
-		return 0, g, fmt.Errorf("not a binlog file (magic %x)", magic)
-	}
-	off, good := int64(4), int64(4)
-	goodTracker := g
-	var big []byte // for events larger than br's buffer
-	for {
-		hdr, err := br.Peek(HeaderSize)
-		if err != nil {
+	var (
+		c    *os.File
+		name string
+		err  error
+	)
+	for i := 1; ; i++ {
+		name = fmt.Sprintf("%s.corrupt-%d", path, from)
+		if i > 1 {
+			name = fmt.Sprintf("%s.%d", name, i)
+		}
+		c, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if !errors.Is(err, os.ErrExist) || i == 100 {
 			break
-		}
-		size := SizeOf(hdr)
-		if size < HeaderSize || size > MaxEventSize {
-			break
-		}
-		// Events are read in place; a larger one is gathered as its bytes
-		// arrive, so a torn header claiming a huge size costs nothing.
-		var raw []byte
-		if size <= br.Size() {
-			raw, err = br.Peek(size)
-		} else {
-			big, err = packet.AppendRead(big[:0], br, size)
-			raw = big
-		}
-		if err != nil {
-			break
-		}
-		ev, err := ParseEvent(raw)
-		if err != nil || g.Verify(ev) != nil {
-			break
-		}
-		if size <= br.Size() {
-			_, _ = br.Discard(size)
-		}
-		off += int64(size)
-		if g.Add(ev) {
-			good, goodTracker = off, g
 		}
 	}
-	return good, goodTracker, nil
+	if err != nil {
+		return "", err
+	}
+	if _, err = io.CopyN(c, f, to-from); err == nil {
+		err = c.Sync()
+	}
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(name)
+		return "", err
+	}
+	return name, nil
 }
 
 func (l *Log) create(name string) error {
@@ -236,7 +301,7 @@ func (l *Log) create(name string) error {
 	// The file is complete (magic, fsynced) before the index names it; on
 	// any failure it is removed again, so the index never lists a file
 	// that is not there (a full disk must leave nothing half made).
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	f, err := l.open(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
@@ -263,8 +328,7 @@ func (l *Log) create(name string) error {
 	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
 	l.cur = Pos{File: name, Offset: 4}
 	l.groups.Reset()
-	l.setWritten(l.cur)
-	l.setDurable(l.cur)
+	l.moveTo(l.cur)
 	return syncDir(l.dir)
 }
 
@@ -312,10 +376,15 @@ func syncDir(dir string) error {
 }
 
 // ResumePoint is where the upstream stream should continue: the end of
-// the last complete transaction written. Zero when the log is empty.
+// the last complete transaction written, or, after a failed fsync, the
+// last durable one (Rollback cuts the file back to it). Zero when the log
+// is empty.
 func (l *Log) ResumePoint() Pos {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.syncErr != nil {
+		return l.durable
+	}
 	return l.written
 }
 
@@ -352,19 +421,41 @@ func (l *Log) setWritten(p Pos) {
 	l.mu.Unlock()
 }
 
+// setDurable moves the durable end forward to p in the file it is in.
+// It never moves it back, nor to another file: only create and recover
+// switch files (moveTo), so a late record of an fsync (of a file the log
+// has moved past, or of less than was made durable since) changes
+// nothing.
 func (l *Log) setDurable(p Pos) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if p.File != l.durable.File || p.Compare(l.durable) <= 0 {
+		return
+	}
 	l.durable = p
+	l.notify()
+}
+
+// moveTo makes p, the start of the file being written (or its end when
+// it is reopened), both written and durable. Callers hold syncMu.
+func (l *Log) moveTo(p Pos) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.written, l.durable = p, p
+	l.notify()
+}
+
+// notify wakes the waiters on Changed; callers hold mu.
+func (l *Log) notify() {
 	if l.changed != nil {
 		close(l.changed)
 		l.changed = nil
 	}
-	l.mu.Unlock()
 }
 
-// Changed returns a channel closed the next time the durable end moves.
-// Readers (slaves) see only what is durable: they read files up to
-// ResumePoint and wait on Changed for more.
+// Changed returns a channel closed the next time the durable end moves
+// or an fsync fails. Readers (slaves) see only what is durable: they read
+// files up to Durable and wait on Changed for more.
 func (l *Log) Changed() <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -406,8 +497,8 @@ func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 // StartFile makes name the file that following events go to. A file the
 // log is already writing is kept; a new name closes the current file.
 func (l *Log) StartFile(name string) error {
-	if strings.ContainsAny(name, "/\\") || name == "" || name == "." || name == ".." || name == IndexName {
-		return fmt.Errorf("relay log: refusing binlog file name %q from the master", name)
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("relay log: refusing binlog file name from the master: %w", err)
 	}
 	if l.f != nil && l.cur.File == name {
 		return nil
@@ -491,21 +582,40 @@ func (l *Log) Append(ev Event) (bool, error) {
 // back to the last complete transaction at once, which needs no space, so
 // the file on disk stays whole, and returns cause.
 func (l *Log) undoTail(cause error) error {
-	to := l.ResumePoint()
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
+	to := l.ResumePoint()
 	l.w.Reset(l.f)
 	if to.File == l.cur.File {
-		if err := l.f.Truncate(int64(to.Offset)); err != nil {
-			return fmt.Errorf("%w (and truncating back to %d failed: %v)", cause, to.Offset, err)
+		if err := l.cutBack(to); err != nil {
+			return fmt.Errorf("%w (and %v)", cause, err)
 		}
-		if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
-			return fmt.Errorf("%w (and seeking back to %d failed: %v)", cause, to.Offset, err)
-		}
-		l.cur = to
-		l.groups.Reset()
 	}
 	return cause
+}
+
+// cutBack drops whatever is buffered (a failed write keeps its error in
+// bufio) and whatever reached the file past to, a transaction boundary in
+// the current file, and goes on writing at to. Callers hold syncMu.
+func (l *Log) cutBack(to Pos) error {
+	l.w.Reset(l.f)
+	st, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("relay log %s: %w", l.cur.File, err)
+	}
+	if st.Size() != int64(to.Offset) {
+		if err := l.f.Truncate(int64(to.Offset)); err != nil {
+			return fmt.Errorf("relay log %s: truncate back to %d: %w", l.cur.File, to.Offset, err)
+		}
+		l.log.Info("dropped what followed the last complete transaction", "file", l.cur.File, "from", st.Size(), "to", to.Offset)
+	}
+	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
+		return fmt.Errorf("relay log %s: seek to %d: %w", l.cur.File, to.Offset, err)
+	}
+	l.cur = to
+	l.groups.Reset()
+	l.setWritten(to)
+	return nil
 }
 
 // flushSync writes out the buffer and fsyncs; callers hold syncMu.
@@ -527,66 +637,78 @@ func (l *Log) fsync() error {
 }
 
 // Rollback drops an incomplete transaction at the end of the log, so the
-// stream can resume at ResumePoint without duplicating events.
+// stream can resume at ResumePoint without duplicating events. After a
+// failed fsync it cuts the file back to the last durable point instead:
+// a second fsync would succeed (the failed pages are marked clean), but
+// what the first did not write is not on disk; the master sends it again.
 func (l *Log) Rollback() error {
 	if l.f == nil {
 		return nil
 	}
-	to := l.ResumePoint()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.Lock()
+	to, failed := l.written, l.syncErr
+	if failed != nil {
+		to = l.durable
+	}
+	l.mu.Unlock()
 	if l.cur.File != to.File {
 		return fmt.Errorf("relay log: partial transaction spans files %s and %s", to.File, l.cur.File)
 	}
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	// Drop whatever is buffered (a failed write keeps its error in bufio)
-	// and whatever reached the file past the last complete transaction.
-	l.w.Reset(l.f)
-	st, err := l.f.Stat()
-	if err != nil {
-		return fmt.Errorf("relay log %s: %w", l.cur.File, err)
-	}
-	if st.Size() != int64(to.Offset) {
-		if err := l.f.Truncate(int64(to.Offset)); err != nil {
-			return fmt.Errorf("relay log %s: truncate partial transaction at %d: %w", l.cur.File, to.Offset, err)
-		}
-		l.log.Info("dropped partial transaction", "file", l.cur.File, "from", st.Size(), "to", to.Offset)
-	}
-	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
+	if err := l.cutBack(to); err != nil {
 		return err
 	}
-	l.cur = to
-	l.groups.Reset()
 	if err := l.fsync(); err != nil {
+		l.failSync(err)
 		return err
 	}
-	// On disk and consistent again: a failed fsync before is forgiven.
-	l.mu.Lock()
-	l.syncErr = nil
-	l.mu.Unlock()
+	if failed != nil {
+		l.mu.Lock()
+		l.syncErr = nil
+		l.mu.Unlock()
+		l.log.Warn("relay log cut back to the last durable point after a failed fsync; the master sends the rest again",
+			"file", to.File, "to", to.Offset, "error", failed)
+	}
 	l.setDurable(to)
 	return nil
 }
 
 // closeFile fsyncs and closes the current file; everything written is
-// then durable.
+// then durable. When that fsync (or an earlier one) failed, the file
+// stays open, for Rollback to cut it back to the durable point.
 func (l *Log) closeFile() error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	if l.f == nil {
 		return nil
 	}
-	err := l.flushSync()
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
+	l.mu.Lock()
+	failed := l.syncErr
+	l.mu.Unlock()
+	if failed != nil {
+		return fmt.Errorf("relay log %s: an earlier fsync failed: %w", l.cur.File, failed)
 	}
+	if err := l.flushSync(); err != nil {
+		l.failSync(err)
+		return err
+	}
+	err := l.f.Close()
 	l.f, l.w = nil, nil
-	if err == nil {
-		l.setDurable(l.ResumePoint())
+	if err != nil {
+		return fmt.Errorf("relay log %s: close: %w", l.cur.File, err)
 	}
-	return err
+	l.mu.Lock()
+	written := l.written
+	l.mu.Unlock()
+	l.setDurable(written)
+	return nil
 }
 
-// Close stops the syncer, then flushes, fsyncs and closes the log.
+// Close stops the syncer, then flushes, fsyncs and closes the log, and
+// releases the data-dir. After a failed fsync the file is first cut back
+// to the durable point, so the next OpenLog does not take what may not
+// be on disk as durable.
 func (l *Log) Close() error {
 	select {
 	case <-l.stop:
@@ -594,7 +716,19 @@ func (l *Log) Close() error {
 		close(l.stop)
 		<-l.stopped
 	}
-	return l.closeFile()
+	err := l.closeFile()
+	if l.f != nil {
+		if rerr := l.Rollback(); rerr != nil {
+			l.log.Error("relay log: cutting back to the durable point on close failed", "error", rerr)
+		}
+		l.f.Close()
+		l.f, l.w = nil, nil
+	}
+	if l.lock != nil {
+		unlockDataDir(l.lock)
+		l.lock = nil
+	}
+	return err
 }
 
 // Purge removes the oldest files whose last modification is before cutoff,

@@ -205,10 +205,26 @@ func FuzzScanComplete(f *testing.F) {
 	s.add(TypeXID, make([]byte, 8))
 	f.Add(append(append([]byte{}, Magic...), bytes.Join(s.events, nil)...))
 	f.Add([]byte{0xfe, 0x62, 0x69, 0x6e, 0xff, 0xff, 0xff, 0xff})
+	whole, ends := fileOfTransactions(3)
+	f.Add(whole)
+	mid := bytes.Clone(whole)
+	mid[ends[1]+40] ^= 1 // a bad checksum with whole transactions after it
+	f.Add(mid)
+	f.Add(whole[:len(whole)-3])
 	f.Fuzz(func(t *testing.T, data []byte) {
-		end, _, err := ScanComplete(bytes.NewReader(data))
-		if err == nil && end > int64(len(data)) {
-			t.Fatalf("end %d beyond %d bytes", end, len(data))
+		// ScanComplete is scanFile's end.
+		sc, err := scanFile(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		if sc.end > int64(len(data)) || (sc.end != 0 && sc.end < 4) {
+			t.Fatalf("end %d with %d bytes", sc.end, len(data))
+		}
+		if sc.bad >= 0 && (sc.bad < sc.end || sc.bad >= int64(len(data))) {
+			t.Fatalf("bad event at %d outside %d..%d", sc.bad, sc.end, len(data))
+		}
+		if sc.bad < 0 && sc.corrupt {
+			t.Fatal("corrupt without a bad event")
 		}
 	})
 }
