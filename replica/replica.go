@@ -292,10 +292,12 @@ func (e *streamError) Unwrap() error { return e.err }
 // session makes one connection and streams until it fails.
 func (r *Replica) session(ctx context.Context) (progressed bool, err error) {
 	r.setState(func(s *Status) { s.State, s.Since = "connecting", time.Now() })
-	from := r.sink.ResumePoint()
+	// Rollback first: after a failed fsync it cuts back to the durable
+	// point, which ResumePoint then names.
 	if err := r.sink.Rollback(); err != nil {
 		return false, &sinkError{err}
 	}
+	from := r.sink.ResumePoint()
 	if r.flavor == "" || from.IsZero() {
 		start, err := r.prepare(ctx, from)
 		if err != nil {

@@ -1,9 +1,12 @@
 package test
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,4 +109,32 @@ func readIndex(t *testing.T, dir string) []string {
 		}
 	}
 	return out
+}
+
+// TestSecondReplinkOnADataDirExits: a data-dir is used by one replink at a
+// time; a second one exits 1 naming the holder, and the first goes on.
+func TestSecondReplinkOnADataDirExits(t *testing.T) {
+	p, m := newMaster(t)
+	data := t.TempDir()
+	metricsPort := FreePort(t)
+	first := StartProcess(t, WriteReplinkConfig(t, p, m.Port, FreePort(t), metricsPort, data), filepath.Join(t.TempDir(), "first.log"))
+	waitReady(t, metricsPort)
+	logFile := filepath.Join(t.TempDir(), "second.log")
+	second := StartProcess(t, WriteReplinkConfig(t, p, m.Port, FreePort(t), FreePort(t), data), logFile)
+	if !second.Wait(20 * time.Second) {
+		t.Fatal("a second replink on the same data-dir kept running")
+	}
+	var ee *exec.ExitError
+	if !errors.As(second.Exit, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("second replink exited with %v, want status 1", second.Exit)
+	}
+	log, _ := os.ReadFile(logFile)
+	want := fmt.Sprintf("data-dir is in use by another replink (pid %d on host", first.cmd.Process.Pid)
+	if !strings.Contains(string(log), want) {
+		t.Fatalf("second replink's output does not name the holder (%q):\n%s", want, log)
+	}
+	if first.Wait(time.Second) {
+		t.Fatal("the first replink stopped")
+	}
+	waitReady(t, metricsPort)
 }
