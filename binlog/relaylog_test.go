@@ -226,7 +226,39 @@ func FuzzScanComplete(f *testing.F) {
 		if sc.bad < 0 && sc.corrupt {
 			t.Fatal("corrupt without a bad event")
 		}
+		// The cut is exactly where a fresh group tracker, fed the whole
+		// events from the start one by one, last saw a boundary.
+		if want := lastBoundary(data); sc.end != want {
+			t.Fatalf("ScanComplete cut at %d; the group tracker's last boundary before the first bad event is %d", sc.end, want)
+		}
 	})
+}
+
+// lastBoundary walks data's events from offset 4 while each is whole (it
+// parses, its log_pos is its end, its checksum verifies as the last FDE
+// says) and returns the end of the last one after which the group tracker
+// saw a boundary: 4 when none did, 0 when data is not past the magic.
+func lastBoundary(data []byte) int64 {
+	if len(data) < len(Magic) {
+		return 0
+	}
+	var g GroupTracker
+	off, last := len(Magic), int64(len(Magic))
+	for off+HeaderSize <= len(data) {
+		size := SizeOf(data[off:])
+		if size < HeaderSize || off+size > len(data) {
+			break
+		}
+		ev, err := ParseEvent(data[off : off+size])
+		if err != nil || g.Verify(ev) != nil || (ev.LogPos() != 0 && int(ev.LogPos()) != off+size) {
+			break
+		}
+		off += size
+		if g.Add(ev) {
+			last = int64(off)
+		}
+	}
+	return last
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
@@ -365,8 +397,39 @@ func FuzzGTIDList(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _ = GTIDList(ev, ChecksumCRC32)
 		_, _ = GTIDOf(ev, ChecksumCRC32)
+		list, err := GTIDListEntries(ev, ChecksumCRC32)
+		if err != nil {
+			return
+		}
+		// Round trip: the entries, framed again, read back the same, and
+		// GTIDList keeps each domain's last entry.
+		body := binary.LittleEndian.AppendUint32(nil, uint32(len(list)))
+		for _, g := range list {
+			body = binary.LittleEndian.AppendUint32(body, g.Domain)
+			body = binary.LittleEndian.AppendUint32(body, g.Server)
+			body = binary.LittleEndian.AppendUint64(body, g.Seq)
+		}
+		again, err := GTIDListEntries(Frame(TypeMariaGTIDList, 1, 0, body, 0, 0), ChecksumCRC32)
+		if err != nil || len(again) != len(list) {
+			t.Fatalf("%v does not read back: %v, %v", list, again, err)
+		}
+		for i := range list {
+			if again[i] != list[i] {
+				t.Fatalf("entry %d reads back as %v, was %v", i, again[i], list[i])
+			}
+		}
+		st, _ := GTIDList(ev, ChecksumCRC32)
+		for _, g := range list {
+			if st[g.Domain].Domain != g.Domain {
+				t.Fatalf("GTIDList lost domain %d", g.Domain)
+			}
+		}
+		if len(list) > 0 {
+			if g := list[len(list)-1]; st[g.Domain] != g {
+				t.Fatalf("GTIDList keeps %v for domain %d, want the last entry %v", st[g.Domain], g.Domain, g)
+			}
+		}
 	})
 }
 
