@@ -192,16 +192,16 @@ func (e Event) Body(checksum byte) []byte {
 
 // FakeRotate is the artificial ROTATE a master sends to name the file
 // and position a dump continues from: timestamp 0, log_pos 0, the
-// artificial flag, a CRC32 trailer.
-func FakeRotate(serverID uint32, at Pos) Event {
+// artificial flag, and a CRC32 trailer when checksum says so.
+func FakeRotate(serverID uint32, at Pos, checksum byte) Event {
 	body := binary.LittleEndian.AppendUint64(nil, uint64(at.Offset))
-	return Frame(TypeRotate, serverID, 0, append(body, at.File...), 0, FlagArtificial)
+	return frame(TypeRotate, serverID, 0, append(body, at.File...), 0, FlagArtificial, checksum)
 }
 
 // Heartbeat tells an idle reader the link is alive and where it stands:
 // log_pos is the offset in the file its body names.
-func Heartbeat(serverID uint32, at Pos) Event {
-	return Frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, FlagArtificial)
+func Heartbeat(serverID uint32, at Pos, checksum byte) Event {
+	return frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, FlagArtificial, checksum)
 }
 
 // WithoutChecksum appends e to dst without its CRC32 trailer, its size
@@ -223,7 +223,7 @@ func WithoutChecksum(dst []byte, e Event) Event {
 // does: log_pos 0 (the slave must not move its position), the "created"
 // timestamp 0 (non-zero tells the slave the master restarted, and it
 // would roll back the transaction it was receiving when the link broke),
-// the in-use flag cleared, and a fresh checksum.
+// the in-use flag cleared, and a fresh checksum when the file has them.
 func ResentFDE(fde Event) Event {
 	b := Event(bytes.Clone(fde))
 	binary.LittleEndian.PutUint32(b[offLogPos:], 0)
@@ -232,8 +232,10 @@ func ResentFDE(fde Event) Event {
 		binary.LittleEndian.PutUint32(b[createdOffset:], 0)
 	}
 	binary.LittleEndian.PutUint16(b[offFlags:], b.Flags()&^FlagInUse)
-	n := len(b) - 4
-	binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
+	if FDEChecksum(b) == ChecksumCRC32 {
+		n := len(b) - 4
+		binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
+	}
 	return b
 }
 
@@ -260,7 +262,15 @@ func TypeName(t byte) string {
 // Frame builds an event: the v4 header with the given fields, body, and a
 // CRC32 trailer.
 func Frame(typ byte, serverID, timestamp uint32, body []byte, logPos uint32, flags uint16) Event {
-	size := HeaderSize + len(body) + 4
+	return frame(typ, serverID, timestamp, body, logPos, flags, ChecksumCRC32)
+}
+
+// frame is Frame with a CRC32 trailer only when checksum is ChecksumCRC32.
+func frame(typ byte, serverID, timestamp uint32, body []byte, logPos uint32, flags uint16, checksum byte) Event {
+	size := HeaderSize + len(body)
+	if checksum == ChecksumCRC32 {
+		size += 4
+	}
 	b := make([]byte, HeaderSize, size)
 	binary.LittleEndian.PutUint32(b[offTimestamp:], timestamp)
 	b[offType] = typ
@@ -269,5 +279,8 @@ func Frame(typ byte, serverID, timestamp uint32, body []byte, logPos uint32, fla
 	binary.LittleEndian.PutUint32(b[offLogPos:], logPos)
 	binary.LittleEndian.PutUint16(b[offFlags:], flags)
 	b = append(b, body...)
+	if checksum != ChecksumCRC32 {
+		return b
+	}
 	return binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }

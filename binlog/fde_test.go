@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"testing"
@@ -50,6 +51,12 @@ func FuzzResentFDE(f *testing.F) {
 		}
 		if out.LogPos() != 0 || out.Flags()&FlagInUse != 0 {
 			t.Fatalf("log_pos %d, flags %#x: want 0 and in-use cleared", out.LogPos(), out.Flags())
+		}
+		if FDEChecksum(out) != ChecksumCRC32 {
+			if !bytes.Equal(out[len(out)-4:], fde[len(fde)-4:]) {
+				t.Fatal("the last 4 bytes of an FDE without checksums changed")
+			}
+			return
 		}
 		if err := VerifyChecksum(out); err != nil {
 			t.Fatalf("resent FDE fails its own checksum: %v", err)

@@ -110,9 +110,11 @@ type Reader struct {
 	pos      int64 // next event's offset
 	end      int64 // readable end, as last asked
 	complete bool
-	buf      []byte
-	start    int64 // file offset of buf[0]
-	n        int   // valid bytes in buf
+	checksum byte // the file's algorithm, from its FDE; checksumUnknown before
+
+	buf   []byte
+	start int64 // file offset of buf[0]
+	n     int   // valid bytes in buf
 }
 
 // Open opens a relay file for reading from its first event (offset 4).
@@ -121,7 +123,20 @@ func (l *Log) Open(name string) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay log %s: %w", name, err)
 	}
-	return &Reader{l: l, name: name, f: f, pos: 4, end: 4}, nil
+	return &Reader{l: l, name: name, f: f, pos: 4, end: 4, checksum: checksumUnknown}, nil
+}
+
+// checksumUnknown: the file's FDE has not been read yet.
+const checksumUnknown = 0xff
+
+// Checksum is the file's checksum algorithm as its format description
+// event declares it (ChecksumCRC32 or ChecksumOff), known once the FDE
+// was read (Next at offset 4, or FDE); ChecksumCRC32 before.
+func (r *Reader) Checksum() byte {
+	if r.checksum == checksumUnknown {
+		return ChecksumCRC32
+	}
+	return r.checksum
 }
 
 // Name is the file being read.
@@ -141,6 +156,7 @@ func (r *Reader) Reopen(name string) error {
 	}
 	r.f.Close()
 	r.f, r.name, r.pos, r.end, r.complete, r.start, r.n = f, name, 4, 4, false, 0, 0
+	r.checksum = checksumUnknown
 	return nil
 }
 
@@ -214,7 +230,9 @@ func (r *Reader) Seek(pos uint32) error {
 }
 
 // eventAt returns the event at pos, checking its size against the
-// readable end and its checksum.
+// readable end and, when the file has them, its checksum: a file whose
+// FDE says NONE (a master with binlog_checksum=NONE) has no trailers to
+// check, and 4 bytes of its events' data would be taken for one.
 func (r *Reader) eventAt(pos int64) (Event, error) {
 	corrupt := func(err error) error { return &CorruptError{Pos: Pos{File: r.name, Offset: uint32(pos)}, Err: err} }
 	if err := r.fill(pos, HeaderSize); err != nil {
@@ -229,8 +247,15 @@ func (r *Reader) eventAt(pos int64) (Event, error) {
 	}
 	off := pos - r.start
 	ev := Event(r.buf[off : off+size])
-	if err := VerifyChecksum(ev); err != nil {
-		return nil, corrupt(err)
+	crc := r.checksum != ChecksumOff
+	if ev.Type() == TypeFormatDescription {
+		r.checksum = FDEChecksum(ev)
+		crc = r.checksum == ChecksumCRC32
+	}
+	if crc {
+		if err := VerifyChecksum(ev); err != nil {
+			return nil, corrupt(err)
+		}
 	}
 	return ev, nil
 }

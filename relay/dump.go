@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -72,6 +73,12 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	// (what mysqlbinlog and go-mysql send), means aware: events as stored.
 	cs, set := ss.vars["@master_binlog_checksum"]
 	strip := !set || cs == nullValue
+	// Artificial events carry a CRC32 as the slave announced (NONE: none),
+	// then as the file's own FDE says, once that was sent.
+	artificial := byte(binlog.ChecksumOff)
+	if !strip && strings.EqualFold(cs, "CRC32") {
+		artificial = binlog.ChecksumCRC32
+	}
 	hb := 30 * time.Second
 	if v, err := strconv.ParseInt(ss.vars["@master_heartbeat_period"], 10, 64); err == nil && v > 0 {
 		hb = time.Duration(v)
@@ -83,7 +90,7 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
 	ss.progress(file, pos)
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip}
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip, artificial: artificial}
 	err := d.run()
 	var me *mysql.MyError
 	if errors.As(err, &me) {
@@ -112,6 +119,10 @@ type dumper struct {
 	rotated bool
 	// strip: the slave is not checksum-aware.
 	strip bool
+	// artificial is the checksum algorithm of the events replink makes up
+	// (fake ROTATE, heartbeat); fileCRC says the file's events carry one.
+	artificial byte
+	fileCRC    bool
 	// streaming: watchPeer reads the socket.
 	streaming bool
 	// out batches the packets of events already available into few TLS
@@ -191,7 +202,16 @@ func ahead(newest, name string) bool {
 // packets of 16 MB as the protocol wants, numbered on from the session's
 // sequence (go-mysql writes any error packet after the dump with it).
 func (d *dumper) send(ev binlog.Event) error {
-	if d.strip {
+	if ev.Type() == binlog.TypeFormatDescription && ev.InFile() {
+		// From here the file's algorithm rules, for its events and for
+		// the ones replink makes up, as on a master.
+		alg := binlog.FDEChecksum(ev)
+		d.fileCRC = alg == binlog.ChecksumCRC32
+		if !d.strip {
+			d.artificial = alg
+		}
+	}
+	if d.strip && d.fileCRC && ev.InFile() {
 		// A copy: ev may be the relay file's read buffer.
 		ev = binlog.WithoutChecksum(d.buf, ev)
 		d.buf = ev
@@ -209,7 +229,7 @@ var eventPrefix = []byte{0x00}
 
 // heartbeat tells an idle slave the link is alive and where it stands.
 func (d *dumper) heartbeat() error {
-	if err := d.send(binlog.Heartbeat(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos})); err != nil {
+	if err := d.send(binlog.Heartbeat(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos}, d.artificial)); err != nil {
 		return err
 	}
 	return d.out.Flush()
@@ -217,7 +237,7 @@ func (d *dumper) heartbeat() error {
 
 // fakeRotate names the file and position the slave is served from.
 func (d *dumper) fakeRotate() binlog.Event {
-	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos})
+	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos}, d.artificial)
 }
 
 func (d *dumper) run() error {

@@ -97,7 +97,7 @@ func FuzzHandleQuery(f *testing.F) {
 	} {
 		f.Add(q)
 	}
-	s := &Server{cfg: Config{ServerID: 1, ServerVersion: func() string { return "5.5.5-10.11" }}, log: hclog.NewNullLogger()}
+	s := queryServer(f, 1, "5.5.5-10.11")
 	f.Fuzz(func(t *testing.T, q string) {
 		var out bytes.Buffer
 		c := &conn{w: bufio.NewWriter(&out), seq: 1}

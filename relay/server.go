@@ -349,3 +349,22 @@ func (s *Server) PurgeNow(now time.Time) {
 		s.log.Info("purged relay log files", "files", removed, "retain", s.cfg.Retain)
 	}
 }
+
+// binlogChecksum is @@binlog_checksum as the master's binlog has it: the
+// algorithm the newest relay file's FDE declares (CRC32 before there is
+// one, MariaDB's default).
+func (s *Server) binlogChecksum() string {
+	files := s.rlog.Files()
+	if len(files) == 0 {
+		return "CRC32"
+	}
+	r, err := s.rlog.Open(files[len(files)-1])
+	if err != nil {
+		return "CRC32"
+	}
+	defer r.Close()
+	if _, err := r.FDE(); err != nil || r.Checksum() == binlog.ChecksumCRC32 {
+		return "CRC32"
+	}
+	return "NONE"
+}

@@ -232,7 +232,7 @@ func (ss *session) variable(name string) (string, bool) {
 	case "server_id":
 		return strconv.FormatUint(uint64(ss.s.cfg.ServerID), 10), true
 	case "binlog_checksum", "master_binlog_checksum":
-		return "CRC32", true
+		return ss.s.binlogChecksum(), true
 	case "gtid_domain_id":
 		return "0", true
 	case "version":

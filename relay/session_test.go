@@ -5,10 +5,13 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/replink/replink/binlog"
 )
 
 func TestHandleQuery(t *testing.T) {
-	s := &Server{cfg: Config{ServerID: 4001, ServerVersion: func() string { return "5.5.5-10.11.19-MariaDB" }}, log: hclog.NewNullLogger()}
+	s := queryServer(t, 4001, "5.5.5-10.11.19-MariaDB")
 	ss := &session{s: s, vars: map[string]string{}}
 	cases := []struct {
 		q       string
@@ -99,4 +102,15 @@ func TestRequireCheck(t *testing.T) {
 			t.Errorf("%+v secure=%v: %v", c.u, c.secure, err)
 		}
 	}
+}
+
+// queryServer is a Server for answering queries, over an empty relay log.
+func queryServer(t testing.TB, id uint32, version string) *Server {
+	t.Helper()
+	rlog, err := binlog.OpenLog(t.TempDir(), binlog.SyncNone, hclog.NewNullLogger(), binlog.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rlog.Close() })
+	return &Server{cfg: Config{ServerID: id, ServerVersion: func() string { return version }}, log: hclog.NewNullLogger(), rlog: rlog}
 }

@@ -119,7 +119,7 @@ func (w *dumpWriter) event(typ byte, body []byte) error {
 // start opens file as a dump does: the artificial ROTATE, then the FDE.
 func (w *dumpWriter) start(file string) error {
 	w.file, w.pos = file, 4
-	if err := w.send(binlog.FakeRotate(1, binlog.Pos{File: file, Offset: 4})); err != nil {
+	if err := w.send(binlog.FakeRotate(1, binlog.Pos{File: file, Offset: 4}, binlog.ChecksumCRC32)); err != nil {
 		return err
 	}
 	fde := make([]byte, 2+50+4+1)
@@ -150,7 +150,7 @@ func (w *dumpWriter) transaction() error {
 }
 
 func (w *dumpWriter) heartbeat() error {
-	return w.send(binlog.Heartbeat(1, binlog.Pos{File: w.file, Offset: w.pos}))
+	return w.send(binlog.Heartbeat(1, binlog.Pos{File: w.file, Offset: w.pos}, binlog.ChecksumCRC32))
 }
 
 // pauseSink is a Sink that stores nothing and, once, takes pause to

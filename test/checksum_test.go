@@ -24,19 +24,33 @@ import (
 // checksums and asks for file from pos, leaving the stream to the caller.
 func openDump(t *testing.T, port int, p *PKI, announce bool, file string, pos, serverID uint32) *client.Conn {
 	t.Helper()
+	return openDumpWith(t, port, p, "plainslave", "slavepass", announce, file, pos, serverID)
+}
+
+// openDumpAs opens a checksum-aware dump as user, from the master or replink.
+func openDumpAs(t *testing.T, port int, p *PKI, user, password, file string, pos uint32) *client.Conn {
+	t.Helper()
+	return openDumpWith(t, port, p, user, password, true, file, pos, 99, "SET @mariadb_slave_capability=4")
+}
+
+func openDumpWith(t *testing.T, port int, p *PKI, user, password string, announce bool, file string, pos, serverID uint32, sets ...string) *client.Conn {
+	t.Helper()
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: "plainslave", Password: "slavepass", TLS: tc, ConnectTimeout: 5 * time.Second}
+	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: user, Password: password, TLS: tc, ConnectTimeout: 5 * time.Second}
 	c, _, err := ep.Connect(context.Background(), "replica", unmetered())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	if announce {
-		if _, err := c.Execute("SET @master_binlog_checksum='NONE'"); err != nil {
-			t.Fatal(err)
+		sets = append(sets, "SET @master_binlog_checksum='NONE'")
+	}
+	for _, q := range sets {
+		if _, err := c.Execute(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
 		}
 	}
 	c.ResetSequence()
@@ -171,5 +185,71 @@ func TestDumpFromMidFile(t *testing.T) {
 	var me *mysql.MyError
 	if data[0] != 0xff || !errors.As(c.HandleErrorPacket(data), &me) || me.Code != 1236 || !strings.Contains(me.Message, "impossible position") {
 		t.Fatalf("dump from inside an event: %q, want ERR 1236 impossible position", data)
+	}
+}
+
+// TestMasterWithoutChecksums: a master with binlog_checksum=NONE is
+// mirrored and served. Its events have no CRC32 trailer; replink checked
+// one on every event it served, so a slave got ERR 1236 "corrupt relay
+// log" at the first event after the FDE, and stripping for unaware slaves
+// cut 4 bytes of real data (MaxScale shipped this as MXS-4697).
+func TestMasterWithoutChecksums(t *testing.T) {
+	p, m := newMaster(t, "binlog_checksum=NONE")
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(64))")
+	for i := 0; i < 20; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'row %d')", i, i))
+	}
+	waitCaughtUp(t, m, r, 20*time.Second)
+
+	// A native slave asks @@global.binlog_checksum and replicates.
+	slave := startSlave(t, p, r.Port)
+	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("CHECKSUM TABLE: master %s, slave %s", a, b)
+	}
+	if v := m.Query("SELECT @@global.binlog_checksum")[0][0]; v != "NONE" {
+		t.Fatalf("master's binlog_checksum is %s", v)
+	}
+
+	// A client that announced NONE (and MariaDB's GTID capability) gets the
+	// same events from replink as from the master, artificial ones
+	// included (but their server id).
+	from := func(port int, user, pw string) [][]byte {
+		c := openDumpAs(t, port, p, user, pw, "mariadb-bin.000001", 4)
+		defer c.Close()
+		var out [][]byte
+		for len(out) < 8 {
+			data, err := c.ReadPacket()
+			if err != nil {
+				t.Fatalf("dump from port %d: %v", port, err)
+			}
+			if data[0] != 0 {
+				t.Fatalf("dump from port %d: not an event: %q", port, data[:min(len(data), 80)])
+			}
+			out = append(out, append([]byte(nil), data[1:]...))
+		}
+		return out
+	}
+	want, got := from(m.Port, "repl", "replpass"), from(r.Port, "plainslave", "slavepass")
+	for i := range want {
+		w, g := want[i], got[i]
+		if binlog.Event(w).Artificial() {
+			w, g = append([]byte(nil), w...), append([]byte(nil), g...)
+			copy(w[5:9], []byte{0, 0, 0, 0})
+			copy(g[5:9], []byte{0, 0, 0, 0})
+		}
+		if !bytes.Equal(w, g) {
+			t.Fatalf("event %d: master sent %x,\nreplink sent %x", i, w[:min(len(w), 64)], g[:min(len(g), 64)])
+		}
+	}
+
+	// A slave that is not checksum-aware gets the events whole: there is
+	// no trailer to take off.
+	plain := rawDump(t, r.Port, p, false, "mariadb-bin.000001", 8)
+	for i, ev := range plain[1:] {
+		if !bytes.Equal(ev[19:], want[i+1][19:]) {
+			t.Fatalf("unaware slave: event %d lost bytes (%d, master's %d)", i+1, len(ev), len(want[i+1]))
+		}
 	}
 }
