@@ -79,6 +79,11 @@ func (l *Log) GTIDList(name string) (MariaState, error) {
 	return nil, nil
 }
 
+const (
+	readerChunk = 256 << 10 // what a Reader reads at once
+	readerKeep  = 1 << 20   // the most it keeps between large events
+)
+
 // ErrNoMore says a Reader has read all that is readable of its file for
 // now; more may come once the log's durable end moves (Log.Changed).
 var ErrNoMore = errors.New("relay log: nothing more is durable yet")
@@ -266,11 +271,13 @@ func (r *Reader) fill(pos, length int64) error {
 	if pos >= r.start && pos+length <= r.start+int64(r.n) {
 		return nil
 	}
-	size := min(max(length, 256<<10), r.end-pos)
+	size := min(max(length, readerChunk), r.end-pos)
 	if size < length {
 		return fmt.Errorf("event of %d bytes at %d passes the durable end %d", length, pos, r.end)
 	}
-	if int64(cap(r.buf)) < size {
+	if int64(cap(r.buf)) < size || cap(r.buf) > readerKeep && size <= readerChunk {
+		// Grown for one large event, the buffer is given back at the next
+		// ordinary read: a slave that once received 1 GB keeps no 1 GB.
 		r.buf = make([]byte, size)
 	}
 	n, err := r.f.ReadAt(r.buf[:size], pos)

@@ -122,3 +122,35 @@ func TestReaderStopsAtACorruptEvent(t *testing.T) {
 		t.Fatalf("reading the flipped event: %v, want a CorruptError at %d", err, rowsAt)
 	}
 }
+
+// TestReaderGivesBackALargeBuffer: after an event larger than its chunk,
+// the reader's buffer shrinks again at the next ordinary read.
+func TestReaderGivesBackALargeBuffer(t *testing.T) {
+	l, _ := testLog(t, SyncEvent)
+	var s stream
+	appendTo(t, l, &s, typedBody{TypeFormatDescription, fdeBody()}, typedBody{TypeMariaGTID, gtidBody(1, false)},
+		typedBody{30, make([]byte, 4<<20)}, typedBody{TypeXID, make([]byte, 8)},
+		typedBody{TypeMariaGTID, gtidBody(2, false)}, typedBody{30, []byte("small")}, typedBody{TypeXID, make([]byte, 8)})
+	r, err := l.Open("mariadb-bin.000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	peak := 0
+	for {
+		ev, err := r.Next()
+		if errors.Is(err, ErrNoMore) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, cap(r.buf))
+		if ev.Type() == 30 && len(ev) < 1000 && cap(r.buf) > readerKeep {
+			t.Fatalf("reading a small event after a 4 MiB one, the reader still holds %d bytes", cap(r.buf))
+		}
+	}
+	if peak < 4<<20 {
+		t.Fatalf("the large event never grew the buffer (peak %d)", peak)
+	}
+}
