@@ -66,7 +66,9 @@ type conn struct {
 // rejection is a failed login with the reason it is counted under.
 type rejection struct {
 	reason string // auth, require, tls, protocol
-	err    error  // what the client is told (*mysql.MyError) or why it was cut off
+	err    error  // why, for the log
+	// answer is what the client is told (1045), nil when it is cut off.
+	answer *mysql.MyError
 }
 
 func (r *rejection) Error() string { return r.reason + ": " + r.err.Error() }

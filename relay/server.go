@@ -173,7 +173,13 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 	<-s.hs // the handshake is over, one way or the other
 	inHandshake = false
 	if err != nil {
+		// Counted and logged before the client hears of it, so what it
+		// sees next on /metrics already includes its refusal.
 		s.rejected(peer, w, err)
+		var r *rejection
+		if errors.As(err, &r) && r.answer != nil {
+			_ = c.writeErr(r.answer)
+		}
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
@@ -228,9 +234,8 @@ func (s *Server) login(c *conn, peer string) (*session, error) {
 		if len(hr.auth) == 0 {
 			using = "NO"
 		}
-		e := mysql.NewDefaultError(mysql.ER_ACCESS_DENIED_ERROR, hr.user, hostOf(peer), using)
-		_ = c.writeErr(e)
-		return reject(reason, fmt.Errorf("user %q: %w", hr.user, why))
+		return &rejection{reason: reason, err: fmt.Errorf("user %q: %w", hr.user, why),
+			answer: mysql.NewDefaultError(mysql.ER_ACCESS_DENIED_ERROR, hr.user, hostOf(peer), using)}
 	}
 	u, known := s.users[hr.user]
 	stored := s.dummy
