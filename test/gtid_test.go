@@ -1,7 +1,6 @@
 package test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
-	"github.com/replink/replink/tlsutil"
 )
 
 // gtidDumpAnswer logs in to port as user, asks for a MariaDB GTID dump
@@ -19,27 +17,10 @@ import (
 // error the server answers with, or nil when it starts sending events.
 func gtidDumpAnswer(t *testing.T, p *PKI, port int, user, password, state string) *mysql.MyError {
 	t.Helper()
-	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: user, Password: password, TLS: tc, ConnectTimeout: 5 * time.Second}
-	c, _, err := ep.Connect(context.Background(), "replica", unmetered())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// With @slave_connect_state set, the dump's file and position are ignored.
+	c := openDumpWith(t, port, p, user, password, true, "", 4, 77, "SET @mariadb_slave_capability=4",
+		fmt.Sprintf("SET @slave_connect_state='%s'", state), "SET @slave_gtid_strict_mode=1")
 	defer c.Close()
-	for _, q := range []string{"SET @master_binlog_checksum='NONE'", "SET @mariadb_slave_capability=4",
-		fmt.Sprintf("SET @slave_connect_state='%s'", state), "SET @slave_gtid_strict_mode=1"} {
-		if _, err := c.Execute(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	c.ResetSequence()
-	dump := []byte{0, 0, 0, 0, 0x12, 4, 0, 0, 0, 0, 0, 77, 0, 0, 0}
-	if err := c.WritePacket(dump); err != nil {
-		t.Fatal(err)
-	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	data, err := c.ReadPacket()
 	var me *mysql.MyError
