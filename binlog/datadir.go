@@ -1,9 +1,51 @@
 package binlog
 
 import (
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 )
+
+// UUIDName holds the data-dir's server_uuid, made once.
+const UUIDName = "replink.uuid"
+
+// loadUUID reads the data-dir's server_uuid, making one the first time
+// (written atomically), so a replink answers @@server_uuid the same across
+// restarts and differently from any other replink.
+func loadUUID(dir string) (string, error) {
+	name := filepath.Join(dir, UUIDName)
+	b, err := os.ReadFile(name)
+	if err == nil {
+		u := strings.TrimSpace(string(b))
+		if !uuidRE.MatchString(u) {
+			return "", fmt.Errorf("relay log %s: not a UUID: %q", name, u)
+		}
+		return u, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("relay log %s: %w", name, err)
+	}
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	r[6] = r[6]&0x0f | 0x40 // version 4
+	r[8] = r[8]&0x3f | 0x80 // RFC 4122 variant
+	u := fmt.Sprintf("%x-%x-%x-%x-%x", r[0:4], r[4:6], r[6:8], r[8:10], r[10:16])
+	if err := WriteFileAtomic(name, []byte(u+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("relay log %s: %w", name, err)
+	}
+	return u, nil
+}
+
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// ServerUUID is this data-dir's server_uuid.
+func (l *Log) ServerUUID() string { return l.uuid }
 
 // LockName is the data-dir's lock file: it holds the pid and host of the
 // replink that has the data-dir open (flock(2), released with the

@@ -1,7 +1,10 @@
 package binlog
 
 import (
+	"cmp"
 	"encoding/binary"
+	"maps"
+	"slices"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,10 +47,12 @@ func ParseMariaState(s string) (MariaState, error) {
 	return st, nil
 }
 
+// String prints the position by domain, as @@gtid_binlog_pos does.
 func (s MariaState) String() string {
-	var parts []string
-	for _, g := range s {
-		parts = append(parts, g.String())
+	domains := slices.Sorted(maps.Keys(s))
+	parts := make([]string, len(domains))
+	for i, d := range domains {
+		parts[i] = s[d].String()
 	}
 	return strings.Join(parts, ",")
 }
@@ -100,6 +105,8 @@ func GTIDListEntries(e Event, checksum byte) ([]MariaGTID, error) {
 type BinlogState struct {
 	seqs map[[2]uint32]uint64 // (domain, server) → last sequence number
 	last MariaState
+	// order is the (domain, server) pairs, least recently logged first.
+	order [][2]uint32
 }
 
 // NewBinlogState starts a state from a GTID_LIST's entries.
@@ -113,8 +120,29 @@ func NewBinlogState(list []MariaGTID) *BinlogState {
 
 // Add records a GTID as logged.
 func (b *BinlogState) Add(g MariaGTID) {
-	b.seqs[[2]uint32{g.Domain, g.Server}] = g.Seq
+	k := [2]uint32{g.Domain, g.Server}
+	if _, ok := b.seqs[k]; ok {
+		b.order = slices.DeleteFunc(b.order, func(o [2]uint32) bool { return o == k })
+	}
+	b.order = append(b.order, k)
+	b.seqs[k] = g.Seq
 	b.last[g.Domain] = g
+}
+
+// Pos is the last GTID of each domain: @@gtid_binlog_pos.
+func (b *BinlogState) Pos() MariaState { return maps.Clone(b.last) }
+
+// String is the state as @@gtid_binlog_state prints it: by domain, and
+// within a domain the servers in the order they last logged, so the
+// domain's last GTID comes last.
+func (b *BinlogState) String() string {
+	order := slices.Clone(b.order)
+	slices.SortStableFunc(order, func(x, y [2]uint32) int { return cmp.Compare(x[0], y[0]) })
+	parts := make([]string, len(order))
+	for i, k := range order {
+		parts[i] = MariaGTID{Domain: k[0], Server: k[1], Seq: b.seqs[k]}.String()
+	}
+	return strings.Join(parts, ",")
 }
 
 // Has reports whether the binlog holds g: its server logged up to g's

@@ -41,6 +41,7 @@ const IndexName = "replink.index"
 // byte for byte at the master's offsets, and an index file.
 type Log struct {
 	dir    string
+	uuid   string // this data-dir's server_uuid
 	log    hclog.Logger
 	policy SyncPolicy
 	m      *Metrics
@@ -91,6 +92,10 @@ func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open o
 	}
 	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := l.load(); err != nil {
+		unlockDataDir(lock)
+		return nil, err
+	}
+	if l.uuid, err = loadUUID(dir); err != nil {
 		unlockDataDir(lock)
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 // past it, so the slave has transactions the master never had. A domain
 // the binlog has nothing of is fine (another master's domain).
 func (ss *session) checkGTIDStart(state binlog.MariaState) error {
-	bs, err := ss.s.binlogState()
+	bs, _, err := ss.s.binlogState()
 	if err != nil {
 		return err
 	}
@@ -37,34 +37,35 @@ func (ss *session) checkGTIDStart(state binlog.MariaState) error {
 }
 
 // binlogState is the durable relay log's binlog state: the GTID_LIST of
-// the newest file, and every GTID in it since.
-func (s *Server) binlogState() (*binlog.BinlogState, error) {
+// the newest file, and every GTID in it since; and the master's server
+// id, which its FDE carries.
+func (s *Server) binlogState() (bs *binlog.BinlogState, masterID uint32, err error) {
 	files := s.rlog.Files()
-	bs := binlog.NewBinlogState(nil)
+	bs = binlog.NewBinlogState(nil)
 	if len(files) == 0 {
-		return bs, nil
+		return bs, 0, nil
 	}
 	r, err := s.rlog.Open(files[len(files)-1])
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.Close()
 	var checksum byte
 	for {
 		ev, err := r.Next()
 		if errors.Is(err, binlog.ErrNoMore) || errors.Is(err, io.EOF) {
-			return bs, nil
+			return bs, masterID, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		switch ev.Type() {
 		case binlog.TypeFormatDescription:
-			checksum = binlog.FDEChecksum(ev)
+			checksum, masterID = binlog.FDEChecksum(ev), ev.ServerID()
 		case binlog.TypeMariaGTIDList:
 			list, err := binlog.GTIDListEntries(ev, checksum)
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			for _, g := range list {
 				bs.Add(g)

@@ -373,3 +373,17 @@ func (s *Server) binlogChecksum() string {
 	}
 	return "NONE"
 }
+
+// kill ends the dump of connection id, as KILL does on a master; false
+// when no dump has that id.
+func (s *Server) kill(id uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ss := range s.slaves {
+		if ss.conn.id == id {
+			ss.conn.Close()
+			return true
+		}
+	}
+	return false
+}

@@ -4,10 +4,8 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -120,135 +118,6 @@ func parseDump(data []byte) (dumpRequest, error) {
 	}
 	return dumpRequest{pos: binary.LittleEndian.Uint32(data), flags: binary.LittleEndian.Uint16(data[4:]),
 		serverID: binary.LittleEndian.Uint32(data[6:]), file: strings.TrimRight(string(data[10:]), "\x00")}, nil
-}
-
-// HandleQuery answers what slaves ask before dumping. Statements are
-// parsed, not matched as strings: SET assigns any list of variables,
-// SELECT evaluates a list of known expressions, SHOW VARIABLES LIKE
-// answers known variables.
-func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
-	st := strings.TrimSpace(strings.TrimRight(strings.TrimSpace(q), ";"))
-	word := strings.ToUpper(firstWord(st))
-	switch word {
-	case "SET":
-		for _, a := range splitTop(st[3:]) {
-			name, val, ok := strings.Cut(a, "=")
-			if !ok {
-				continue // SET NAMES x and the like: nothing to keep
-			}
-			name = strings.ToLower(strings.TrimSpace(name))
-			v, known := ss.eval(strings.TrimSpace(val))
-			if !known {
-				v = unquote(strings.TrimSpace(val))
-			}
-			if strings.HasPrefix(name, "@") && !strings.HasPrefix(name, "@@") {
-				ss.vars[name] = v
-			}
-		}
-		return nil, nil
-	case "SELECT":
-		exprs := splitTop(st[6:])
-		var names []string
-		var row []any
-		for _, e := range exprs {
-			e = strings.TrimSpace(e)
-			v, ok := ss.eval(e)
-			if !ok {
-				ss.s.log.Info("unknown query from slave", "peer", ss.peer, "query", q)
-				return nil, mysql.NewError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, fmt.Sprintf("Unknown system variable or function in '%s'", e))
-			}
-			names = append(names, e)
-			if v == nullValue {
-				row = append(row, nil)
-			} else {
-				row = append(row, v)
-			}
-		}
-		rs, err := mysql.BuildSimpleTextResultset(names, [][]any{row})
-		if err != nil {
-			return nil, err
-		}
-		return mysql.NewResult(rs), nil
-	case "SHOW":
-		// ASCII only: an index into up must be one into st (ToUpper
-		// turns an invalid byte into three).
-		up := asciiUpper(st)
-		if strings.Contains(up, "VARIABLES") {
-			like := ""
-			if i := strings.Index(up, " LIKE "); i >= 0 {
-				like = strings.ToLower(unquote(strings.TrimSpace(st[i+6:])))
-			}
-			var rows [][]any
-			if v, ok := ss.variable(like); ok && like != "" {
-				rows = append(rows, []any{like, v})
-			}
-			rs, err := mysql.BuildSimpleTextResultset([]string{"Variable_name", "Value"}, rows)
-			if err != nil {
-				return nil, err
-			}
-			return mysql.NewResult(rs), nil
-		}
-	}
-	ss.s.log.Info("unknown query from slave", "peer", ss.peer, "query", q)
-	return nil, syntaxErr(q)
-}
-
-const nullValue = "\x00NULL"
-
-// eval evaluates one SELECT expression.
-func (ss *session) eval(e string) (string, bool) {
-	l := strings.ToLower(strings.TrimSpace(e))
-	if i := strings.Index(l, " as "); i > 0 {
-		l = strings.TrimSpace(l[:i])
-	}
-	switch {
-	case l == "unix_timestamp()":
-		return strconv.FormatInt(time.Now().Unix(), 10), true
-	case l == "version()":
-		return ss.s.cfg.ServerVersion(), true
-	case strings.HasPrefix(l, "binlog_gtid_pos("):
-		return nullValue, true
-	case strings.HasPrefix(l, "@@"):
-		name := strings.TrimPrefix(l, "@@")
-		name = strings.TrimPrefix(strings.TrimPrefix(name, "global."), "session.")
-		return ss.variable(name)
-	case strings.HasPrefix(l, "@"):
-		if v, ok := ss.vars[l]; ok {
-			return v, true
-		}
-		return nullValue, true
-	case len(l) > 0 && (l[0] == '\'' || l[0] == '"'):
-		return unquote(e), true
-	}
-	if _, err := strconv.ParseFloat(l, 64); err == nil {
-		return l, true
-	}
-	return "", false
-}
-
-// variable answers the server variables slaves ask about.
-func (ss *session) variable(name string) (string, bool) {
-	switch strings.ToLower(name) {
-	case "server_id":
-		return strconv.FormatUint(uint64(ss.s.cfg.ServerID), 10), true
-	case "binlog_checksum", "master_binlog_checksum":
-		return ss.s.binlogChecksum(), true
-	case "gtid_domain_id":
-		return "0", true
-	case "version":
-		return ss.s.cfg.ServerVersion(), true
-	case "server_uuid":
-		return fmt.Sprintf("00000000-0000-0000-0000-%012d", ss.s.cfg.ServerID), true
-	case "gtid_mode":
-		return "OFF", true
-	case "log_bin":
-		return "ON", true
-	case "binlog_format":
-		return "ROW", true
-	case "gtid_strict_mode":
-		return "0", true
-	}
-	return "", false
 }
 
 // asciiUpper upper-cases ASCII letters only, keeping every byte where it is.

@@ -1,0 +1,363 @@
+package relay
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// HandleQuery answers what slaves, binlog clients and CDC tools ask a
+// master before (and beside) a dump, from the relay log. Statements are
+// parsed, not matched as strings: SET assigns any list of variables,
+// SELECT evaluates a list of known expressions with their aliases, SHOW
+// answers the variables and binlog listings a master has. Schema queries
+// (SHOW FULL COLUMNS, information_schema) are not answered: a CDC tool's
+// second connection for them belongs to the master.
+func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
+	st := strings.TrimSpace(strings.TrimRight(strings.TrimSpace(q), ";"))
+	switch strings.ToUpper(firstWord(st)) {
+	case "SET":
+		for _, a := range splitTop(st[3:]) {
+			name, val, ok := strings.Cut(a, "=")
+			if !ok {
+				continue // SET NAMES x and the like: nothing to keep
+			}
+			name = strings.ToLower(strings.TrimSpace(name))
+			v, known := ss.eval(strings.TrimSpace(val))
+			if !known {
+				v = unquote(strings.TrimSpace(val))
+			}
+			if strings.HasPrefix(name, "@") && !strings.HasPrefix(name, "@@") {
+				ss.vars[name] = text(v)
+			}
+		}
+		return nil, nil
+	case "SELECT":
+		return ss.selectList(q, st[6:])
+	case "SHOW":
+		return ss.show(q, st)
+	case "KILL":
+		return ss.kill(st)
+	}
+	ss.s.log.Info("unknown query from client", "peer", ss.peer, "query", q)
+	return nil, syntaxErr(q)
+}
+
+// selectList evaluates SELECT expr [[AS] alias], ... as one row.
+func (ss *session) selectList(q, list string) (*mysql.Result, error) {
+	var names []string
+	var row []any
+	for _, item := range splitTop(list) {
+		expr, name := splitAlias(strings.TrimSpace(item))
+		v, ok := ss.eval(expr)
+		if !ok && name == "" {
+			// "expr alias" without AS: the last word may be the alias.
+			if i := strings.LastIndexAny(expr, " \t\n"); i > 0 && isIdent(strings.TrimSpace(expr[i:])) {
+				if v, ok = ss.eval(strings.TrimSpace(expr[:i])); ok {
+					expr, name = strings.TrimSpace(expr[:i]), unquoteIdent(strings.TrimSpace(expr[i:]))
+				}
+			}
+		}
+		if !ok {
+			ss.s.log.Info("unknown query from client", "peer", ss.peer, "query", q)
+			return nil, mysql.NewError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, fmt.Sprintf("Unknown system variable or function in '%s'", expr))
+		}
+		if name == "" {
+			name = expr // a master names the column by the expression as written
+		}
+		names = append(names, name)
+		row = append(row, v)
+	}
+	return resultset(names, [][]any{row})
+}
+
+// splitAlias splits "expr AS alias" at a top-level AS.
+func splitAlias(item string) (expr, alias string) {
+	up := asciiUpper(item)
+	depth := 0
+	var quote byte
+	for i := 0; i < len(item); i++ {
+		c := item[i]
+		switch {
+		case quote != 0:
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case depth == 0 && i > 0 && strings.HasPrefix(up[i:], "AS") && isSpace(item[i-1]) && i+2 < len(item) && isSpace(item[i+2]):
+			return strings.TrimSpace(item[:i]), unquoteIdent(strings.TrimSpace(item[i+2:]))
+		}
+	}
+	return item, ""
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+var identRE = regexp.MustCompile("^([A-Za-z_][A-Za-z0-9_$]*|`[^`]+`)$")
+
+func isIdent(s string) bool { return identRE.MatchString(s) }
+
+func unquoteIdent(s string) string {
+	if len(s) >= 2 && (s[0] == '`' || s[0] == '\'' || s[0] == '"') && s[len(s)-1] == s[0] {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+// eval evaluates one SELECT expression: a string, an int64 or nil (NULL).
+func (ss *session) eval(e string) (any, bool) {
+	l := strings.ToLower(strings.TrimSpace(e))
+	switch {
+	case l == "unix_timestamp()":
+		return time.Now().Unix(), true
+	case l == "version()":
+		return ss.s.version(), true
+	case l == "database()":
+		return nil, true
+	case strings.HasPrefix(l, "binlog_gtid_pos("):
+		return nil, true
+	case strings.HasPrefix(l, "@@"):
+		name := strings.TrimPrefix(l, "@@")
+		name = strings.TrimPrefix(strings.TrimPrefix(name, "global."), "session.")
+		return ss.variable(name)
+	case strings.HasPrefix(l, "@"):
+		if v, ok := ss.vars[l]; ok && v != nullValue {
+			return v, true
+		}
+		return nil, true
+	case l == "null":
+		return nil, true
+	case isQuoted(strings.TrimSpace(e)):
+		return unquote(strings.TrimSpace(e)), true
+	}
+	if n, err := strconv.ParseInt(l, 10, 64); err == nil {
+		if int64(int32(n)) == n {
+			return int32(n), true // an INT literal, as a master types it
+		}
+		return n, true
+	}
+	if _, err := strconv.ParseFloat(l, 64); err == nil {
+		return l, true
+	}
+	return nil, false
+}
+
+// nullValue stands for NULL among the user variables a client set.
+const nullValue = "\x00NULL"
+
+// text is a value as a user variable keeps it.
+func text(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return nullValue
+	case string:
+		return v
+	}
+	return fmt.Sprint(v)
+}
+
+// variable answers the server variables clients ask about.
+func (ss *session) variable(name string) (any, bool) {
+	for _, v := range ss.s.variables() {
+		if v.name == strings.ToLower(name) {
+			return v.value(), true
+		}
+	}
+	return nil, false
+}
+
+// serverVar is one variable replink answers; listed ones appear in SHOW
+// VARIABLES as on a MariaDB master (server_uuid and gtid_mode are MySQL's:
+// answered when asked by name only).
+type serverVar struct {
+	name   string
+	listed bool
+	value  func() any
+}
+
+func (s *Server) variables() []serverVar {
+	str := func(v string) func() any { return func() any { return v } }
+	return []serverVar{
+		{"binlog_checksum", true, func() any { return s.binlogChecksum() }},
+		{"binlog_format", true, str("ROW")},
+		{"gtid_binlog_pos", true, func() any { return s.gtidPos(false) }},
+		{"gtid_binlog_state", true, func() any { return s.gtidPos(true) }},
+		{"gtid_current_pos", true, func() any { return s.gtidCurrentPos() }},
+		{"gtid_domain_id", true, func() any { return int64(0) }},
+		{"gtid_mode", false, str("OFF")},
+		{"gtid_slave_pos", true, str("")},
+		{"gtid_strict_mode", true, str("OFF")},
+		{"log_bin", true, str("ON")},
+		{"server_id", true, func() any { return int64(s.cfg.ServerID) }},
+		{"server_uuid", false, func() any { return s.rlog.ServerUUID() }},
+		{"version", true, func() any { return s.version() }},
+	}
+}
+
+// version is the master's version as VERSION() says it: without the
+// "5.5.5-" a MariaDB greeting puts ahead of it for old clients.
+func (s *Server) version() string {
+	return strings.TrimPrefix(s.cfg.ServerVersion(), "5.5.5-")
+}
+
+// gtidPos is @@gtid_binlog_pos (the last GTID of each domain), or with
+// state @@gtid_binlog_state (the last of each server in each domain), of
+// the durable relay log.
+func (s *Server) gtidPos(state bool) string {
+	bs, _, err := s.binlogState()
+	if err != nil {
+		return ""
+	}
+	if state {
+		return bs.String()
+	}
+	return bs.Pos().String()
+}
+
+// gtidCurrentPos is @@gtid_current_pos of the master: per domain, its
+// binlog position where the master itself logged the last GTID (the
+// rest would come from its slave position, which a replink does not have).
+func (s *Server) gtidCurrentPos() string {
+	bs, masterID, err := s.binlogState()
+	if err != nil {
+		return ""
+	}
+	pos := bs.Pos()
+	for d, g := range pos {
+		if g.Server != masterID {
+			delete(pos, d)
+		}
+	}
+	return pos.String()
+}
+
+// show answers SHOW [GLOBAL|SESSION] VARIABLES [LIKE 'pattern'], SHOW
+// BINARY LOGS, SHOW MASTER STATUS (and BINLOG STATUS, BINARY LOG STATUS).
+func (ss *session) show(q, st string) (*mysql.Result, error) {
+	up := asciiUpper(st) // ASCII only: an index into up is one into st
+	words := strings.Fields(up)
+	switch {
+	case len(words) >= 2 && (words[1] == "VARIABLES" || len(words) >= 3 && words[2] == "VARIABLES"):
+		pattern := ""
+		if i := strings.Index(up, " LIKE "); i >= 0 {
+			pattern = strings.ToLower(unquote(strings.TrimSpace(st[i+6:])))
+		}
+		var rows [][]any
+		for _, v := range ss.s.variables() {
+			if pattern == "" && v.listed || pattern != "" && (v.listed || !strings.ContainsAny(pattern, "%_")) && likeMatch(pattern, v.name) {
+				rows = append(rows, []any{v.name, text(v.value())})
+			}
+		}
+		return resultset([]string{"Variable_name", "Value"}, rows)
+	case up == "SHOW BINARY LOGS" || up == "SHOW MASTER LOGS":
+		var rows [][]any
+		for _, f := range ss.s.rlog.Files() {
+			end, _, err := ss.s.rlog.Readable(f)
+			if err != nil {
+				continue
+			}
+			rows = append(rows, []any{f, end})
+		}
+		return resultset([]string{"Log_name", "File_size"}, rows)
+	case up == "SHOW MASTER STATUS" || up == "SHOW BINLOG STATUS" || up == "SHOW BINARY LOG STATUS":
+		d := ss.s.rlog.Durable()
+		if d.IsZero() {
+			return resultset([]string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}, nil)
+		}
+		return resultset([]string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}, [][]any{{d.File, int64(d.Offset), "", ""}})
+	}
+	ss.s.log.Info("unknown query from client", "peer", ss.peer, "query", q)
+	return nil, syntaxErr(q)
+}
+
+// likeMatch is SQL LIKE, case-insensitive: % any run, _ one character,
+// \ escapes.
+func likeMatch(pattern, s string) bool {
+	var re strings.Builder
+	re.WriteString("(?is)^")
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; c {
+		case '%':
+			re.WriteString(".*")
+		case '_':
+			re.WriteString(".")
+		case '\\':
+			if i+1 < len(pattern) {
+				i++
+				re.WriteString(regexp.QuoteMeta(pattern[i : i+1]))
+			}
+		default:
+			re.WriteString(regexp.QuoteMeta(pattern[i : i+1]))
+		}
+	}
+	re.WriteString("$")
+	m, err := regexp.MatchString(re.String(), s)
+	return err == nil && m
+}
+
+// kill answers KILL [CONNECTION|QUERY] id: a dump of this relay is ended
+// (its connection closed); any other id is unknown, as on a master.
+func (ss *session) kill(st string) (*mysql.Result, error) {
+	f := strings.Fields(st)
+	arg := f[len(f)-1]
+	id, err := strconv.ParseUint(arg, 10, 32)
+	if err != nil || len(f) < 2 {
+		return nil, syntaxErr(st)
+	}
+	if ss.s.kill(uint32(id)) {
+		return nil, nil
+	}
+	return nil, mysql.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id))
+}
+
+// isQuoted reports one string literal: quoted at both ends, no unescaped
+// quote of its kind inside.
+func isQuoted(s string) bool {
+	if len(s) < 2 || s[0] != '\'' && s[0] != '"' || s[len(s)-1] != s[0] {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		switch s[i] {
+		case '\\':
+			i++
+		case s[0]:
+			return false
+		}
+	}
+	return true
+}
+
+// resultset builds a text result set; column types follow the values as
+// a MariaDB master types them: int32 is INT, int64 BIGINT, a string
+// VARCHAR, and a column of NULLs (a user variable never set) LONGBLOB.
+func resultset(names []string, rows [][]any) (*mysql.Result, error) {
+	rs, err := mysql.BuildSimpleTextResultset(names, rows)
+	if err != nil {
+		return nil, err
+	}
+	for j, f := range rs.Fields {
+		switch {
+		case len(rows) > 0 && isInt32(rows[0][j]):
+			f.Type = mysql.MYSQL_TYPE_LONG
+		case f.Type == mysql.MYSQL_TYPE_NULL:
+			f.Type = mysql.MYSQL_TYPE_LONG_BLOB
+		}
+	}
+	return mysql.NewResult(rs), nil
+}
+
+func isInt32(v any) bool {
+	_, ok := v.(int32)
+	return ok
+}
