@@ -90,8 +90,15 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
 	ss.progress(file, pos)
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip, artificial: artificial}
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip, artificial: artificial,
+		nonBlock: req.flags&dumpNonBlock != 0, annotate: req.flags&dumpSendAnnotateRows != 0}
 	err := d.run()
+	if errors.Is(err, errDumpEnd) {
+		// A non-blocking dump ended with EOF at the end of the relay log;
+		// the connection goes back to taking commands, as on a master.
+		s.log.Info("non-blocking dump ended", "peer", ss.peer, "at", fmt.Sprintf("%s:%d", d.file, d.pos))
+		return nil
+	}
 	var me *mysql.MyError
 	if errors.As(err, &me) {
 		if d.streaming {
@@ -106,6 +113,23 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	ss.conn.Close()
 	return err
 }
+
+// COM_BINLOG_DUMP flags.
+const (
+	// dumpNonBlock (BINLOG_DUMP_NON_BLOCK): at the end of the binlog send
+	// EOF and end the dump instead of waiting (mariadb-binlog without
+	// --stop-never).
+	dumpNonBlock = 1
+	// dumpSendAnnotateRows (BINLOG_SEND_ANNOTATE_ROWS_EVENT): without it a
+	// MariaDB master leaves Annotate_rows events out.
+	dumpSendAnnotateRows = 2
+)
+
+// errDumpEnd is a non-blocking dump that reached the end.
+var errDumpEnd = errors.New("non-blocking dump reached the end of the relay log")
+
+// eofPacket ends a non-blocking dump: EOF, no warnings, autocommit.
+var eofPacket = []byte{0xfe, 0, 0, 2, 0}
 
 type dumper struct {
 	ss   *session
@@ -125,6 +149,9 @@ type dumper struct {
 	fileCRC    bool
 	// streaming: watchPeer reads the socket.
 	streaming bool
+	// nonBlock: end with EOF at the end of the relay log (flag 1);
+	// annotate: send Annotate_rows events (flag 2).
+	nonBlock, annotate bool
 	// out batches the packets of events already available into few TLS
 	// records and writes; wait flushes it before blocking.
 	out *bufio.Writer
@@ -169,6 +196,9 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 			if complete {
 				return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position; the first event '%s' at %d, the last event read from '%s' at %d", d.file, d.pos, d.file, end))
 			}
+		}
+		if d.nonBlock {
+			return d.end()
 		}
 		if hb == nil {
 			d.ss.s.log.Info("slave is ahead of replink; waiting for the relay log to reach it", "peer", d.ss.peer,
@@ -240,10 +270,27 @@ func (d *dumper) fakeRotate() binlog.Event {
 	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos}, d.artificial)
 }
 
+// end finishes a non-blocking dump: EOF, then errDumpEnd.
+func (d *dumper) end() error {
+	if err := packet.WriteMessage(d.out, &d.ss.conn.seq, eofPacket); err != nil {
+		return err
+	}
+	if err := d.out.Flush(); err != nil {
+		return err
+	}
+	return errDumpEnd
+}
+
 func (d *dumper) run() error {
 	ss, rl := d.ss, d.ss.s.rlog
-	gone := ss.watchPeer()
-	d.streaming, ss.streamed = true, true
+	var gone <-chan struct{}
+	if !d.nonBlock {
+		// A blocking dump ends the connection; a goroutine watches for
+		// the slave closing its side while the dump waits. A
+		// non-blocking one never waits and returns to the command loop.
+		gone = ss.watchPeer()
+		d.streaming, ss.streamed = true, true
+	}
 	d.out = bufio.NewWriterSize(ss.conn, 64<<10)
 	defer d.out.Flush() // what was batched goes out before any error packet
 	if err := d.waitAvailable(gone); err != nil {
@@ -275,7 +322,6 @@ func (d *dumper) run() error {
 			return err
 		}
 	}
-	lastWasRotate := false
 	hbTimer := time.NewTimer(d.hb)
 	defer hbTimer.Stop()
 	for {
@@ -287,14 +333,14 @@ func (d *dumper) run() error {
 			if ev, err = r.Next(); err != nil {
 				break
 			}
-			if d.filter == nil || !d.filter.skip(ev) {
+			skip := d.filter != nil && d.filter.skip(ev) || ev.Type() == binlog.TypeAnnotateRows && !d.annotate
+			if !skip {
 				if err := d.send(ev); err != nil {
 					return err
 				}
 			}
 			d.pos = r.Pos()
 			ss.progress(d.file, d.pos)
-			lastWasRotate = ev.Type() == binlog.TypeRotate
 			sent = true
 		}
 		if sent {
@@ -319,16 +365,17 @@ func (d *dumper) run() error {
 			}
 			d.file, d.pos = r.Name(), 4
 			ss.progress(d.file, d.pos)
-			if !lastWasRotate {
-				// The master restarted without a ROTATE: tell the slave.
-				if err := d.send(d.fakeRotate()); err != nil {
-					return err
-				}
+			// As a master does at every file switch: after the file's own
+			// ROTATE (if it has one: a master that restarted has none), an
+			// artificial ROTATE to the new file, then the new file's FDE.
+			if err := d.send(d.fakeRotate()); err != nil {
+				return err
 			}
-			lastWasRotate = false
 			continue
 		case !errors.Is(err, binlog.ErrNoMore):
 			return err
+		case d.nonBlock:
+			return d.end()
 		}
 		if err := d.wait(changed, hbTimer, gone); err != nil {
 			return err

@@ -80,6 +80,9 @@ func (ss *session) command(p []byte) (quit bool) {
 		if err = ss.dump(req); ss.streamed {
 			return true
 		}
+		if err == nil {
+			return false // a non-blocking dump ended with its EOF
+		}
 	default:
 		if err = ss.HandleOtherCommand(p[0], p[1:]); err == nil {
 			return c.writeOK() != nil
