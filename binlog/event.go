@@ -220,23 +220,37 @@ func WithoutChecksum(dst []byte, e Event) Event {
 }
 
 // ResentFDE copies an FDE for a dump that starts mid-file, as a master
-// does: log_pos 0 (the slave must not move its position), the "created"
-// timestamp 0 (non-zero tells the slave the master restarted, and it
-// would roll back the transaction it was receiving when the link broke),
-// the in-use flag cleared, and a fresh checksum when the file has them.
+// does: log_pos 0 (the slave must not move its position) and what
+// FDEWithoutCreated does.
 func ResentFDE(fde Event) Event {
-	b := Event(bytes.Clone(fde))
+	b := FDEWithoutCreated(fde)
 	binary.LittleEndian.PutUint32(b[offLogPos:], 0)
+	return b.withChecksum()
+}
+
+// FDEWithoutCreated copies an FDE with its "created" timestamp 0 (non-zero
+// tells a slave the master restarted, and it would roll back the
+// transaction it was receiving when the link broke, and drop its
+// temporary tables), the in-use flag cleared, and a fresh checksum when
+// the file has them: what a master sends a slave that resumes mid-file or
+// has not yet reached its GTID.
+func FDEWithoutCreated(fde Event) Event {
+	b := Event(bytes.Clone(fde))
 	const createdOffset = HeaderSize + 2 + 50 // binlog version, server version
 	if len(b) >= createdOffset+4+4 {
 		binary.LittleEndian.PutUint32(b[createdOffset:], 0)
 	}
 	binary.LittleEndian.PutUint16(b[offFlags:], b.Flags()&^FlagInUse)
-	if FDEChecksum(b) == ChecksumCRC32 {
-		n := len(b) - 4
-		binary.LittleEndian.PutUint32(b[n:], crc32.ChecksumIEEE(b[:n]))
+	return b.withChecksum()
+}
+
+// withChecksum recomputes an FDE's CRC32 in place when it declares one.
+func (e Event) withChecksum() Event {
+	if FDEChecksum(e) == ChecksumCRC32 {
+		n := len(e) - 4
+		binary.LittleEndian.PutUint32(e[n:], crc32.ChecksumIEEE(e[:n]))
 	}
-	return b
+	return e
 }
 
 var typeNames = map[byte]string{

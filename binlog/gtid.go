@@ -49,10 +49,9 @@ func ParseMariaState(s string) (MariaState, error) {
 
 // String prints the position by domain, as @@gtid_binlog_pos does.
 func (s MariaState) String() string {
-	domains := slices.Sorted(maps.Keys(s))
-	parts := make([]string, len(domains))
-	for i, d := range domains {
-		parts[i] = s[d].String()
+	var parts []string
+	for _, g := range s.Sorted() {
+		parts = append(parts, g.String())
 	}
 	return strings.Join(parts, ",")
 }
@@ -97,6 +96,29 @@ func GTIDListEntries(e Event, checksum byte) ([]MariaGTID, error) {
 		out = append(out, MariaGTID{Domain: binary.LittleEndian.Uint32(b), Server: binary.LittleEndian.Uint32(b[4:]), Seq: binary.LittleEndian.Uint64(b[8:])})
 	}
 	return out, nil
+}
+
+// GTIDListEvent is the artificial GTID_LIST a master sends a GTID slave
+// once the dump reached the slave's position: the position as the slave
+// gave it, at log_pos (where the next event starts), timestamp 0, the
+// artificial flag, a CRC32 when checksum says so.
+func GTIDListEvent(serverID uint32, list []MariaGTID, logPos uint32, checksum byte) Event {
+	body := binary.LittleEndian.AppendUint32(nil, uint32(len(list)))
+	for _, g := range list {
+		body = binary.LittleEndian.AppendUint32(body, g.Domain)
+		body = binary.LittleEndian.AppendUint32(body, g.Server)
+		body = binary.LittleEndian.AppendUint64(body, g.Seq)
+	}
+	return frame(TypeMariaGTIDList, serverID, 0, body, logPos, FlagArtificial, checksum)
+}
+
+// Sorted lists the position's GTIDs by domain.
+func (s MariaState) Sorted() []MariaGTID {
+	out := make([]MariaGTID, 0, len(s))
+	for _, d := range slices.Sorted(maps.Keys(s)) {
+		out = append(out, s[d])
+	}
+	return out
 }
 
 // BinlogState is a MariaDB binlog state: the last sequence number logged

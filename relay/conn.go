@@ -186,8 +186,8 @@ func parseHandshakeResponse(p []byte) (*handshakeResponse, error) {
 	hr.user, rest = string(rest[:i]), rest[i+1:]
 	switch {
 	case hr.caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0:
-		n, isNull, k := mysql.LengthEncodedInt(rest)
-		if isNull || k == 0 || k > len(rest) || n > uint64(len(rest)-k) {
+		n, k, ok := lenencInt(rest)
+		if !ok || n > uint64(len(rest)-k) {
 			return nil, bad("auth data length")
 		}
 		hr.auth, rest = rest[k:k+int(n)], rest[k+int(n):]
@@ -225,6 +225,35 @@ func parseHandshakeResponse(p []byte) (*handshakeResponse, error) {
 	}
 	// Connection attributes follow; replink does not read them.
 	return hr, nil
+}
+
+// lenencInt reads a length-encoded integer at the start of b, checking
+// that all its bytes are there (go-mysql's LengthEncodedInt indexes past
+// a short buffer); k is how many bytes it took. NULL (0xfb) and 0xff are
+// not lengths.
+func lenencInt(b []byte) (n uint64, k int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, false
+	}
+	switch b[0] {
+	case 0xfb, 0xff:
+		return 0, 0, false
+	case 0xfc:
+		k = 3
+	case 0xfd:
+		k = 4
+	case 0xfe:
+		k = 9
+	default:
+		return uint64(b[0]), 1, true
+	}
+	if len(b) < k {
+		return 0, 0, false
+	}
+	for i := k - 1; i >= 1; i-- {
+		n = n<<8 | uint64(b[i])
+	}
+	return n, k, true
 }
 
 // nativeHash is what mysql_native_password stores: SHA1(SHA1(password)).

@@ -49,7 +49,11 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 			return err
 		}
 		pos = 4
-		filter = &gtidFilter{state: state}
+		startList, err := s.rlog.GTIDList(file)
+		if err != nil {
+			return errBinlog(fmt.Sprintf("Could not read the GTID list of '%s': %v", file, err))
+		}
+		filter = newGTIDFilter(state, startList)
 		ss.mu.Lock()
 		ss.gtid = true
 		ss.mu.Unlock()
@@ -270,6 +274,31 @@ func (d *dumper) fakeRotate() binlog.Event {
 	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos}, d.artificial)
 }
 
+// sendEvent sends one event of the file at offset at, as a master sends
+// it: a GTID slave's FDE without "created" while it has groups to skip,
+// nothing of the groups it has, and an artificial GTID_LIST with its
+// position where it is reached; Annotate_rows only when asked for.
+func (d *dumper) sendEvent(ev binlog.Event, at uint32) error {
+	switch {
+	case ev.Type() == binlog.TypeAnnotateRows && !d.annotate:
+		return nil
+	case ev.Type() == binlog.TypeFormatDescription && d.filter.pending():
+		return d.send(binlog.FDEWithoutCreated(ev))
+	case d.filter == nil:
+		return d.send(ev)
+	}
+	pending := d.filter.pending()
+	if d.filter.skip(ev) {
+		return nil
+	}
+	if pending && !d.filter.pending() {
+		if err := d.send(binlog.GTIDListEvent(d.ss.s.cfg.ServerID, d.filter.from, at, d.artificial)); err != nil {
+			return err
+		}
+	}
+	return d.send(ev)
+}
+
 // end finishes a non-blocking dump: EOF, then errDumpEnd.
 func (d *dumper) end() error {
 	if err := packet.WriteMessage(d.out, &d.ss.conn.seq, eofPacket); err != nil {
@@ -333,11 +362,8 @@ func (d *dumper) run() error {
 			if ev, err = r.Next(); err != nil {
 				break
 			}
-			skip := d.filter != nil && d.filter.skip(ev) || ev.Type() == binlog.TypeAnnotateRows && !d.annotate
-			if !skip {
-				if err := d.send(ev); err != nil {
-					return err
-				}
+			if err := d.sendEvent(ev, r.Pos()-uint32(len(ev))); err != nil {
+				return err
 			}
 			d.pos = r.Pos()
 			ss.progress(d.file, d.pos)

@@ -114,10 +114,28 @@ func (ss *session) gtidStart(state binlog.MariaState) (string, error) {
 // sequence number is not past the slave's position in their domain. Once a
 // domain has sent a newer group, it is no longer filtered.
 type gtidFilter struct {
-	state    binlog.MariaState
+	from     []binlog.MariaGTID // the slave's position, as it gave it
+	state    binlog.MariaState  // the domains still being skipped
 	groups   binlog.GroupTracker
 	skipping bool
 }
+
+// newGTIDFilter skips up to the slave's position. A domain whose GTID is
+// the last one logged before the start file (its GTID_LIST says so) has
+// nothing to skip, as on a master.
+func newGTIDFilter(state binlog.MariaState, startList binlog.MariaState) *gtidFilter {
+	f := &gtidFilter{from: state.Sorted(), state: binlog.MariaState{}}
+	for d, g := range state {
+		if startList[d] != g {
+			f.state[d] = g
+		}
+	}
+	return f
+}
+
+// pending reports whether some domain has not reached the slave's
+// position yet.
+func (f *gtidFilter) pending() bool { return f != nil && len(f.state) > 0 }
 
 func (f *gtidFilter) skip(e binlog.Event) bool {
 	switch {

@@ -606,12 +606,27 @@ func TestGTIDDumpSkipsWhatTheSlaveHas(t *testing.T) {
 		"SET @mariadb_slave_capability = 4", "SET @slave_connect_state = '0-1-1'", "SET @slave_gtid_strict_mode = 1")
 	r := dump(t, conn, "", 4)
 	checkRotate(t, mustNext(t, r), testFile, 4)
-	// FDE, GTID_LIST, then the transaction 0-1-2 (events 5..7), as stored.
-	for _, i := range []int{0, 1, 5, 6, 7} {
+	// FDE, GTID_LIST, then, where the slave's position is reached, an
+	// artificial GTID_LIST naming it (as a master sends it), then the
+	// transaction 0-1-2 (events 5..7), as stored.
+	expect := func(i int) {
+		t.Helper()
 		if got, want := mustNext(t, r), rl.file.events[i]; !bytes.Equal(got, want) {
 			g, _ := binlog.GTIDOf(got, binlog.ChecksumCRC32)
 			t.Fatalf("got event type %d (gtid %v), want stored event %d of type %d", got.Type(), g, i, want.Type())
 		}
+	}
+	expect(0)
+	expect(1)
+	list := mustNext(t, r)
+	at := rl.file.events[5].LogPos() - uint32(len(rl.file.events[5]))
+	if got, err := binlog.GTIDListEntries(list, binlog.ChecksumCRC32); err != nil || !list.Artificial() || list.LogPos() != at ||
+		list.Timestamp() != 0 || len(got) != 1 || got[0] != (binlog.MariaGTID{Domain: 0, Server: 1, Seq: 1}) {
+		t.Fatalf("want an artificial GTID_LIST [0-1-1] at %d, got type %d log_pos %d flags %#x entries %v (%v)",
+			at, list.Type(), list.LogPos(), list.Flags(), got, err)
+	}
+	for _, i := range []int{5, 6, 7} {
+		expect(i)
 	}
 	checkHeartbeat(t, mustNext(t, r), testFile, rl.file.off, true)
 	if s := rl.srv.Slaves(); len(s) != 1 || !s[0].GTID {
