@@ -96,6 +96,9 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	ss.progress(file, pos)
 	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip, artificial: artificial,
 		nonBlock: req.flags&dumpNonBlock != 0, annotate: req.flags&dumpSendAnnotateRows != 0}
+	// A client that does not say it knows MariaDB's GTIDs gets what a
+	// master sends it: GTIDs as BEGIN, GTID_LIST and the like as dummies.
+	d.capability, _ = strconv.Atoi(ss.vars["@mariadb_slave_capability"])
 	err := d.run()
 	if errors.Is(err, errDumpEnd) {
 		// A non-blocking dump ended with EOF at the end of the relay log;
@@ -156,6 +159,10 @@ type dumper struct {
 	// nonBlock: end with EOF at the end of the relay log (flag 1);
 	// annotate: send Annotate_rows events (flag 2).
 	nonBlock, annotate bool
+	// capability is @mariadb_slave_capability (0 when unset); compat holds
+	// an event rewritten for it.
+	capability int
+	compat     []byte
 	// out batches the packets of events already available into few TLS
 	// records and writes; wait flushes it before blocking.
 	out *bufio.Writer
@@ -277,24 +284,40 @@ func (d *dumper) fakeRotate() binlog.Event {
 // sendEvent sends one event of the file at offset at, as a master sends
 // it: a GTID slave's FDE without "created" while it has groups to skip,
 // nothing of the groups it has, and an artificial GTID_LIST with its
-// position where it is reached; Annotate_rows only when asked for.
+// position where it is reached; MariaDB's own events (GTID, GTID_LIST,
+// BINLOG_CHECKPOINT, Annotate_rows) as the client's capability and dump
+// flags take them.
 func (d *dumper) sendEvent(ev binlog.Event, at uint32) error {
-	switch {
-	case ev.Type() == binlog.TypeAnnotateRows && !d.annotate:
-		return nil
-	case ev.Type() == binlog.TypeFormatDescription && d.filter.pending():
+	if ev.Type() == binlog.TypeFormatDescription && d.filter.pending() {
 		return d.send(binlog.FDEWithoutCreated(ev))
-	case d.filter == nil:
-		return d.send(ev)
 	}
-	pending := d.filter.pending()
-	if d.filter.skip(ev) {
-		return nil
-	}
-	if pending && !d.filter.pending() {
-		if err := d.send(binlog.GTIDListEvent(d.ss.s.cfg.ServerID, d.filter.from, at, d.artificial)); err != nil {
-			return err
+	if d.filter != nil {
+		pending := d.filter.pending()
+		if d.filter.skip(ev) {
+			return nil
 		}
+		if pending && !d.filter.pending() {
+			if err := d.send(binlog.GTIDListEvent(d.ss.s.cfg.ServerID, d.filter.from, at, d.artificial)); err != nil {
+				return err
+			}
+		}
+	}
+	if t := ev.Type(); t >= binlog.TypeAnnotateRows && t <= binlog.TypeMariaGTIDList {
+		checksum := byte(binlog.ChecksumOff)
+		if d.fileCRC {
+			checksum = binlog.ChecksumCRC32
+		}
+		out, ok, err := binlog.ForCapability(d.compat[:0], ev, d.capability, d.annotate, checksum)
+		if err != nil {
+			return errBinlog(fmt.Sprintf("Failed to replace event at '%s':%d for the slave's capability %d: %v", d.file, at, d.capability, err))
+		}
+		if !ok {
+			return nil
+		}
+		if len(out) > 0 && len(ev) > 0 && &out[0] != &ev[0] {
+			d.compat = out // a rewrite: keep its buffer for the next
+		}
+		ev = out
 	}
 	return d.send(ev)
 }
