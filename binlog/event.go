@@ -199,9 +199,10 @@ func FakeRotate(serverID uint32, at Pos, checksum byte) Event {
 }
 
 // Heartbeat tells an idle reader the link is alive and where it stands:
-// log_pos is the offset in the file its body names.
+// log_pos is the offset in the file its body names. A master does not
+// flag it artificial.
 func Heartbeat(serverID uint32, at Pos, checksum byte) Event {
-	return frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, FlagArtificial, checksum)
+	return frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, 0, checksum)
 }
 
 // WithoutChecksum appends e to dst without its CRC32 trailer, its size

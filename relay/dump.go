@@ -83,7 +83,8 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	if !strip && strings.EqualFold(cs, "CRC32") {
 		artificial = binlog.ChecksumCRC32
 	}
-	hb := 30 * time.Second
+	// Heartbeats only for a client that asked for them, as on a master.
+	var hb time.Duration
 	if v, err := strconv.ParseInt(ss.vars["@master_heartbeat_period"], 10, 64); err == nil && v > 0 {
 		hb = time.Duration(v)
 	}
@@ -170,15 +171,15 @@ type dumper struct {
 
 // wait sends what is batched and blocks until the relay log moves,
 // sending a heartbeat when hb fires first.
-func (d *dumper) wait(changed <-chan struct{}, hb *time.Timer, gone <-chan struct{}) error {
+func (d *dumper) wait(changed <-chan struct{}, hb *beat, gone <-chan struct{}) error {
 	if err := d.out.Flush(); err != nil {
 		return err
 	}
 	select {
 	case <-changed:
 		return nil
-	case <-hb.C:
-		hb.Reset(d.hb)
+	case <-hb.C():
+		hb.t.Reset(hb.every)
 		return d.heartbeat()
 	case <-d.ss.closed():
 		return errors.New("replink is stopping")
@@ -193,7 +194,7 @@ func (d *dumper) wait(changed <-chan struct{}, hb *time.Timer, gone <-chan struc
 // complete file is impossible and answered with 1236.
 func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 	rl := d.ss.s.rlog
-	var hb *time.Timer
+	var hb *beat
 	for {
 		changed := rl.Changed()
 		if rl.Has(d.file) {
@@ -218,8 +219,8 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 				return err
 			}
 			d.rotated = true
-			hb = time.NewTimer(d.hb)
-			defer hb.Stop()
+			hb = newBeat(d.hb)
+			defer hb.stop()
 		}
 		if err := d.wait(changed, hb, gone); err != nil {
 			return err
@@ -267,6 +268,47 @@ func (d *dumper) send(ev binlog.Event) error {
 // eventPrefix is the OK byte ahead of each event of a dump (a package
 // variable: a literal in the call would allocate per event).
 var eventPrefix = []byte{0x00}
+
+// beat is a dump's heartbeat timer; without a period it never fires.
+type beat struct {
+	t     *time.Timer
+	every time.Duration
+}
+
+func newBeat(every time.Duration) *beat {
+	if every <= 0 {
+		return &beat{}
+	}
+	return &beat{t: time.NewTimer(every), every: every}
+}
+
+// C fires when a heartbeat is due; nil (never) without a period.
+func (b *beat) C() <-chan time.Time {
+	if b.t == nil {
+		return nil
+	}
+	return b.t.C
+}
+
+// reset starts the period again after something was sent.
+func (b *beat) reset() {
+	if b.t == nil {
+		return
+	}
+	if !b.t.Stop() {
+		select {
+		case <-b.t.C:
+		default:
+		}
+	}
+	b.t.Reset(b.every)
+}
+
+func (b *beat) stop() {
+	if b.t != nil {
+		b.t.Stop()
+	}
+}
 
 // heartbeat tells an idle slave the link is alive and where it stands.
 func (d *dumper) heartbeat() error {
@@ -374,8 +416,8 @@ func (d *dumper) run() error {
 			return err
 		}
 	}
-	hbTimer := time.NewTimer(d.hb)
-	defer hbTimer.Stop()
+	hbTimer := newBeat(d.hb)
+	defer hbTimer.stop()
 	for {
 		changed := rl.Changed()
 		sent := false
@@ -393,13 +435,7 @@ func (d *dumper) run() error {
 			sent = true
 		}
 		if sent {
-			if !hbTimer.Stop() {
-				select {
-				case <-hbTimer.C:
-				default:
-				}
-			}
-			hbTimer.Reset(d.hb)
+			hbTimer.reset()
 		}
 		var corrupt *binlog.CorruptError
 		switch {

@@ -68,7 +68,7 @@ func openDumpWith(t *testing.T, port int, p *PKI, user, password string, announc
 // rawDump opens a dump (openDump) and returns the first n events as sent.
 func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) [][]byte {
 	t.Helper()
-	c := openDump(t, port, p, announce, file, 4, 99)
+	c := openDumpWith(t, port, p, "plainslave", "slavepass", announce, file, 4, 99, "SET @mariadb_slave_capability=4")
 	defer c.Close()
 	var out [][]byte
 	for len(out) < n {
