@@ -24,7 +24,7 @@ import (
 // checksums and asks for file from pos, leaving the stream to the caller.
 func openDump(t *testing.T, port int, p *PKI, announce bool, file string, pos, serverID uint32) *client.Conn {
 	t.Helper()
-	return openDumpWith(t, port, p, "plainslave", "slavepass", announce, file, pos, serverID)
+	return openDumpWith(t, port, p, "plainslave", "slavepass", announce, file, pos, serverID, "SET @mariadb_slave_capability=4")
 }
 
 // openDumpAs opens a checksum-aware dump as user, from the master or replink.
@@ -68,7 +68,7 @@ func openDumpWith(t *testing.T, port int, p *PKI, user, password string, announc
 // rawDump opens a dump (openDump) and returns the first n events as sent.
 func rawDump(t *testing.T, port int, p *PKI, announce bool, file string, n int) [][]byte {
 	t.Helper()
-	c := openDumpWith(t, port, p, "plainslave", "slavepass", announce, file, 4, 99, "SET @mariadb_slave_capability=4")
+	c := openDump(t, port, p, announce, file, 4, 99)
 	defer c.Close()
 	var out [][]byte
 	for len(out) < n {
