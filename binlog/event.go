@@ -205,21 +205,6 @@ func Heartbeat(serverID uint32, at Pos, checksum byte) Event {
 	return frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, 0, checksum)
 }
 
-// WithoutChecksum appends e to dst without its CRC32 trailer, its size
-// corrected (and, for an FDE, its checksum algorithm set to off): the
-// form a slave that is not checksum-aware expects.
-func WithoutChecksum(dst []byte, e Event) Event {
-	if len(e) < HeaderSize+4 {
-		return append(dst[:0], e...) // no room for a trailer: a copy as it is
-	}
-	out := Event(append(dst[:0], e[:len(e)-4]...))
-	binary.LittleEndian.PutUint32(out[offSize:], uint32(len(out)))
-	if out.Type() == TypeFormatDescription {
-		out[len(out)-1] = ChecksumOff
-	}
-	return out
-}
-
 // ResentFDE copies an FDE for a dump that starts mid-file, as a master
 // does: log_pos 0 (the slave must not move its position) and what
 // FDEWithoutCreated does.

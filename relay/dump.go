@@ -72,15 +72,15 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	if files := s.rlog.Files(); !s.rlog.Has(file) && !ahead(last(files), file) {
 		return errBinlog("Could not find first log file name in binary log index file")
 	}
-	// A slave that never set @master_binlog_checksum is not checksum-aware:
-	// it gets events without their CRC32 trailer. Any value, NONE included
-	// (what mysqlbinlog and go-mysql send), means aware: events as stored.
+	// A client that never set @master_binlog_checksum cannot take events
+	// with checksums: a master refuses it a file that has them. Any value,
+	// NONE included (what mysqlbinlog and go-mysql send), means it can:
+	// events go as stored. Artificial events carry a CRC32 as the client
+	// announced (NONE or nothing: none), then as the file's own FDE says.
 	cs, set := ss.vars["@master_binlog_checksum"]
-	strip := !set || cs == nullValue
-	// Artificial events carry a CRC32 as the slave announced (NONE: none),
-	// then as the file's own FDE says, once that was sent.
+	unaware := !set || cs == nullValue
 	artificial := byte(binlog.ChecksumOff)
-	if !strip && strings.EqualFold(cs, "CRC32") {
+	if !unaware && strings.EqualFold(cs, "CRC32") {
 		artificial = binlog.ChecksumCRC32
 	}
 	// Heartbeats only for a client that asked for them, as on a master.
@@ -95,7 +95,8 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
 	ss.progress(file, pos)
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, strip: strip, artificial: artificial,
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, unaware: unaware, artificial: artificial,
+		from:     binlog.Pos{File: file, Offset: pos},
 		nonBlock: req.flags&dumpNonBlock != 0, annotate: req.flags&dumpSendAnnotateRows != 0}
 	// A client that does not say it knows MariaDB's GTIDs gets what a
 	// master sends it: GTIDs as BEGIN, GTID_LIST and the like as dummies.
@@ -144,13 +145,14 @@ type dumper struct {
 	file string
 	pos  uint32 // next offset to send from in file
 	hb   time.Duration
-	buf  []byte
 	// filter, for GTID slaves, drops groups the slave already has.
 	filter *gtidFilter
 	// rotated: the fake ROTATE was sent while waiting for the position.
 	rotated bool
-	// strip: the slave is not checksum-aware.
-	strip bool
+	// unaware: the client never set @master_binlog_checksum; from is
+	// where it asked to start.
+	unaware bool
+	from    binlog.Pos
 	// artificial is the checksum algorithm of the events replink makes up
 	// (fake ROTATE, heartbeat); fileCRC says the file's events carry one.
 	artificial byte
@@ -248,21 +250,14 @@ func (d *dumper) send(ev binlog.Event) error {
 		// From here the file's algorithm rules, for its events and for
 		// the ones replink makes up, as on a master.
 		alg := binlog.FDEChecksum(ev)
-		d.fileCRC = alg == binlog.ChecksumCRC32
-		if !d.strip {
-			d.artificial = alg
+		d.fileCRC, d.artificial = alg == binlog.ChecksumCRC32, alg
+		if d.unaware && d.fileCRC {
+			return errBinlog(fmt.Sprintf("Slave can not handle replication events with the checksum that master is configured to log; "+
+				"the first event '%s' at %d, the last event read from '%s' at 4, the last byte read from '%s' at %d.",
+				d.from.File, d.from.Offset, d.file, d.file, 4+len(ev)))
 		}
 	}
-	if d.strip && d.fileCRC && ev.InFile() {
-		// A copy: ev may be the relay file's read buffer.
-		ev = binlog.WithoutChecksum(d.buf, ev)
-		d.buf = ev
-	}
-	err := packet.WriteMessage(d.out, &d.ss.conn.seq, eventPrefix, ev)
-	if cap(d.buf) > 1<<20 {
-		d.buf = nil // one huge event must not keep its copy for the dump's life
-	}
-	return err
+	return packet.WriteMessage(d.out, &d.ss.conn.seq, eventPrefix, ev)
 }
 
 // eventPrefix is the OK byte ahead of each event of a dump (a package
