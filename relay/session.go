@@ -101,10 +101,12 @@ func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
 		}
 		ss.serverID = binary.LittleEndian.Uint32(data)
 		return nil
-	case mysql.COM_BINLOG_DUMP_GTID:
-		return mysql.NewError(mysql.ER_NOT_SUPPORTED_YET, "COM_BINLOG_DUMP_GTID (MySQL GTID) is not served yet; use file/position")
 	}
-	return mysql.NewError(mysql.ER_UNKNOWN_COM_ERROR, fmt.Sprintf("command %d is not supported by replink", cmd))
+	// Anything else, COM_BINLOG_DUMP_GTID included (MySQL's GTID dump,
+	// which a MariaDB master does not know either), is an unknown command,
+	// in the master's words.
+	ss.s.log.Info("unknown command from client", "peer", ss.peer, "command", cmd)
+	return mysql.NewDefaultError(mysql.ER_UNKNOWN_COM_ERROR)
 }
 
 // dumpRequest is a COM_BINLOG_DUMP.
