@@ -78,28 +78,15 @@ func (ss *session) selectList(q, list string) (*mysql.Result, error) {
 // splitAlias splits "expr AS alias" at a top-level AS.
 func splitAlias(item string) (expr, alias string) {
 	up := asciiUpper(item)
-	depth := 0
-	var quote byte
-	for i := 0; i < len(item); i++ {
-		c := item[i]
-		switch {
-		case quote != 0:
-			if c == '\\' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-		case c == '\'' || c == '"' || c == '`':
-			quote = c
-		case c == '(':
-			depth++
-		case c == ')':
-			depth--
-		case depth == 0 && i > 0 && strings.HasPrefix(up[i:], "AS") && isSpace(item[i-1]) && i+2 < len(item) && isSpace(item[i+2]):
-			return strings.TrimSpace(item[:i]), unquoteIdent(strings.TrimSpace(item[i+2:]))
+	expr = item
+	topLevel(item, func(i int) bool {
+		if i > 0 && strings.HasPrefix(up[i:], "AS") && isSpace(item[i-1]) && i+2 < len(item) && isSpace(item[i+2]) {
+			expr, alias = strings.TrimSpace(item[:i]), unquoteIdent(strings.TrimSpace(item[i+2:]))
+			return true
 		}
-	}
-	return item, ""
+		return false
+	})
+	return expr, alias
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }

@@ -146,7 +146,21 @@ func firstWord(s string) string {
 // splitTop splits on commas outside quotes and parentheses.
 func splitTop(s string) []string {
 	var out []string
-	depth, start := 0, 0
+	start := 0
+	topLevel(s, func(i int) bool {
+		if s[i] == ',' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+		return false
+	})
+	return append(out, s[start:])
+}
+
+// topLevel calls f with each index of s outside quotes (', ", `, with
+// backslash escapes) and parentheses, until f returns true.
+func topLevel(s string, f func(i int) bool) {
+	depth := 0
 	var quote byte
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -163,12 +177,12 @@ func splitTop(s string) []string {
 			depth++
 		case c == ')':
 			depth--
-		case c == ',' && depth == 0:
-			out = append(out, s[start:i])
-			start = i + 1
+		case depth == 0:
+			if f(i) {
+				return
+			}
 		}
 	}
-	return append(out, s[start:])
 }
 
 func unquote(s string) string {
