@@ -7,8 +7,6 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-
-	"github.com/replink/replink/replica"
 )
 
 // TestClientsGoMySQL: go-mysql's BinlogSyncer, in-process, parses from
@@ -20,18 +18,7 @@ import (
 // once caught up. A MySQL-flavour GTID dump, which a MariaDB master
 // cannot serve, ends in an error from both.
 func TestClientsGoMySQL(t *testing.T) {
-	p, m := newMaster(t, "max_allowed_packet=64M")
-	clientsWorkload(t, m)
-	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(),
-		Start: replica.Start{Kind: "file", Pos: mustPos(t, "mariadb-bin.000001:4")}})
-	waitCaughtUp(t, m, r, time.Minute)
-	if files := r.Log.Files(); len(files) != 3 {
-		t.Fatalf("relay log files %v, want the master's three", files)
-	}
-	master := ClientEndpoint{Name: "master", Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass",
-		CAFile: p.CAFile}
-	relay := ClientEndpoint{Name: "replink", Host: "127.0.0.1", Port: r.Port, User: "plainslave", Password: "slavepass",
-		CAFile: p.CAFile}
+	m, master, relay, _ := clientsStack(t)
 	endFile, endPos := m.MasterStatus()
 	end := mysql.Position{Name: endFile, Pos: endPos}
 

@@ -17,6 +17,26 @@ import (
 // 16 MB (split into several packets) and two rotations, so the master
 // has three files. It returns a time, as the master's clock reads it,
 // between the second rotation and the third file's transactions.
+// clientsStack starts a TLS master (extra lines go to its [mariadbd]
+// group), runs the clients workload on it, starts a replink that mirrors
+// it from its first file and waits until it caught up; it returns both
+// as endpoints a client reaches over verified TLS, and the workload's
+// start time.
+func clientsStack(t *testing.T, extra ...string) (m *Server, master, relay ClientEndpoint, since string) {
+	t.Helper()
+	p, m := newMaster(t, append([]string{"max_allowed_packet=64M"}, extra...)...)
+	since = clientsWorkload(t, m)
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(),
+		Start: replica.Start{Kind: "file", Pos: mustPos(t, "mariadb-bin.000001:4")}})
+	waitCaughtUp(t, m, r, time.Minute)
+	if files := r.Log.Files(); len(files) != 3 {
+		t.Fatalf("relay log files %v, want the master's three", files)
+	}
+	master = ClientEndpoint{Name: "master", Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass", CAFile: p.CAFile}
+	relay = ClientEndpoint{Name: "replink", Host: "127.0.0.1", Port: r.Port, User: "plainslave", Password: "slavepass", CAFile: p.CAFile}
+	return m, master, relay, since
+}
+
 func clientsWorkload(t *testing.T, m *Server) string {
 	t.Helper()
 	m.Exec("CREATE DATABASE app",
@@ -107,20 +127,9 @@ func mariadbBinlog(args ...string) func(e ClientEndpoint, outDir string) *exec.C
 // the same way. Each row reports exactly how the two differ.
 func TestClientsMariadbBinlog(t *testing.T) {
 	if _, err := exec.LookPath("mariadb-binlog"); err != nil {
-		t.Skip("mariadb-binlog not installed")
+		t.Fatal("mariadb-binlog is not installed: run scripts/setup.sh (make test does)")
 	}
-	p, m := newMaster(t, "max_allowed_packet=64M")
-	since := clientsWorkload(t, m)
-	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(),
-		Start: replica.Start{Kind: "file", Pos: mustPos(t, "mariadb-bin.000001:4")}})
-	waitCaughtUp(t, m, r, time.Minute)
-	if files := r.Log.Files(); len(files) != 3 {
-		t.Fatalf("relay log files %v, want the master's three", files)
-	}
-	master := ClientEndpoint{Name: "master", Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass",
-		CAFile: p.CAFile}
-	relay := ClientEndpoint{Name: "replink", Host: "127.0.0.1", Port: r.Port, User: "plainslave", Password: "slavepass",
-		CAFile: p.CAFile}
+	m, master, relay, since := clientsStack(t)
 
 	// Event boundaries inside the first file: from the second
 	// transaction's GTID event to the fifth's, and GTIDs in that file.

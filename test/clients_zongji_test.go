@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/replink/replink/replica"
 )
 
 // zongjiDir holds the npm client @vlasky/zongji (package.json pinning
@@ -94,18 +92,7 @@ func normalizeZongjiArtificial(out []byte) []byte {
 // does not ask INFORMATION_SCHEMA over its control connection.
 func TestClientsZongji(t *testing.T) {
 	node, script := requireZongji(t)
-	p, m := newMaster(t, "max_allowed_packet=64M", "binlog_row_metadata=FULL")
-	clientsWorkload(t, m)
-	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(),
-		Start: replica.Start{Kind: "file", Pos: mustPos(t, "mariadb-bin.000001:4")}})
-	waitCaughtUp(t, m, r, time.Minute)
-	if files := r.Log.Files(); len(files) != 3 {
-		t.Fatalf("relay log files %v, want the master's three", files)
-	}
-	master := ClientEndpoint{Name: "master", Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass",
-		CAFile: p.CAFile}
-	relay := ClientEndpoint{Name: "replink", Host: "127.0.0.1", Port: r.Port, User: "plainslave", Password: "slavepass",
-		CAFile: p.CAFile}
+	m, master, relay, _ := clientsStack(t, "binlog_row_metadata=FULL")
 
 	const file1 = "mariadb-bin.000001"
 	var gtids []string
