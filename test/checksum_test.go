@@ -35,6 +35,17 @@ func openDumpAs(t *testing.T, port int, p *PKI, user, password, file string, pos
 
 func openDumpWith(t *testing.T, port int, p *PKI, user, password string, announce bool, file string, pos, serverID uint32, sets ...string) *client.Conn {
 	t.Helper()
+	if announce {
+		sets = append(sets, "SET @master_binlog_checksum='NONE'")
+	}
+	c := dumpClient(t, port, p, user, password, sets...)
+	sendDump(t, c, file, pos, 0, serverID)
+	return c
+}
+
+// dumpClient logs in to port over verified TLS as user and runs sets.
+func dumpClient(t *testing.T, port int, p *PKI, user, password string, sets ...string) *client.Conn {
+	t.Helper()
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
 	if err != nil {
 		t.Fatal(err)
@@ -45,24 +56,26 @@ func openDumpWith(t *testing.T, port int, p *PKI, user, password string, announc
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	if announce {
-		sets = append(sets, "SET @master_binlog_checksum='NONE'")
-	}
 	for _, q := range sets {
 		if _, err := c.Execute(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
+	return c
+}
+
+// sendDump sends COM_BINLOG_DUMP of file from pos with flags.
+func sendDump(t *testing.T, c *client.Conn, file string, pos uint32, flags uint16, serverID uint32) {
+	t.Helper()
+	pkt := []byte{0, 0, 0, 0, 0x12} // the header, filled by go-mysql; COM_BINLOG_DUMP
+	pkt = binary.LittleEndian.AppendUint32(pkt, pos)
+	pkt = binary.LittleEndian.AppendUint16(pkt, flags)
+	pkt = binary.LittleEndian.AppendUint32(pkt, serverID)
+	pkt = append(pkt, file...)
 	c.ResetSequence()
-	pkt := make([]byte, 4+1+4+2+4+len(file))
-	pkt[4] = 0x12 // COM_BINLOG_DUMP
-	binary.LittleEndian.PutUint32(pkt[5:], pos)
-	binary.LittleEndian.PutUint32(pkt[11:], serverID)
-	copy(pkt[15:], file)
 	if err := c.WritePacket(pkt); err != nil {
 		t.Fatal(err)
 	}
-	return c
 }
 
 // rawDump opens a dump (openDump) and returns the first n events as sent.

@@ -2,15 +2,12 @@ package test
 
 import (
 	"bytes"
-	"context"
-	"encoding/binary"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
-	"github.com/replink/replink/tlsutil"
 )
 
 // nonBlockingDump logs in to port as user, sets sets, asks for a
@@ -18,30 +15,9 @@ import (
 // packet until the EOF that ends it.
 func nonBlockingDump(t *testing.T, p *PKI, port int, user, password, file string, flags uint16, sets ...string) [][]byte {
 	t.Helper()
-	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ep := replica.Endpoint{Host: "127.0.0.1", Port: port, User: user, Password: password, TLS: tc, ConnectTimeout: 5 * time.Second}
-	c, _, err := ep.Connect(context.Background(), "replica", unmetered())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dumpClient(t, port, p, user, password, sets...)
 	defer c.Close()
-	for _, q := range sets {
-		if _, err := c.Execute(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	cmd := []byte{0, 0, 0, 0, 0x12}
-	cmd = binary.LittleEndian.AppendUint32(cmd, 4)
-	cmd = binary.LittleEndian.AppendUint16(cmd, flags|1) // BINLOG_DUMP_NON_BLOCK
-	cmd = binary.LittleEndian.AppendUint32(cmd, 77)
-	cmd = append(cmd, file...)
-	c.ResetSequence()
-	if err := c.WritePacket(cmd); err != nil {
-		t.Fatal(err)
-	}
+	sendDump(t, c, file, 4, flags|1, 77) // BINLOG_DUMP_NON_BLOCK
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var out [][]byte
 	for {
