@@ -32,7 +32,7 @@ func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
 				v = unquote(strings.TrimSpace(val))
 			}
 			if strings.HasPrefix(name, "@") && !strings.HasPrefix(name, "@@") {
-				ss.vars[name] = text(v)
+				ss.setVar(name, text(v))
 			}
 		}
 		return nil, nil
@@ -43,8 +43,33 @@ func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
 	case "KILL":
 		return ss.kill(st)
 	}
-	ss.s.log.Info("unknown query from client", "peer", ss.peer, "query", q)
+	ss.unknown(q)
 	return nil, syntaxErr(q)
+}
+
+// maxVars bounds what a client's user variables may hold: a slave sets a
+// handful of short ones.
+const maxVars = 64 << 10
+
+// setVar keeps a user variable, within maxVars for the connection.
+func (ss *session) setVar(name, v string) {
+	size := len(name) + len(v)
+	for n, old := range ss.vars {
+		if n != name {
+			size += len(n) + len(old)
+		}
+	}
+	if size > maxVars {
+		ss.s.log.Warn("client's user variables pass 64 KiB; not kept", "peer", ss.peer, "variable", name)
+		return
+	}
+	ss.vars[name] = v
+}
+
+// unknown logs a statement replink does not answer by its first word and
+// length only: a statement may carry a password (IDENTIFIED BY, MASTER_PASSWORD).
+func (ss *session) unknown(q string) {
+	ss.s.log.Info("unknown statement from client", "peer", ss.peer, "statement", strings.ToUpper(firstWord(strings.TrimSpace(q))), "bytes", len(q))
 }
 
 // selectList evaluates SELECT expr [[AS] alias], ... as one row.
@@ -63,7 +88,7 @@ func (ss *session) selectList(q, list string) (*mysql.Result, error) {
 			}
 		}
 		if !ok {
-			ss.s.log.Info("unknown query from client", "peer", ss.peer, "query", q)
+			ss.unknown(q)
 			return nil, mysql.NewError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, fmt.Sprintf("Unknown system variable or function in '%s'", expr))
 		}
 		if name == "" {
@@ -240,6 +265,9 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 		if i := strings.Index(up, " LIKE "); i >= 0 {
 			pattern = strings.ToLower(unquote(strings.TrimSpace(st[i+6:])))
 		}
+		if len(pattern) > 256 { // no variable name is that long
+			return resultset([]string{"Variable_name", "Value"}, nil)
+		}
 		var rows [][]any
 		for _, v := range ss.s.variables() {
 			if pattern == "" && v.listed || pattern != "" && (v.listed || !strings.ContainsAny(pattern, "%_")) && likeMatch(pattern, v.name) {
@@ -264,7 +292,7 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 		}
 		return resultset([]string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}, [][]any{{d.File, int64(d.Offset), "", ""}})
 	}
-	ss.s.log.Info("unknown query from client", "peer", ss.peer, "query", q)
+	ss.unknown(q)
 	return nil, syntaxErr(q)
 }
 
@@ -302,7 +330,7 @@ func (ss *session) kill(st string) (*mysql.Result, error) {
 	if err != nil || len(f) < 2 {
 		return nil, syntaxErr(st)
 	}
-	if ss.s.kill(uint32(id)) {
+	if ss.s.kill(uint32(id), ss.user) {
 		return nil, nil
 	}
 	return nil, mysql.NewError(mysql.ER_NO_SUCH_THREAD, fmt.Sprintf("Unknown thread id: %d", id))

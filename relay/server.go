@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -109,6 +110,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.purgeLoop(ctx) }()
 	}
+	var delay time.Duration
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -117,6 +119,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if temporary(err) {
+				// Out of descriptors or memory for a moment (a flood on
+				// another port can do it): wait and go on, as net/http does,
+				// rather than stop serving the slaves that are connected.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("relay accept failed; retrying", "error", err, "in", delay)
+				select {
+				case <-time.After(delay):
+				case <-ctx.Done():
+				}
 				continue
 			}
 			cancel()
@@ -374,16 +388,28 @@ func (s *Server) binlogChecksum() string {
 	return "NONE"
 }
 
-// kill ends the dump of connection id, as KILL does on a master; false
-// when no dump has that id.
-func (s *Server) kill(id uint32) bool {
+// kill ends the dump of connection id of the same user, as KILL does on
+// a master for an account without the CONNECTION ADMIN privilege; false
+// when this user has no dump with that id.
+func (s *Server) kill(id uint32, user string) bool {
+	var victim *session
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for ss := range s.slaves {
-		if ss.conn.id == id {
-			ss.conn.Close()
-			return true
+		if ss.conn.id == id && ss.user == user {
+			victim = ss
 		}
 	}
-	return false
+	s.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	victim.conn.Close() // outside the lock: a TLS close can block
+	return true
+}
+
+// temporary reports an accept error that passes: out of descriptors or
+// memory.
+func temporary(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }

@@ -2,7 +2,10 @@ package relay
 
 import (
 	"fmt"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -117,4 +120,39 @@ func queryServer(t testing.TB, id uint32, version string) *Server {
 	}
 	t.Cleanup(func() { rlog.Close() })
 	return &Server{cfg: Config{ServerID: id, ServerVersion: func() string { return version }}, log: hclog.NewNullLogger(), rlog: rlog}
+}
+
+// A client's user variables are bounded; an over-long LIKE pattern
+// matches nothing, without compiling it.
+func TestClientInputIsBounded(t *testing.T) {
+	ss := &session{s: queryServer(t, 4001, "5.5.5-10.11.19-MariaDB"), vars: map[string]string{}}
+	big := strings.Repeat("x", 60<<10)
+	if _, err := ss.HandleQuery("SET @a = '" + big + "'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.HandleQuery("SET @b = '" + big + "'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, kept := ss.vars["@b"]; kept || ss.vars["@a"] != big {
+		t.Fatalf("variables kept past 64 KiB: @a %d bytes, @b kept %v", len(ss.vars["@a"]), kept)
+	}
+	res, err := ss.HandleQuery("SHOW VARIABLES LIKE '" + strings.Repeat("%a", 400) + "'")
+	if err != nil || len(res.RowDatas) != 0 {
+		t.Fatalf("an 800-byte pattern: %v rows, %v", res, err)
+	}
+}
+
+func TestTemporaryAcceptErrors(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.EMFILE)}, true},
+		{&net.OpError{Op: "accept", Err: os.NewSyscallError("accept4", syscall.ENFILE)}, true},
+		{net.ErrClosed, false},
+	} {
+		if got := temporary(c.err); got != c.want {
+			t.Errorf("temporary(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
 }
