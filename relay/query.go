@@ -268,9 +268,10 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 		if len(pattern) > 256 { // no variable name is that long
 			return resultset([]string{"Variable_name", "Value"}, nil)
 		}
+		like := likePattern(pattern) // compiled once for all the variables
 		var rows [][]any
 		for _, v := range ss.s.variables() {
-			if pattern == "" && v.listed || pattern != "" && (v.listed || !strings.ContainsAny(pattern, "%_")) && likeMatch(pattern, v.name) {
+			if pattern == "" && v.listed || pattern != "" && (v.listed || !strings.ContainsAny(pattern, "%_")) && like.MatchString(v.name) {
 				rows = append(rows, []any{v.name, text(v.value())})
 			}
 		}
@@ -296,9 +297,9 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 	return nil, syntaxErr(q)
 }
 
-// likeMatch is SQL LIKE, case-insensitive: % any run, _ one character,
-// \ escapes.
-func likeMatch(pattern, s string) bool {
+// likePattern is SQL LIKE as a regular expression, case-insensitive: %
+// any run, _ one character, \ escapes.
+func likePattern(pattern string) *regexp.Regexp {
 	var re strings.Builder
 	re.WriteString("(?is)^")
 	for i := 0; i < len(pattern); i++ {
@@ -317,8 +318,10 @@ func likeMatch(pattern, s string) bool {
 		}
 	}
 	re.WriteString("$")
-	m, err := regexp.MatchString(re.String(), s)
-	return err == nil && m
+	if r, err := regexp.Compile(re.String()); err == nil {
+		return r
+	}
+	return regexp.MustCompile("$^") // a pattern that is not text matches nothing
 }
 
 // kill answers KILL [CONNECTION|QUERY] id: a dump of this relay is ended
