@@ -92,6 +92,9 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	if cfg.Relay.ServerVersion == nil {
 		cfg.Relay.ServerVersion = func() string { return d.rep.Status().ServerVersion }
 	}
+	if cfg.Relay.GTIDMode == nil {
+		cfg.Relay.GTIDMode = func() string { return d.rep.Status().GTIDMode }
+	}
 	if d.srv, err = relay.New(cfg.Relay, d.rlog, log.Named("relay"), d.tlsm, relay.NewMetrics(reg)); err != nil {
 		return nil, &config.Error{File: cfg.File, Key: "relay", Err: err}
 	}

@@ -59,6 +59,24 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 		ss.mu.Unlock()
 		s.log.Info("slave GTID dump", "peer", ss.peer, "slave_pos", cs, "file", file)
 	}
+	var mysqlGTIDs *mysqlFilter
+	if req.mysqlGTIDs != nil {
+		// A MySQL replica's GTID dump: with no file named, from the
+		// newest file it has everything before; either way without the
+		// transactions it has.
+		if file == "" {
+			var err error
+			if file, err = s.mysqlGTIDStart(req.mysqlGTIDs); err != nil {
+				return err
+			}
+			pos = 4
+		}
+		mysqlGTIDs = &mysqlFilter{have: req.mysqlGTIDs}
+		ss.mu.Lock()
+		ss.gtid = true
+		ss.mu.Unlock()
+		s.log.Info("replica GTID dump", "peer", ss.peer, "executed", req.mysqlGTIDs.String(), "file", file)
+	}
 	if file == "" {
 		files := s.rlog.Files()
 		if len(files) == 0 {
@@ -78,6 +96,9 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	// events go as stored. Artificial events carry a CRC32 as the client
 	// announced (NONE or nothing: none), then as the file's own FDE says.
 	cs, set := ss.vars["@master_binlog_checksum"]
+	if !set {
+		cs, set = ss.vars["@source_binlog_checksum"] // MySQL 8.0.26+ names
+	}
 	unaware := !set || cs == nullValue
 	artificial := byte(binlog.ChecksumOff)
 	if !unaware && strings.EqualFold(cs, "CRC32") {
@@ -85,8 +106,11 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	}
 	// Heartbeats only for a client that asked for them, as on a master.
 	var hb time.Duration
-	if v, err := strconv.ParseInt(ss.vars["@master_heartbeat_period"], 10, 64); err == nil && v > 0 {
-		hb = time.Duration(v)
+	for _, name := range []string{"@master_heartbeat_period", "@source_heartbeat_period"} {
+		if v, err := strconv.ParseInt(ss.vars[name], 10, 64); err == nil && v > 0 {
+			hb = time.Duration(v)
+			break
+		}
 	}
 	if ss.serverID == 0 {
 		ss.serverID = req.serverID
@@ -95,9 +119,15 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
 	ss.progress(file, pos)
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, unaware: unaware, artificial: artificial,
-		from:     binlog.Pos{File: file, Offset: pos},
-		nonBlock: req.flags&dumpNonBlock != 0, annotate: req.flags&dumpSendAnnotateRows != 0}
+	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, mysqlGTIDs: mysqlGTIDs, unaware: unaware, artificial: artificial,
+		from: binlog.Pos{File: file, Offset: pos}, nonBlock: req.flags&dumpNonBlock != 0}
+	// Flag 2 is Annotate_rows to a MariaDB master, heartbeats of version 2
+	// to a MySQL source (which has no Annotate_rows events to leave out).
+	if s.mysqlSource() {
+		d.annotate, d.heartbeatV2 = true, req.flags&dumpHeartbeatV2 != 0
+	} else {
+		d.annotate = req.flags&dumpSendAnnotateRows != 0
+	}
 	// A client that does not say it knows MariaDB's GTIDs gets what a
 	// master sends it: GTIDs as BEGIN, GTID_LIST and the like as dummies.
 	d.capability, _ = strconv.Atoi(ss.vars["@mariadb_slave_capability"])
@@ -145,8 +175,10 @@ type dumper struct {
 	file string
 	pos  uint32 // next offset to send from in file
 	hb   time.Duration
-	// filter, for GTID slaves, drops groups the slave already has.
-	filter *gtidFilter
+	// filter, for GTID slaves, drops groups the slave already has;
+	// mysqlGTIDs does it for a MySQL replica's GTID dump.
+	filter     *gtidFilter
+	mysqlGTIDs *mysqlFilter
 	// rotated: the fake ROTATE was sent while waiting for the position.
 	rotated bool
 	// unaware: the client never set @master_binlog_checksum; from is
@@ -162,6 +194,8 @@ type dumper struct {
 	// nonBlock: end with EOF at the end of the relay log (flag 1);
 	// annotate: send Annotate_rows events (flag 2).
 	nonBlock, annotate bool
+	// heartbeatV2: heartbeats of type 41, for a MySQL replica that asked.
+	heartbeatV2 bool
 	// capability is @mariadb_slave_capability (0 when unset); compat holds
 	// an event rewritten for it.
 	capability int
@@ -307,7 +341,12 @@ func (b *beat) stop() {
 
 // heartbeat tells an idle slave the link is alive and where it stands.
 func (d *dumper) heartbeat() error {
-	if err := d.send(binlog.Heartbeat(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos}, d.artificial)); err != nil {
+	at := binlog.Pos{File: d.file, Offset: d.pos}
+	hb := binlog.Heartbeat(d.ss.s.cfg.ServerID, at, d.artificial)
+	if d.heartbeatV2 {
+		hb = binlog.HeartbeatV2(d.ss.s.cfg.ServerID, at, d.artificial)
+	}
+	if err := d.send(hb); err != nil {
 		return err
 	}
 	return d.out.Flush()
@@ -325,6 +364,15 @@ func (d *dumper) fakeRotate() binlog.Event {
 // BINLOG_CHECKPOINT, Annotate_rows) as the client's capability and dump
 // flags take them.
 func (d *dumper) sendEvent(ev binlog.Event, at uint32) error {
+	if d.mysqlGTIDs != nil {
+		skip, err := d.mysqlGTIDs.skip(ev)
+		if err != nil {
+			return errBinlog(fmt.Sprintf("replink: event at '%s':%d: %v", d.file, at, err))
+		}
+		if skip {
+			return nil
+		}
+	}
 	if ev.Type() == binlog.TypeFormatDescription && d.filter.pending() {
 		return d.send(binlog.FDEWithoutCreated(ev))
 	}

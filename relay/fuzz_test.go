@@ -113,10 +113,16 @@ func FuzzParseCommands(f *testing.F) {
 	f.Add([]byte{4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'm', 'a', 'r', 'i', 'a', 'd', 'b', '-', 'b', 'i', 'n', '.', '0', '0', '0', '0', '0', '1'})
 	f.Add([]byte{1, 2, 3})
 	f.Add([]byte{})
+	// A MySQL 8 replica's COM_BINLOG_DUMP_GTID body: flags 6, server id,
+	// no file, position 4, an empty GTID set.
+	f.Add([]byte{6, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		req, err := parseDump(data)
 		if err == nil && len(req.file) > len(data) {
 			t.Fatal("file name longer than the packet")
+		}
+		if req, err := parseDumpGTID(data); err == nil && len(req.file) > len(data) {
+			t.Fatal("GTID dump: file name longer than the packet")
 		}
 		ss := &session{vars: map[string]string{}}
 		_ = ss.HandleOtherCommand(0x15, data) // COM_REGISTER_SLAVE

@@ -89,6 +89,16 @@ func (ss *session) selectList(q, list string) (*mysql.Result, error) {
 		}
 		if !ok {
 			ss.unknown(q)
+			if name, isVar := strings.CutPrefix(strings.TrimSpace(expr), "@@"); isVar {
+				// As a master says it (a MySQL replica reads this error
+				// as "no semi-sync here", for one).
+				for _, scope := range []string{"global.", "session."} {
+					if len(name) > len(scope) && strings.EqualFold(name[:len(scope)], scope) {
+						name = name[len(scope):]
+					}
+				}
+				return nil, mysql.NewDefaultError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, name) // as written
+			}
 			return nil, mysql.NewError(mysql.ER_UNKNOWN_SYSTEM_VARIABLE, fmt.Sprintf("Unknown system variable or function in '%s'", expr))
 		}
 		if name == "" {
@@ -145,7 +155,7 @@ func (ss *session) eval(e string) (any, bool) {
 		return ss.variable(name)
 	case strings.HasPrefix(l, "@"):
 		if v, ok := ss.vars[l]; ok && v != nullValue {
-			return v, true
+			return userString(v), true
 		}
 		return nil, true
 	case l == "null":
@@ -164,6 +174,10 @@ func (ss *session) eval(e string) (any, bool) {
 	}
 	return nil, false
 }
+
+// userString is a user variable's string value: a master types such a
+// column LONGBLOB, where a string literal is VARCHAR.
+type userString string
 
 // nullValue stands for NULL among the user variables a client set.
 const nullValue = "\x00NULL"
@@ -190,8 +204,9 @@ func (ss *session) variable(name string) (any, bool) {
 }
 
 // serverVar is one variable replink answers; listed ones appear in SHOW
-// VARIABLES as on a MariaDB master (server_uuid and gtid_mode are MySQL's:
-// answered when asked by name only).
+// VARIABLES as on the master. server_uuid is answered by name only with
+// a MariaDB master (which has none): it is replink's own, stable per
+// data-dir, which MySQL replicas and tools that tell servers apart need.
 type serverVar struct {
 	name   string
 	listed bool
@@ -200,21 +215,40 @@ type serverVar struct {
 
 func (s *Server) variables() []serverVar {
 	str := func(v string) func() any { return func() any { return v } }
-	return []serverVar{
+	vars := []serverVar{
 		{"binlog_checksum", true, func() any { return s.binlogChecksum() }},
 		{"binlog_format", true, str("ROW")},
-		{"gtid_binlog_pos", true, func() any { return s.gtidPos(false) }},
-		{"gtid_binlog_state", true, func() any { return s.gtidPos(true) }},
-		{"gtid_current_pos", true, func() any { return s.gtidCurrentPos() }},
-		{"gtid_domain_id", true, func() any { return int64(0) }},
-		{"gtid_mode", false, str("OFF")},
-		{"gtid_slave_pos", true, str("")},
-		{"gtid_strict_mode", true, str("OFF")},
 		{"log_bin", true, str("ON")},
 		{"server_id", true, func() any { return int64(s.cfg.ServerID) }},
-		{"server_uuid", false, func() any { return s.rlog.ServerUUID() }},
 		{"version", true, func() any { return s.version() }},
 	}
+	if s.mysqlSource() {
+		executed := func(purged bool) func() any {
+			return func() any {
+				e, p, _, err := s.mysqlExecuted()
+				switch {
+				case err != nil:
+					return ""
+				case purged:
+					return p.String()
+				}
+				return e.String()
+			}
+		}
+		return append(vars,
+			serverVar{"gtid_executed", true, executed(false)},
+			serverVar{"gtid_mode", true, func() any { return s.gtidMode() }},
+			serverVar{"gtid_purged", true, executed(true)},
+			serverVar{"server_uuid", true, func() any { return s.rlog.ServerUUID() }})
+	}
+	return append(vars,
+		serverVar{"gtid_binlog_pos", true, func() any { return s.gtidPos(false) }},
+		serverVar{"gtid_binlog_state", true, func() any { return s.gtidPos(true) }},
+		serverVar{"gtid_current_pos", true, func() any { return s.gtidCurrentPos() }},
+		serverVar{"gtid_domain_id", true, func() any { return int64(0) }},
+		serverVar{"gtid_slave_pos", true, str("")},
+		serverVar{"gtid_strict_mode", true, str("OFF")},
+		serverVar{"server_uuid", false, func() any { return s.rlog.ServerUUID() }})
 }
 
 // version is the master's version as VERSION() says it: without the
@@ -287,11 +321,21 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 		}
 		return resultset([]string{"Log_name", "File_size"}, rows)
 	case up == "SHOW MASTER STATUS" || up == "SHOW BINLOG STATUS" || up == "SHOW BINARY LOG STATUS":
+		cols := []string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}
 		d := ss.s.rlog.Durable()
-		if d.IsZero() {
-			return resultset([]string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}, nil)
+		row := []any{d.File, int64(d.Offset), "", ""}
+		if ss.s.mysqlSource() {
+			cols = append(cols, "Executed_Gtid_Set") // as MySQL 5.6 and later
+			e, _, _, err := ss.s.mysqlExecuted()
+			if err != nil {
+				return nil, mysql.NewError(mysql.ER_UNKNOWN_ERROR, fmt.Sprintf("replink: reading the relay log: %v", err))
+			}
+			row = append(row, e.String())
 		}
-		return resultset([]string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}, [][]any{{d.File, int64(d.Offset), "", ""}})
+		if d.IsZero() {
+			return resultset(cols, nil)
+		}
+		return resultset(cols, [][]any{row})
 	}
 	ss.unknown(q)
 	return nil, syntaxErr(q)
@@ -359,16 +403,42 @@ func isQuoted(s string) bool {
 // resultset builds a text result set; column types follow the values as
 // a MariaDB master types them: int32 is INT, int64 BIGINT, a string
 // VARCHAR, and a column of NULLs (a user variable never set) LONGBLOB.
+// The rows are encoded here: go-mysql's encoder sends an empty string as
+// NULL, where a master sends an empty string (SHOW MASTER STATUS's
+// Binlog_Do_DB, an empty @@gtid_slave_pos).
 func resultset(names []string, rows [][]any) (*mysql.Result, error) {
+	blobs := map[int]bool{}
+	for _, row := range rows {
+		for j, v := range row {
+			if u, ok := v.(userString); ok {
+				row[j], blobs[j] = string(u), true
+			}
+		}
+	}
 	rs, err := mysql.BuildSimpleTextResultset(names, rows)
 	if err != nil {
 		return nil, err
+	}
+	for i, row := range rows {
+		var data []byte
+		for _, v := range row {
+			if v == nil {
+				data = append(data, 0xfb)
+				continue
+			}
+			b, err := mysql.FormatTextValue(v)
+			if err != nil {
+				return nil, err
+			}
+			data = append(data, mysql.PutLengthEncodedString(b)...)
+		}
+		rs.RowDatas[i] = data
 	}
 	for j, f := range rs.Fields {
 		switch {
 		case len(rows) > 0 && isInt32(rows[0][j]):
 			f.Type = mysql.MYSQL_TYPE_LONG
-		case f.Type == mysql.MYSQL_TYPE_NULL:
+		case f.Type == mysql.MYSQL_TYPE_NULL || blobs[j]:
 			f.Type = mysql.MYSQL_TYPE_LONG_BLOB
 		}
 	}

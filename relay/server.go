@@ -31,6 +31,8 @@ type Config struct {
 	// ServerVersion is the version string to advertise (the master's when
 	// known, so slaves pick the right protocol).
 	ServerVersion func() string
+	// GTIDMode is a MySQL master's @@GLOBAL.GTID_MODE, "" while unknown.
+	GTIDMode func() string
 	// HandshakeTimeout bounds a client's login. MaxConnections bounds how
 	// many may be connected at once, MaxHandshakes how many of those may be
 	// still logging in: a flood of half-open connections uses up the

@@ -69,8 +69,20 @@ func (ss *session) command(p []byte) (quit bool) {
 		if r, err = ss.HandleQuery(string(p[1:])); err == nil {
 			return c.writeResult(r) != nil
 		}
-	case mysql.COM_BINLOG_DUMP:
-		req, perr := parseDump(p[1:])
+	case mysql.COM_BINLOG_DUMP, mysql.COM_BINLOG_DUMP_GTID:
+		var req dumpRequest
+		var perr error
+		switch {
+		case p[0] == mysql.COM_BINLOG_DUMP:
+			req, perr = parseDump(p[1:])
+		case ss.s.mysqlSource():
+			req, perr = parseDumpGTID(p[1:])
+		default:
+			// MySQL's GTID dump, which a MariaDB master does not know: an
+			// unknown command, in the master's words.
+			ss.s.log.Info("unknown command from client", "peer", ss.peer, "command", p[0])
+			perr = mysql.NewDefaultError(mysql.ER_UNKNOWN_COM_ERROR)
+		}
 		if perr != nil {
 			err = perr
 			break
@@ -102,19 +114,19 @@ func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
 		ss.serverID = binary.LittleEndian.Uint32(data)
 		return nil
 	}
-	// Anything else, COM_BINLOG_DUMP_GTID included (MySQL's GTID dump,
-	// which a MariaDB master does not know either), is an unknown command,
-	// in the master's words.
+	// Anything else is an unknown command, in the master's words.
 	ss.s.log.Info("unknown command from client", "peer", ss.peer, "command", cmd)
 	return mysql.NewDefaultError(mysql.ER_UNKNOWN_COM_ERROR)
 }
 
-// dumpRequest is a COM_BINLOG_DUMP.
+// dumpRequest is a COM_BINLOG_DUMP, or a MySQL replica's
+// COM_BINLOG_DUMP_GTID with the GTID set it has executed.
 type dumpRequest struct {
-	pos      uint32
-	flags    uint16
-	serverID uint32
-	file     string
+	pos        uint32
+	flags      uint16
+	serverID   uint32
+	file       string
+	mysqlGTIDs *mysql.MysqlGTIDSet
 }
 
 func parseDump(data []byte) (dumpRequest, error) {

@@ -94,18 +94,21 @@ type Replica struct {
 
 // Status is the link state for /status and diagnose.
 type Status struct {
-	State         string             `json:"state"` // connecting, streaming, backoff
-	ServerVersion string             `json:"server_version,omitempty"`
-	Flavor        string             `json:"flavor,omitempty"`
-	TLSVersion    string             `json:"tls_version,omitempty"`
-	Cipher        string             `json:"cipher,omitempty"`
-	PeerChain     []tlsutil.CertInfo `json:"peer_chain,omitempty"`
-	Position      string             `json:"position,omitempty"`
-	LastError     string             `json:"last_error,omitempty"`
-	LastReason    tlsutil.Reason     `json:"last_reason,omitempty"`
-	Since         time.Time          `json:"since"`
-	Reconnects    int                `json:"reconnects"`
-	Failures      []FailureRecord    `json:"recent_failures,omitempty"`
+	State         string `json:"state"` // connecting, streaming, backoff
+	ServerVersion string `json:"server_version,omitempty"`
+	Flavor        string `json:"flavor,omitempty"`
+	// GTIDMode is a MySQL master's @@GLOBAL.GTID_MODE, which the relay
+	// answers its own replicas.
+	GTIDMode   string             `json:"gtid_mode,omitempty"`
+	TLSVersion string             `json:"tls_version,omitempty"`
+	Cipher     string             `json:"cipher,omitempty"`
+	PeerChain  []tlsutil.CertInfo `json:"peer_chain,omitempty"`
+	Position   string             `json:"position,omitempty"`
+	LastError  string             `json:"last_error,omitempty"`
+	LastReason tlsutil.Reason     `json:"last_reason,omitempty"`
+	Since      time.Time          `json:"since"`
+	Reconnects int                `json:"reconnects"`
+	Failures   []FailureRecord    `json:"recent_failures,omitempty"`
 }
 
 // FailureRecord is one recent connection failure.
@@ -329,7 +332,13 @@ func (r *Replica) prepare(ctx context.Context, from binlog.Pos) (binlog.Pos, err
 	if strings.Contains(strings.ToLower(c.GetServerVersion()), "mariadb") {
 		r.flavor = mysql.MariaDBFlavor
 	}
-	r.setState(func(s *Status) { s.ServerVersion, s.Flavor = c.GetServerVersion(), r.flavor })
+	gtidMode := ""
+	if r.flavor == mysql.MySQLFlavor {
+		if res, err := c.Execute("SELECT @@GLOBAL.GTID_MODE"); err == nil && res.RowNumber() > 0 {
+			gtidMode, _ = res.GetString(0, 0)
+		}
+	}
+	r.setState(func(s *Status) { s.ServerVersion, s.Flavor, s.GTIDMode = c.GetServerVersion(), r.flavor, gtidMode })
 	if !from.IsZero() {
 		return from, nil
 	}
