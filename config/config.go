@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,8 @@ type Relay struct {
 	DataDir                string      `toml:"data-dir"`
 	Sync                   string      `toml:"sync"`
 	Retain                 string      `toml:"retain"`
+	KeepForAbsentSlaves    string      `toml:"keep-for-absent-slaves"`
+	MinFreeSpace           string      `toml:"min-free-space"`
 	SSLCA                  string      `toml:"ssl-ca"`
 	SSLCert                string      `toml:"ssl-cert"`
 	SSLKey                 string      `toml:"ssl-key"`
@@ -117,6 +120,8 @@ func Defaults() *Config {
 	c.Relay.Listen = "127.0.0.1:3307"
 	c.Relay.Sync = "transaction"
 	c.Relay.Retain = "7d"
+	c.Relay.KeepForAbsentSlaves = "24h"
+	c.Relay.MinFreeSpace = "5%"
 	c.Metrics.Listen = "127.0.0.1:9105"
 	c.Log.Level = "info"
 	c.Log.Format = "text"
@@ -157,6 +162,38 @@ func Duration(file, key, v string) (time.Duration, error) {
 		return 0, &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a duration (like 10s, 500ms, 7d)", v)}
 	}
 	return d, nil
+}
+
+// FreeSpace parses a free-space threshold: a share of the file system
+// ("5%") or a size ("20GiB", "500MB", "1073741824"; K, M, G, T are
+// powers of 1024, as in my.cnf).
+func FreeSpace(file, key, v string) (relay.FreeSpace, error) {
+	bad := &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a share of the disk or a size (like 5%%, 20GiB, 500M)", v)}
+	t := strings.TrimSpace(v)
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		n, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || n < 0 || n >= 100 {
+			return relay.FreeSpace{}, bad
+		}
+		return relay.FreeSpace{Percent: n}, nil
+	}
+	up := strings.ToUpper(t)
+	mult := uint64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   uint64
+	}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
+		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(up, u.suffix); ok {
+			up, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseUint(up, 10, 64)
+	if err != nil || n > ^uint64(0)/mult {
+		return relay.FreeSpace{}, bad
+	}
+	return relay.FreeSpace{Bytes: n * mult}, nil
 }
 
 // MasterPassword resolves the password: password-file, then password,
@@ -305,7 +342,16 @@ func (c *Config) RelayConfig() (relay.Config, error) {
 	if err != nil {
 		return relay.Config{}, err
 	}
-	cfg := relay.Config{Listen: r.Listen, ServerID: id, TLS: tlsSrv, RequireSecureTransport: requireSecure, Retain: retain}
+	keepAbsent, err := Duration(c.File, key("keep-for-absent-slaves"), r.KeepForAbsentSlaves)
+	if err != nil {
+		return relay.Config{}, err
+	}
+	minFree, err := FreeSpace(c.File, key("min-free-space"), r.MinFreeSpace)
+	if err != nil {
+		return relay.Config{}, err
+	}
+	cfg := relay.Config{Listen: r.Listen, ServerID: id, TLS: tlsSrv, RequireSecureTransport: requireSecure, Retain: retain,
+		KeepForAbsentSlaves: keepAbsent, MinFreeSpace: minFree}
 	for i, u := range r.Users {
 		k := fmt.Sprintf("relay.users[%d]", i)
 		if u.Name == "" {

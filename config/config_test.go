@@ -5,6 +5,7 @@ import (
 
 	"flag"
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 	"os"
@@ -124,6 +125,33 @@ func TestDuration(t *testing.T) {
 	}
 }
 
+func TestFreeSpace(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want relay.FreeSpace
+		ok   bool
+	}{
+		{"5%", relay.FreeSpace{Percent: 5}, true},
+		{"0.5 %", relay.FreeSpace{Percent: 0.5}, true},
+		{"20GiB", relay.FreeSpace{Bytes: 20 << 30}, true},
+		{"500M", relay.FreeSpace{Bytes: 500 << 20}, true},
+		{"1073741824", relay.FreeSpace{Bytes: 1 << 30}, true},
+		{"0", relay.FreeSpace{}, true},
+		{"100%", relay.FreeSpace{}, false},
+		{"-1%", relay.FreeSpace{}, false},
+		{"lots", relay.FreeSpace{}, false},
+		{"99999999999T", relay.FreeSpace{}, false},
+	} {
+		got, err := FreeSpace("f", "relay.min-free-space", c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("FreeSpace(%q) = %+v, %v; want %+v, ok %v", c.in, got, err, c.want, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "relay.min-free-space") {
+			t.Errorf("FreeSpace(%q): %v does not name the key", c.in, err)
+		}
+	}
+}
+
 // The shipped example configurations must load: no unknown keys, valid values.
 func TestShippedConfigsLoad(t *testing.T) {
 	files, _ := filepath.Glob("../deploy/*/replink.toml")
@@ -184,6 +212,8 @@ func FuzzLoadFile(f *testing.F) {
 			{"ParseStart", func() { _, _ = replica.ParseStart(c.Master.Start) }},
 			{"Duration heartbeat", func() { _, _ = Duration(name, "k", c.Master.HeartbeatPeriod) }},
 			{"Duration retain", func() { _, _ = Duration(name, "k", c.Relay.Retain) }},
+			{"Duration keep-for-absent-slaves", func() { _, _ = Duration(name, "k", c.Relay.KeepForAbsentSlaves) }},
+			{"FreeSpace", func() { _, _ = FreeSpace(name, "k", c.Relay.MinFreeSpace) }},
 			{"ParseSyncPolicy", func() { _, _ = binlog.ParseSyncPolicy(c.Relay.Sync) }},
 			{"ParseMode", func() { _, _ = tlsutil.ParseMode(c.Master.SSLMode) }},
 			{"ParseCipherList", func() { _, _, _ = tlsutil.ParseCipherList(c.Master.SSLCipher) }},

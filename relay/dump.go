@@ -115,10 +115,11 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	if ss.serverID == 0 {
 		ss.serverID = req.serverID
 	}
+	ss.nonBlocking = req.flags&dumpNonBlock != 0
+	ss.progress(file, pos)
 	s.addSlave(ss)
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
-	ss.progress(file, pos)
 	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, mysqlGTIDs: mysqlGTIDs, unaware: unaware, artificial: artificial,
 		from: binlog.Pos{File: file, Offset: pos}, nonBlock: req.flags&dumpNonBlock != 0}
 	// Flag 2 is Annotate_rows to a MariaDB master, heartbeats of version 2

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,6 +15,7 @@ type Metrics struct {
 	reg       prometheus.Registerer
 	connected prometheus.Gauge
 	rejected  *prometheus.CounterVec
+	purged    *prometheus.CounterVec
 }
 
 // RejectReasons are the values of replink_relay_connections_rejected_total's
@@ -31,10 +33,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replink_relay_connections_rejected_total",
 			Help: "Connections to the relay port refused or cut off before or during login, by reason."}, []string{"reason"}),
 	}
+	m.purged = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replink_relay_purged_files_total",
+		Help: "Relay log files purged: retain (older than retain, needed by no slave), free_space (a remembered slave needed them; the data-dir was below min-free-space)."},
+		[]string{"reason"})
 	for _, r := range RejectReasons {
 		m.rejected.WithLabelValues(r)
 	}
-	reg.MustRegister(m.connected, m.rejected)
+	for _, r := range []string{"retain", "free_space"} {
+		m.purged.WithLabelValues(r)
+	}
+	reg.MustRegister(m.connected, m.rejected, m.purged)
 	return m
 }
 
@@ -44,29 +52,43 @@ func (m *Metrics) reject(reason string) { m.rejected.WithLabelValues(reason).Inc
 // blocked on a full socket shows its real lag. It is called once, by New:
 // a Metrics serves one Server.
 func (m *Metrics) bind(s *Server) {
-	m.reg.MustRegister(&slaveLag{s: s, desc: prometheus.NewDesc("replink_replica_lag_bytes",
-		"Bytes of durable relay log a slave has yet to receive.", []string{"server_id"}, nil)})
+	m.reg.MustRegister(&slaveLag{s: s,
+		lag: prometheus.NewDesc("replink_replica_lag_bytes",
+			"Bytes of durable relay log a slave has yet to receive; for a remembered slave while away, from where it stopped.", []string{"server_id"}, nil),
+		seen: prometheus.NewDesc("replink_replica_last_seen_timestamp_seconds",
+			"When a slave was last seen dumping: now while connected, when it left for a remembered slave.", []string{"server_id"}, nil)})
 }
 
 type slaveLag struct {
-	s    *Server
-	desc *prometheus.Desc
+	s         *Server
+	lag, seen *prometheus.Desc
 }
 
 // Describe implements prometheus.Collector.
-func (c *slaveLag) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *slaveLag) Describe(ch chan<- *prometheus.Desc) { ch <- c.lag; ch <- c.seen }
 
 // Collect implements prometheus.Collector.
 func (c *slaveLag) Collect(ch chan<- prometheus.Metric) {
 	// Two connections with one server_id (a slave reconnecting before the
 	// old dump noticed) must not make two series: keep the larger lag.
 	lag := map[uint32]int64{}
+	seen := map[uint32]float64{}
+	now := float64(time.Now().UnixNano()) / 1e9
 	for _, r := range c.s.Slaves() {
 		if l, ok := lag[r.ServerID]; !ok || r.LagBytes > l {
 			lag[r.ServerID] = r.LagBytes
 		}
+		seen[r.ServerID] = now
+	}
+	for _, r := range c.s.Away() {
+		if _, connected := seen[r.ServerID]; !connected {
+			lag[r.ServerID] = r.LagBytes
+			seen[r.ServerID] = float64(r.AwaySince.UnixNano()) / 1e9
+		}
 	}
 	for id, l := range lag {
-		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(l), strconv.FormatUint(uint64(id), 10))
+		label := strconv.FormatUint(uint64(id), 10)
+		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(l), label)
+		ch <- prometheus.MustNewConstMetric(c.seen, prometheus.GaugeValue, seen[id], label)
 	}
 }

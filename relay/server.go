@@ -10,6 +10,8 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -43,6 +45,34 @@ type Config struct {
 	// Retain is how long relay log files are kept (0: forever); a file a
 	// connected slave still needs is kept regardless.
 	Retain time.Duration
+	// KeepForAbsentSlaves is how long a slave that left is remembered and
+	// the files it still needs kept beyond Retain (0: not at all); MinFreeSpace is the
+	// free space of the data-dir's file system below which those files
+	// are purged after all.
+	KeepForAbsentSlaves time.Duration
+	MinFreeSpace        FreeSpace
+}
+
+// FreeSpace is a free-space threshold: a share of the file system
+// (Percent) or a number of bytes.
+type FreeSpace struct {
+	Percent float64
+	Bytes   uint64
+}
+
+// below reports whether free of total bytes is under the threshold.
+func (f FreeSpace) below(free, total uint64) bool {
+	if f.Percent > 0 {
+		return float64(free) < f.Percent/100*float64(total)
+	}
+	return free < f.Bytes
+}
+
+func (f FreeSpace) String() string {
+	if f.Percent > 0 {
+		return fmt.Sprintf("%g%%", f.Percent)
+	}
+	return fmt.Sprintf("%d bytes", f.Bytes)
 }
 
 // Server serves the relay log to slaves.
@@ -59,6 +89,10 @@ type Server struct {
 
 	mu     sync.Mutex
 	slaves map[*session]struct{}
+	// memory: every slave served, kept in the data-dir.
+	memory *memory
+	// freeSpace reports the data-dir's file system's free and total bytes.
+	freeSpace func() (free, total uint64, err error)
 }
 
 // New checks the configuration and makes a server.
@@ -78,8 +112,13 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 	if cfg.RequireSecureTransport && cfg.TLS == nil {
 		return nil, errors.New("require-secure-transport needs ssl-cert and ssl-key")
 	}
+	mem, err := loadMemory(rlog.Dir())
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, dummy: nativeHash(string(scramble())), rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
-		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), slaves: map[*session]struct{}{}}
+		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), slaves: map[*session]struct{}{},
+		memory: mem, freeSpace: func() (uint64, uint64, error) { return diskSpace(rlog.Dir()) }}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		if _, dup := s.users[u.Name]; dup {
@@ -108,10 +147,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	go func() { <-ctx.Done(); ln.Close() }()
-	if s.cfg.Retain > 0 {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.purgeLoop(ctx) }()
-	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.housekeeping(ctx) }()
 	var delay time.Duration
 	for {
 		c, err := ln.Accept()
@@ -296,20 +333,34 @@ func (s *Server) rejected(peer string, w *tlsutil.WireConn, err error) {
 	}
 }
 
+// addSlave lists a dumping slave and remembers it (in the data-dir at
+// once: its files are kept from now on, through a crash too).
 func (s *Server) addSlave(ss *session) {
 	s.mu.Lock()
 	s.slaves[ss] = struct{}{}
 	n := len(s.slaves)
 	s.mu.Unlock()
 	s.m.connected.Set(float64(n))
+	s.remember(ss)
+	s.saveMemory()
 }
 
+// removeSlave unlists a slave whose dump ended and remembers where it
+// stopped.
 func (s *Server) removeSlave(ss *session) {
 	s.mu.Lock()
 	delete(s.slaves, ss)
 	n := len(s.slaves)
 	s.mu.Unlock()
 	s.m.connected.Set(float64(n))
+	s.remember(ss)
+	s.saveMemory()
+}
+
+func (s *Server) saveMemory() {
+	if err := s.memory.save(); err != nil {
+		s.log.Error("cannot save the remembered slaves; their files are kept while replink runs", "error", err)
+	}
 }
 
 // SlaveStatus is one connected slave, for /status.
@@ -334,14 +385,18 @@ func (s *Server) Slaves() []SlaveStatus {
 	return out
 }
 
-// purgeLoop removes relay log files older than Retain, never one a
-// connected slave reads or will read next.
-func (s *Server) purgeLoop(ctx context.Context) {
-	every := min(time.Minute, max(s.cfg.Retain/4, time.Second))
+// housekeeping remembers where the connected slaves are, forgets the
+// ones away longer than KeepForAbsentSlaves, and applies the retention,
+// every few seconds until ctx ends.
+func (s *Server) housekeeping(ctx context.Context) {
+	every := 10 * time.Second
+	if s.cfg.Retain > 0 {
+		every = min(every, max(s.cfg.Retain/4, time.Second))
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
-		s.PurgeNow(time.Now())
+		s.Housekeep(time.Now())
 		select {
 		case <-ctx.Done():
 			return
@@ -350,24 +405,108 @@ func (s *Server) purgeLoop(ctx context.Context) {
 	}
 }
 
-// PurgeNow applies the retention once.
-func (s *Server) PurgeNow(now time.Time) {
-	oldest := -1
+// Housekeep does one round of housekeeping.
+func (s *Server) Housekeep(now time.Time) {
 	s.mu.Lock()
+	dumping := make([]*session, 0, len(s.slaves))
 	for ss := range s.slaves {
-		if i := s.rlog.Index(ss.file()); i >= 0 && (oldest < 0 || i < oldest) {
-			oldest = i
-		}
+		dumping = append(dumping, ss)
 	}
 	s.mu.Unlock()
+	for _, ss := range dumping {
+		s.remember(ss)
+	}
+	for _, r := range s.memory.forget(now.Add(-s.cfg.KeepForAbsentSlaves), s.connectedIDs()) {
+		s.log.Info("forgetting a slave away longer than keep-for-absent-slaves; its files are no longer kept for it",
+			"server_id", r.ServerID, "user", r.User, "last_seen", r.LastSeen, "position", fmt.Sprintf("%s:%d", r.File, r.Pos),
+			"keep_for_absent_slaves", s.cfg.KeepForAbsentSlaves)
+	}
+	s.saveMemory()
+	if s.cfg.Retain > 0 {
+		s.PurgeNow(now)
+	}
+}
+
+// PurgeNow applies the retention once, in this order: a file a connected
+// slave reads or will read is never purged; a file older than Retain is
+// purged unless a remembered slave still needs it; and that last
+// protection gives way when the data-dir's free space is below
+// MinFreeSpace (logged, and counted as reason "free_space").
+func (s *Server) PurgeNow(now time.Time) {
+	oldest := func(files []string) int {
+		o := -1
+		for _, f := range files {
+			if i := s.rlog.Index(f); i >= 0 && (o < 0 || i < o) {
+				o = i
+			}
+		}
+		return o
+	}
+	var connected []string
+	s.mu.Lock()
+	for ss := range s.slaves {
+		connected = append(connected, ss.file())
+	}
+	s.mu.Unlock()
+	away := s.awayAt(now)
+	var awayFiles []string
+	for _, r := range away {
+		file, _, _ := strings.Cut(r.Position, ":")
+		awayFiles = append(awayFiles, file)
+	}
+	keepConnected, keepAway := oldest(connected), oldest(awayFiles)
+	if keepAway > 0 {
+		// And the file before: what was sent last may have been lost
+		// with the connection, and the slave asks for it again.
+		keepAway--
+	}
+	lowSpace := false
+	if keepAway >= 0 {
+		free, total, err := s.freeSpace()
+		switch {
+		case err != nil:
+			s.log.Warn("cannot tell the data-dir's free space; keeping the files of remembered slaves", "error", err)
+		case s.cfg.MinFreeSpace.below(free, total):
+			lowSpace = true
+			s.log.Warn("data-dir free space below min-free-space: the files remembered slaves need are no longer kept",
+				"free_bytes", free, "total_bytes", total, "min_free_space", s.cfg.MinFreeSpace)
+		}
+	}
+	keep := keepConnected
+	if !lowSpace && keepAway >= 0 && (keep < 0 || keepAway < keep) {
+		keep = keepAway
+	}
+	// Index of each file before the purge, to tell which ones only the
+	// remembered slaves kept.
+	before := map[string]int{}
+	for i, f := range s.rlog.Files() {
+		before[f] = i
+	}
 	removed, err := s.rlog.Purge(now.Add(-s.cfg.Retain), func(name string) bool {
-		return oldest >= 0 && s.rlog.Index(name) >= oldest
+		return keep >= 0 && s.rlog.Index(name) >= keep
 	})
 	if err != nil {
 		s.log.Error("relay log retention", "error", err)
 	}
-	if len(removed) > 0 {
-		s.log.Info("purged relay log files", "files", removed, "retain", s.cfg.Retain)
+	if len(removed) == 0 {
+		return
+	}
+	for _, f := range removed {
+		reason := "retain"
+		if lowSpace && before[f] >= keepAway {
+			reason = "free_space"
+		}
+		s.m.purged.WithLabelValues(reason).Inc()
+	}
+	s.log.Info("purged relay log files", "files", removed, "retain", s.cfg.Retain)
+	if lowSpace {
+		for _, r := range away {
+			file, _, _ := strings.Cut(r.Position, ":")
+			if slices.Contains(removed, file) {
+				s.log.Warn("purged files a remembered slave needs, for free space; it will get ERR 1236 when it returns",
+					"server_id", r.ServerID, "user", r.User, "position", r.Position, "away_since", r.AwaySince)
+			}
+		}
 	}
 }
 

@@ -115,7 +115,8 @@ func startRelayWith(t testing.TB, log hclog.Logger) *relay {
 	rl.file.addGroup(2)
 	rl.appendAll(t, 0)
 
-	cfg := Config{Listen: "127.0.0.1:0", ServerID: testServerID, Users: []User{{Name: "slave1", Password: "pw", Require: RequireNone}}}
+	cfg := Config{Listen: "127.0.0.1:0", ServerID: testServerID, Users: []User{{Name: "slave1", Password: "pw", Require: RequireNone}},
+		KeepForAbsentSlaves: time.Hour}
 	rl.srv, err = New(cfg, rlog, log, tlsutil.NewMetrics(rl.reg), NewMetrics(rl.reg))
 	if err != nil {
 		t.Fatal(err)
@@ -560,19 +561,23 @@ func TestDumpingSlaveIsListedAndMetered(t *testing.T) {
 		slaves[0].LagBytes != 0 || slaves[0].GTID || slaves[0].TLS != "" {
 		t.Fatalf("Slaves() = %+v, want server_id %d at %s, user slave1, no lag, no GTID, no TLS", slaves, testSlaveID, want)
 	}
-	expected := connectedMetric(1) + fmt.Sprintf(`
-# HELP replink_replica_lag_bytes Bytes of durable relay log a slave has yet to receive.
+	lag := fmt.Sprintf(`
+# HELP replink_replica_lag_bytes Bytes of durable relay log a slave has yet to receive; for a remembered slave while away, from where it stopped.
 # TYPE replink_replica_lag_bytes gauge
 replink_replica_lag_bytes{server_id="%d"} 0
 `, testSlaveID)
-	if err := testutil.GatherAndCompare(rl.reg, strings.NewReader(expected), "replink_replicas_connected", "replink_replica_lag_bytes"); err != nil {
+	if err := testutil.GatherAndCompare(rl.reg, strings.NewReader(connectedMetric(1)+lag), "replink_replicas_connected", "replink_replica_lag_bytes"); err != nil {
 		t.Fatalf("while dumping: %v", err)
 	}
+	if seen := metricValue(t, rl.reg, "replink_replica_last_seen_timestamp_seconds", "server_id", strconv.Itoa(testSlaveID)); time.Since(time.Unix(int64(seen), 0)) > time.Minute {
+		t.Fatalf("last seen %v while connected, want now", seen)
+	}
 
+	// Once it left it is remembered: its lag stays exported.
 	conn.Close()
 	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if err = testutil.GatherAndCompare(rl.reg, strings.NewReader(connectedMetric(0)), "replink_replicas_connected", "replink_replica_lag_bytes"); err == nil {
+		if err = testutil.GatherAndCompare(rl.reg, strings.NewReader(connectedMetric(0)+lag), "replink_replicas_connected", "replink_replica_lag_bytes"); err == nil {
 			break
 		}
 	}

@@ -26,10 +26,13 @@ type session struct {
 	serverID uint32
 	// streamed: a dump started; the connection ends with it.
 	streamed bool
-	mu       sync.Mutex
-	curFile  string // the relay file being served
-	curPos   uint32 // the end of what was sent
-	gtid     bool
+	// nonBlocking: the dump ends at the end of the relay log (a tool,
+	// not a slave: it is not remembered).
+	nonBlocking bool
+	mu          sync.Mutex
+	curFile     string // the relay file being served
+	curPos      uint32 // the end of what was sent
+	gtid        bool
 }
 
 func (ss *session) status() SlaveStatus {

@@ -64,6 +64,10 @@ code{font-size:.92em} .muted{color:#777;font-size:.9em}
 {{if .Slaves}}<table><tr><th>server_id</th><th>user</th><th>peer</th><th>TLS</th><th>position</th><th>behind</th><th>mode</th></tr>
 {{range .Slaves}}<tr><td>{{.ServerID}}</td><td>{{.User}}</td><td>{{.Peer}}</td><td>{{if .TLS}}{{.TLS}}{{else}}<span class="bad">plaintext</span>{{end}}</td><td><code>{{.Position}}</code></td><td>{{.LagBytes}} bytes</td><td>{{if .GTID}}GTID{{else}}file/position{{end}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">No slave is dumping from replink.</p>{{end}}
+{{if .Away}}<h3>Away ({{len .Away}}): their files are kept until they return or are forgotten</h3>
+<table><tr><th>server_id</th><th>user</th><th>peer</th><th>away since</th><th>position</th><th>behind</th><th>kept until</th></tr>
+{{range .Away}}<tr><td>{{.ServerID}}</td><td>{{.User}}</td><td>{{.Peer}}</td><td>{{date .AwaySince}}</td><td><code>{{.Position}}</code></td><td>{{.LagBytes}} bytes</td><td>{{date .KeptUntil}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2>Recent failures</h2>
 {{if .Master.Failures}}<table><tr><th>when</th><th>reason</th><th>what happened</th><th>fix</th></tr>

@@ -27,14 +27,17 @@ import (
 
 // Doc is the /status document.
 type Doc struct {
-	Master  replica.Status      `json:"master"`
-	Relay   Relay               `json:"relay"`
-	LagSec  float64             `json:"lag_seconds"`
-	Local   []tlsutil.CertInfo  `json:"local_certificates"`
-	Slaves  []relay.SlaveStatus `json:"replicas"`
-	Version string              `json:"version"`
-	Uptime  string              `json:"uptime"`
-	Now     time.Time           `json:"now"`
+	Master replica.Status      `json:"master"`
+	Relay  Relay               `json:"relay"`
+	LagSec float64             `json:"lag_seconds"`
+	Local  []tlsutil.CertInfo  `json:"local_certificates"`
+	Slaves []relay.SlaveStatus `json:"replicas"`
+	// Away are the remembered slaves not connected now, whose files
+	// replink keeps for keep-for-absent-slaves.
+	Away    []relay.RememberedStatus `json:"away_replicas"`
+	Version string                   `json:"version"`
+	Uptime  string                   `json:"uptime"`
+	Now     time.Time                `json:"now"`
 }
 
 // Relay is the relay log part of the document.
@@ -58,10 +61,11 @@ type Sources struct {
 // Build makes the document now.
 func (s Sources) Build(now time.Time) Doc {
 	d := Doc{Master: s.Replica.Status(), LagSec: s.Replica.Lag(), Version: s.Version,
-		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Slaves: []relay.SlaveStatus{},
+		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Slaves: []relay.SlaveStatus{}, Away: []relay.RememberedStatus{},
 		Relay: Relay{DataDir: s.Log.Dir(), Position: s.Log.ResumePoint().String(), Durable: s.Log.Durable().String(), Files: s.Log.Files()}}
 	if s.Relay != nil {
 		d.Slaves = s.Relay.Slaves()
+		d.Away = s.Relay.Away()
 	}
 	if s.Local != nil {
 		seen := map[string]bool{}
@@ -160,6 +164,10 @@ func WriteText(w io.Writer, d Doc, now time.Time) {
 	fmt.Fprintf(w, "slaves:     %d\n", len(d.Slaves))
 	for _, r := range d.Slaves {
 		fmt.Fprintf(w, "  server_id %d  %s  %s  at %s  %d bytes behind  tls %s\n", r.ServerID, r.User, r.Peer, r.Position, r.LagBytes, r.TLS)
+	}
+	for _, r := range d.Away {
+		fmt.Fprintf(w, "  server_id %d  %s  %s  away since %s  at %s  %d bytes behind  kept until %s\n", r.ServerID, r.User, r.Peer,
+			r.AwaySince.Format(time.RFC3339), r.Position, r.LagBytes, r.KeptUntil.Format(time.RFC3339))
 	}
 	for _, c := range d.Local {
 		fmt.Fprintf(w, "local %-6s %s expires %s (%.0f days)\n", c.Role, c.Subject, c.NotAfter.Format("2006-01-02"), c.DaysLeft(now))

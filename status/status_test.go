@@ -223,7 +223,9 @@ func TestWriteText(t *testing.T) {
 				PeerChain: []tlsutil.CertInfo{{Subject: "/CN=db1", Issuer: "/CN=replink CA", NotAfter: notAfter}},
 				Failures:  []replica.FailureRecord{{Time: since, Reason: tlsutil.ReasonConnectionRefused, Error: "dial tcp: connection refused", Hint: "check the port"}}},
 			Relay: relayPart, LagSec: 1.5,
-			Slaves: []relay.SlaveStatus{{ServerID: 7, User: "slave", Peer: "10.0.0.7:40000", Position: "mysql-bin.000007:1000", LagBytes: 234, TLS: "TLSv1.3"}}},
+			Slaves: []relay.SlaveStatus{{ServerID: 7, User: "slave", Peer: "10.0.0.7:40000", Position: "mysql-bin.000007:1000", LagBytes: 234, TLS: "TLSv1.3"}},
+			Away: []relay.RememberedStatus{{ServerID: 9, User: "slave", Peer: "10.0.0.9:40000", Position: "mysql-bin.000005:400", LagBytes: 5000,
+				AwaySince: since, KeptUntil: since.Add(24 * time.Hour)}}},
 			[]string{
 				"master:     streaming since 2026-11-30T11:58:30Z (1m30s)",
 				"server:     10.11.19-MariaDB (mariadb)",
@@ -236,6 +238,7 @@ func TestWriteText(t *testing.T) {
 				"    fix: check the port",
 				"slaves:     1",
 				"  server_id 7  slave  10.0.0.7:40000  at mysql-bin.000007:1000  234 bytes behind  tls TLSv1.3",
+				"  server_id 9  slave  10.0.0.9:40000  away since 2026-11-30T11:58:30Z  at mysql-bin.000005:400  5000 bytes behind  kept until 2026-12-01T11:58:30Z",
 			}},
 		{"streaming in plaintext", Doc{Master: replica.Status{State: "streaming", Since: since}, Relay: relayPart},
 			[]string{"tls:        none (plaintext)"}},

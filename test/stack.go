@@ -42,6 +42,9 @@ type ReplinkOptions struct {
 	Port      int // relay port; free when 0
 	SemiSync  bool
 	Retain    time.Duration
+	// KeepForAbsent is [relay] keep-for-absent-slaves (0: slaves that
+	// leave are not remembered).
+	KeepForAbsent time.Duration
 	// MasterPort overrides the port replink dials (a proxy in front of the master).
 	MasterPort int
 	// Start is where to begin with an empty relay log ("current" when zero).
@@ -97,7 +100,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 			SemiSync:        o.SemiSync,
 			MaxBackoff:      o.MaxBackoff,
 		},
-		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain,
+		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain, KeepForAbsentSlaves: o.KeepForAbsent,
 			HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections},
 		DataDir: o.Dir,
 		Sync:    o.Sync,
