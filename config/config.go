@@ -85,6 +85,7 @@ type Relay struct {
 	Retain                 string      `toml:"retain"`
 	KeepForAbsentSlaves    string      `toml:"keep-for-absent-slaves"`
 	MinFreeSpace           string      `toml:"min-free-space"`
+	WaitWhenBehind         string      `toml:"wait-when-behind"`
 	SSLCA                  string      `toml:"ssl-ca"`
 	SSLCert                string      `toml:"ssl-cert"`
 	SSLKey                 string      `toml:"ssl-key"`
@@ -122,6 +123,7 @@ func Defaults() *Config {
 	c.Relay.Retain = "7d"
 	c.Relay.KeepForAbsentSlaves = "24h"
 	c.Relay.MinFreeSpace = "5%"
+	c.Relay.WaitWhenBehind = "10m"
 	c.Metrics.Listen = "127.0.0.1:9105"
 	c.Log.Level = "info"
 	c.Log.Format = "text"
@@ -350,8 +352,12 @@ func (c *Config) RelayConfig() (relay.Config, error) {
 	if err != nil {
 		return relay.Config{}, err
 	}
+	waitBehind, err := Duration(c.File, key("wait-when-behind"), r.WaitWhenBehind)
+	if err != nil {
+		return relay.Config{}, err
+	}
 	cfg := relay.Config{Listen: r.Listen, ServerID: id, TLS: tlsSrv, RequireSecureTransport: requireSecure, Retain: retain,
-		KeepForAbsentSlaves: keepAbsent, MinFreeSpace: minFree}
+		KeepForAbsentSlaves: keepAbsent, MinFreeSpace: minFree, WaitWhenBehind: waitBehind}
 	for i, u := range r.Users {
 		k := fmt.Sprintf("relay.users[%d]", i)
 		if u.Name == "" {

@@ -214,6 +214,7 @@ func FuzzLoadFile(f *testing.F) {
 			{"Duration retain", func() { _, _ = Duration(name, "k", c.Relay.Retain) }},
 			{"Duration keep-for-absent-slaves", func() { _, _ = Duration(name, "k", c.Relay.KeepForAbsentSlaves) }},
 			{"FreeSpace", func() { _, _ = FreeSpace(name, "k", c.Relay.MinFreeSpace) }},
+			{"Duration wait-when-behind", func() { _, _ = Duration(name, "k", c.Relay.WaitWhenBehind) }},
 			{"ParseSyncPolicy", func() { _, _ = binlog.ParseSyncPolicy(c.Relay.Sync) }},
 			{"ParseMode", func() { _, _ = tlsutil.ParseMode(c.Master.SSLMode) }},
 			{"ParseCipherList", func() { _, _, _ = tlsutil.ParseCipherList(c.Master.SSLCipher) }},

@@ -232,6 +232,13 @@ func (d *dumper) wait(changed <-chan struct{}, hb *beat, gone <-chan struct{}) e
 func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 	rl := d.ss.s.rlog
 	var hb *beat
+	var limit <-chan time.Time
+	var deadline time.Time
+	if w := d.ss.s.cfg.WaitWhenBehind; w > 0 {
+		t := time.NewTimer(w)
+		defer t.Stop()
+		limit, deadline = t.C, time.Now().Add(w)
+	}
 	for {
 		changed := rl.Changed()
 		if rl.Has(d.file) {
@@ -259,22 +266,64 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 			hb = newBeat(d.hb)
 			defer hb.stop()
 		}
-		if err := d.wait(changed, hb, gone); err != nil {
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			want := binlog.Pos{File: d.file, Offset: d.pos}
+			return errBinlog(fmt.Sprintf("replink is behind the master: the slave asked for '%s':%d and replink is %s after waiting %s "+
+				"(relay.wait-when-behind); point the slave at the master or at a replink that has the position",
+				d.file, d.pos, behindBy(rl.Durable(), want), d.ss.s.cfg.WaitWhenBehind))
+		}
+		if err := d.waitOrLimit(changed, hb, gone, limit); err != nil {
 			return err
 		}
 	}
 }
 
-// ahead reports whether name is the file right after the newest one
-// replink has, or any name while the relay log is still empty: replink
-// may be behind the master. A name further off is an error, as on a
-// master, rather than a silent wait.
+// waitOrLimit is wait, also woken when limit fires (the caller checks its
+// deadline).
+func (d *dumper) waitOrLimit(changed <-chan struct{}, hb *beat, gone <-chan struct{}, limit <-chan time.Time) error {
+	if limit == nil {
+		return d.wait(changed, hb, gone)
+	}
+	merged := make(chan struct{})
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		select {
+		case <-changed:
+			close(merged)
+		case <-limit:
+			close(merged)
+		case <-stop:
+		}
+	}()
+	return d.wait(merged, hb, gone)
+}
+
+// ahead reports whether name is a file of the master's sequence past the
+// newest one replink has (or any name while the relay log is still
+// empty): a slave that moved from the master, or from a replink further
+// on, to one that is behind. It waits for replink to get there. A name of
+// another sequence is an error, as on a master.
 func ahead(newest, name string) bool {
 	if newest == "" {
 		return true
 	}
-	next, ok := binlog.NextFile(newest)
-	return ok && next == name
+	nb, _, nok := binlog.SplitFile(newest)
+	b, _, ok := binlog.SplitFile(name)
+	return nok && ok && nb == b && binlog.CompareFiles(name, newest) > 0
+}
+
+// behindBy says how far the relay log is from the slave's position.
+func behindBy(have binlog.Pos, want binlog.Pos) string {
+	_, h, _ := binlog.SplitFile(have.File)
+	_, w, _ := binlog.SplitFile(want.File)
+	switch {
+	case have.File == "":
+		return "replink has no binlog file yet"
+	case have.File == want.File:
+		return fmt.Sprintf("%d bytes behind in '%s'", int64(want.Offset)-int64(have.Offset), have.File)
+	}
+	return fmt.Sprintf("%d files behind, at '%s':%d", w-h, have.File, have.Offset)
 }
 
 // send batches one event packet: 0x00 then the event, split into

@@ -51,6 +51,10 @@ type Config struct {
 	// are purged after all.
 	KeepForAbsentSlaves time.Duration
 	MinFreeSpace        FreeSpace
+	// WaitWhenBehind bounds how long a slave asking for a position of the
+	// master's binlog that replink has not reached yet waits, with
+	// heartbeats, before ERR 1236 says replink is behind (0: for ever).
+	WaitWhenBehind time.Duration
 }
 
 // FreeSpace is a free-space threshold: a share of the file system

@@ -508,7 +508,7 @@ func TestDumpRefused(t *testing.T) {
 		msg  string // in the ERR 1236
 	}{
 		{"position inside an event", testFile, func(f *relayFile) uint32 { return f.starts[3] + 3 }, "impossible position"},
-		{"file the log never had", "mariadb-bin.000007", func(*relayFile) uint32 { return 4 }, "Could not find first log file name in binary log index file"},
+		{"file of another binlog", "other-bin.000007", func(*relayFile) uint32 { return 4 }, "Could not find first log file name in binary log index file"},
 		{"file before the first", "mariadb-bin.000000", func(*relayFile) uint32 { return 4 }, "Could not find first log file name in binary log index file"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -540,6 +540,38 @@ func TestDumpOfNextFileWaits(t *testing.T) {
 	r := dump(t, conn, "mariadb-bin.000002", 4)
 	checkRotate(t, mustNext(t, r), "mariadb-bin.000002", 4)
 	checkHeartbeat(t, mustNext(t, r), "mariadb-bin.000002", 4, true)
+}
+
+// A slave that moves to a replink several files behind waits, with
+// heartbeats, for relay.wait-when-behind; then ERR 1236 says replink is
+// behind and by how much, instead of "Could not find first log file".
+func TestSlaveOnAReplinkFilesBehindWaitsThenIsTold(t *testing.T) {
+	rl := startRelay(t)
+	rl.srv.cfg.WaitWhenBehind = 500 * time.Millisecond
+	conn := rl.slave(t)
+	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum", "SET @master_heartbeat_period = 100000000")
+	start := time.Now()
+	r := dump(t, conn, "mariadb-bin.000007", 1234)
+	checkRotate(t, mustNext(t, r), "mariadb-bin.000007", 1234)
+	beats := 0
+	for {
+		ev, err := next(r)
+		var me *mysql.MyError
+		if errors.As(err, &me) {
+			if me.Code != 1236 || !strings.Contains(me.Message, "replink is behind the master") || !strings.Contains(me.Message, "6 files behind") {
+				t.Fatalf("got %v, want ERR 1236 saying replink is 6 files behind", me)
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkHeartbeat(t, ev, "mariadb-bin.000007", 1234, true)
+		beats++
+	}
+	if waited := time.Since(start); beats < 2 || waited < 500*time.Millisecond {
+		t.Fatalf("told after %v and %d heartbeats; want a wait of 500ms with heartbeats", waited, beats)
+	}
 }
 
 func TestDumpingSlaveIsListedAndMetered(t *testing.T) {

@@ -277,22 +277,31 @@ func TestRetentionAndPurgedPosition(t *testing.T) {
 }
 
 // TestSlaveAheadOfReplinkWaits: a slave that replicated from the master
-// and moves to replink while replink is behind waits for replink to catch
-// up instead of failing.
+// and moves to a replink several files behind (its link to the master
+// was cut while the master rotated on) waits for replink to catch up
+// instead of failing with "Could not find first log file name".
 func TestSlaveAheadOfReplinkWaits(t *testing.T) {
 	p, m := newMaster(t)
+	proxy := StartProxy(t, m.Addr())
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), MasterPort: proxy.Port(), Heartbeat: 500 * time.Millisecond})
+	writeWorkload(m, "before", 10)
+	waitCaughtUp(t, m, r, 20*time.Second)
+	// replink's path to the master goes down; the master rotates on.
+	proxy.Hold()
+	proxy.Stall()
+	for i := 0; i < 3; i++ {
+		m.Exec("FLUSH BINARY LOGS")
+		writeWorkload(m, fmt.Sprintf("while-replink-cut-%d", i), 5)
+	}
+	// The slave replicates from the master itself, then moves to replink.
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	writeWorkload(m, "direct", 10)
-	// First the slave replicates from the master itself.
 	slave.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='replpass',
 		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4`, m.Port, p.CAFile), "START SLAVE")
 	st := waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	slave.Exec("STOP SLAVE")
-
-	// replink cannot reach the master yet.
-	proxy := StartProxy(t, m.Addr())
-	proxy.Hold()
-	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), MasterPort: proxy.Port()})
+	if have := r.Log.Durable().File; have != "mariadb-bin.000001" {
+		t.Fatalf("replink reached %s while cut off; the test needs it files behind", have)
+	}
 	slave.Exec(fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='slave1', MASTER_PASSWORD='slavepass',
 		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.5,
 		MASTER_USE_GTID=no, MASTER_LOG_FILE='%s', MASTER_LOG_POS=%s`, r.Port, p.CAFile, p.ClientCert, p.ClientKey,
@@ -305,6 +314,7 @@ func TestSlaveAheadOfReplinkWaits(t *testing.T) {
 	if !strings.Contains(r.Logs(), "slave is ahead of replink") {
 		t.Fatal("replink did not log that the slave waits")
 	}
+	t.Logf("slave waits at %s:%s on a replink at %s", st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], r.Log.Durable())
 	proxy.Release()
 	waitSlaveCaughtUp(t, m, slave, 60*time.Second)
 	if a, b := m.Checksum("app.orders"), slave.Checksum("app.orders"); a != b {
