@@ -135,7 +135,7 @@ func TestSlaveMovesAcrossAPair(t *testing.T) {
 			defer endLoad()
 			rows := func() int {
 				var n int
-				fmt.Sscan(s.Query("SELECT COUNT(*) FROM "+table)[0][0], &n)
+				fmt.Sscan(s.Query("SELECT COUNT(*) FROM " + table)[0][0], &n)
 				return n
 			}
 			waitRows := func(n int) {
