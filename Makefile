@@ -2,7 +2,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build setup test unit integration vet bench demo clean fuzz rules
+.PHONY: all build setup test unit integration vet bench demo clean fuzz rules deploy-check deploy-generate
 
 all: build
 
@@ -16,14 +16,60 @@ vet:
 	@test -z "$$(gofmt -l $$(find . -name '*.go' -not -path './bin/*'))" || { echo "gofmt needed:"; gofmt -l $$(find . -name '*.go' -not -path './bin/*'); exit 1; }
 	$(GO) vet ./...
 
-# Everything: unit tests, integration tests against real mariadbd, and the
-# alert rules through promtool.
-test: setup vet build rules
+# Everything: unit tests, integration tests against real mariadbd, the
+# alert rules through promtool, and the deployment files (deploy-check).
+test: setup vet build rules deploy-check
 	$(GO) test -race -count=1 -timeout 12m ./...
 
 rules:
 	promtool check rules dashboards/alerts.yml
 	cd dashboards && promtool test rules alerts_test.yml
+
+# The deployment files: the static build the Dockerfile makes, the systemd
+# unit through systemd-analyze verify, and the deploy/ module's tests (the
+# Kubernetes manifests decoded strictly against the API types, the
+# PrometheusRule against dashboards/alerts.yml, the unit's hardening, the
+# Dockerfile's key lines).
+#
+# systemd-analyze verify fails a unit whose ExecStart binary is missing, and
+# the unit names /usr/local/bin/replink. Rather than edit the unit, it is
+# verified unchanged with --root in a temporary tree: the unit in
+# etc/systemd/system, this machine's unit directory in usr/lib/systemd/system
+# (for the targets it names), the static bin/replink at ExecStart's path and
+# this machine's binary at every other Exec*= path. verify exits 0 on unknown
+# keys and bad values (it only warns), so any output fails the check.
+# replink.sysusers goes through systemd-sysusers --dry-run in a scratch root.
+# Skipped, saying so, only where systemd-analyze is missing.
+SYSTEMD_UNIT := deploy/systemd/replink.service
+deploy-check:
+	CGO_ENABLED=0 $(MAKE) --no-print-directory build
+	@case "$$(ldd bin/replink 2>&1)" in *"not a dynamic executable"*|*"statically linked"*) echo "bin/replink is static";; \
+	  *) echo "bin/replink is not static with CGO_ENABLED=0:"; ldd bin/replink; exit 1;; esac
+	@if ! command -v systemd-analyze >/dev/null 2>&1; then \
+	  echo "deploy-check: SKIPPED systemd-analyze verify $(SYSTEMD_UNIT): systemd-analyze is not installed here"; \
+	else \
+	  root=$$(mktemp -d) && trap 'rm -rf "$$root"' EXIT && \
+	  units=$$(for d in /usr/lib/systemd/system /lib/systemd/system; do [ -f $$d/multi-user.target ] && echo $$d && break; done) && \
+	  mkdir -p "$$root/usr/bin" "$$root/usr/lib/systemd" "$$root/etc/systemd/system" && \
+	  ln -s usr/bin "$$root/bin" && ln -s usr/lib "$$root/lib" && \
+	  cp -r "$$units" "$$root/usr/lib/systemd/system" && \
+	  cp $(SYSTEMD_UNIT) "$$root/etc/systemd/system/" && \
+	  for exe in $$(sed -n 's/^Exec[A-Za-z]*=[-@:+!]*\([^ ]*\).*/\1/p' $(SYSTEMD_UNIT) | sort -u); do \
+	    src=$$exe; [ "$$(basename $$exe)" = replink ] && src=bin/replink; \
+	    install -D -m 0755 "$$src" "$$root$$exe" || exit 1; done && \
+	  out=$$(systemd-analyze verify --root="$$root" $$(basename $(SYSTEMD_UNIT)) 2>&1); rc=$$?; \
+	  if [ $$rc -ne 0 ] || [ -n "$$out" ]; then echo "systemd-analyze verify $(SYSTEMD_UNIT) (exit $$rc):"; echo "$$out"; exit 1; fi; \
+	  echo "systemd-analyze verify $(SYSTEMD_UNIT): ok"; \
+	  mkdir -p "$$root/sysusers/etc" && \
+	  out=$$(systemd-sysusers --root="$$root/sysusers" --dry-run "$(CURDIR)/deploy/systemd/replink.sysusers" 2>&1) || { echo "$$out"; exit 1; }; \
+	  echo "systemd-sysusers --dry-run deploy/systemd/replink.sysusers: ok"; \
+	fi
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+# Regenerates deploy/kubernetes/monitoring/prometheusrule.yaml from
+# dashboards/alerts.yml (deploy-check fails while they differ).
+deploy-generate:
+	cd deploy && $(GO) generate ./...
 
 unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test$$)
