@@ -1,7 +1,11 @@
 package test
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -170,4 +174,122 @@ func TestSlaveMovesAcrossAPair(t *testing.T) {
 			t.Logf("%d rows written, slave has %d, checksums equal", written, rows())
 		})
 	}
+}
+
+// service stands for a Kubernetes Service in front of a pair: each new
+// connection goes to the first backend that accepts it.
+func service(t *testing.T, backends ...int) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				for _, port := range backends {
+					b, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+					if err != nil {
+						continue
+					}
+					defer b.Close()
+					go func() { io.Copy(b, c); b.Close() }()
+					io.Copy(c, b)
+					return
+				}
+			}()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestSlaveBehindAServiceFailsOverByItself: a slave pointed at a Service
+// over the pair (file/position, no GTID) needs nobody when the replink it
+// is on dies: its IO thread reconnects to the same address, lands on the
+// other replink, and asks for the same file and position, which that one
+// has too. Then back, when the first returns and the second dies.
+func TestSlaveBehindAServiceFailsOverByItself(t *testing.T) {
+	pr := startPair(t)
+	svc := service(t, pr.aPort, pr.bPort)
+	pr.m.Exec("SET SESSION sql_log_bin = 0", "CREATE DATABASE app", "CREATE TABLE app.s (id INT PRIMARY KEY, note VARCHAR(40))", "SET SESSION sql_log_bin = 1")
+	s := StartServer(t, "slave", ServerOptions{ServerID: 20})
+	s.Exec("CREATE DATABASE app", "CREATE TABLE app.s (id INT PRIMARY KEY, note VARCHAR(40))")
+	changeMaster(t, s, pr.p, svc, "slave1", "mariadb-bin.000001", "")
+	s.Exec("START SLAVE")
+	stop := make(chan struct{})
+	var written int
+	done := make(chan struct{})
+	go func() { defer close(done); written = load(pr.m, "app.s", 600, stop) }()
+	var once sync.Once
+	endLoad := func() { once.Do(func() { close(stop) }); <-done }
+	defer endLoad()
+	rows := func() int {
+		var n int
+		fmt.Sscan(s.Query("SELECT COUNT(*) FROM app.s")[0][0], &n)
+		return n
+	}
+	waitRows := func(n int) {
+		t.Helper()
+		waitUntil(t, 30*time.Second, func() bool {
+			if st := s.SlaveStatus(); st["Last_SQL_Error"] != "" {
+				t.Fatalf("slave SQL error: %s", st["Last_SQL_Error"])
+			}
+			return rows() >= n
+		})
+	}
+	waitRows(50)
+	pr.a.Signal(syscall.SIGKILL)
+	pr.a.Wait(10 * time.Second)
+	killed := time.Now()
+	at := rows()
+	waitRows(at + 50)
+	if !serves(t, pr.metricsB, 20) {
+		t.Fatal("replink B does not list the slave")
+	}
+	t.Logf("A killed at %d rows; the slave went on through B by itself (%d rows %v later)", at, rows(), time.Since(killed).Round(time.Millisecond))
+	pr.a.Restart()
+	waitReady(t, pr.metricsA)
+	pr.b.Signal(syscall.SIGKILL)
+	pr.b.Wait(10 * time.Second)
+	waitRows(rows() + 50)
+	if !serves(t, pr.metricsA, 20) {
+		t.Fatal("replink A, restarted, does not list the slave after B died")
+	}
+	endLoad()
+	waitSlaveCaughtUp(t, pr.m, s, 60*time.Second)
+	if w, got := pr.m.Checksum("app.s"), s.Checksum("app.s"); w != got {
+		t.Fatalf("checksum master %s, slave %s", w, got)
+	}
+	t.Logf("%d rows written, slave has %d, checksums equal; no CHANGE MASTER", written, rows())
+}
+
+// serves reports whether the replink with /status on metricsPort lists a
+// dumping slave with serverID.
+func serves(t *testing.T, metricsPort, serverID int) bool {
+	t.Helper()
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/status", metricsPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct {
+		Replicas []struct {
+			ServerID int `json:"server_id"`
+		} `json:"replicas"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range doc.Replicas {
+		if r.ServerID == serverID {
+			return true
+		}
+	}
+	return false
 }
