@@ -2,9 +2,7 @@ package binlog
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -119,28 +117,11 @@ func ContainsGTID(set *mysql.MysqlGTIDSet, g MySQLGTID) bool {
 // file of a MySQL source (nil when the file has none: a MariaDB file, or
 // one just started).
 func (l *Log) PreviousGTIDs(name string) (*mysql.MysqlGTIDSet, error) {
-	r, err := l.Open(name)
-	if err != nil {
+	ev, checksum, err := l.headerEvent(name, TypePreviousGTIDs, 3)
+	if ev == nil || err != nil {
 		return nil, err
 	}
-	defer r.Close()
-	var checksum byte
-	for i := 0; i < 3; i++ {
-		ev, err := r.Next()
-		if errors.Is(err, ErrNoMore) || errors.Is(err, io.EOF) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		switch ev.Type() {
-		case TypeFormatDescription:
-			checksum = FDEChecksum(ev)
-		case TypePreviousGTIDs:
-			return PreviousGTIDs(ev, checksum)
-		}
-	}
-	return nil, nil
+	return PreviousGTIDs(ev, checksum)
 }
 
 // Fields of a version 2 heartbeat (MySQL 8.0.26+), each a type, a length

@@ -55,28 +55,39 @@ func (l *Log) BytesAfter(p Pos) int64 {
 // MariaDB binlog state when the file began (nil when the file has none
 // yet, a file just started).
 func (l *Log) GTIDList(name string) (MariaState, error) {
+	ev, checksum, err := l.headerEvent(name, TypeMariaGTIDList, 4)
+	if ev == nil || err != nil {
+		return nil, err
+	}
+	return GTIDList(ev, checksum)
+}
+
+// headerEvent finds the event of type typ among the first n events of a
+// relay file, with the checksum algorithm its FDE declares; nil when it
+// is not there (yet).
+func (l *Log) headerEvent(name string, typ byte, n int) (Event, byte, error) {
 	r, err := l.Open(name)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer r.Close()
 	var checksum byte
-	for i := 0; i < 4; i++ {
+	for i := 0; i < n; i++ {
 		ev, err := r.Next()
 		if errors.Is(err, ErrNoMore) || errors.Is(err, io.EOF) {
-			return nil, nil
+			return nil, 0, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		switch ev.Type() {
 		case TypeFormatDescription:
 			checksum = FDEChecksum(ev)
-		case TypeMariaGTIDList:
-			return GTIDList(ev, checksum)
+		case typ:
+			return ev, checksum, nil
 		}
 	}
-	return nil, nil
+	return nil, 0, nil
 }
 
 const (

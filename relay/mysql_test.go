@@ -20,7 +20,6 @@ import (
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/packet"
-	"github.com/replink/replink/tlsutil"
 )
 
 // No MySQL server runs here. These tests serve relay logs laid out as a
@@ -128,28 +127,9 @@ func startMySQLRelay(t *testing.T, base int64) *mysqlRelay {
 			}
 		}
 	}
-	reg := prometheus.NewRegistry()
 	cfg := Config{ServerID: testServerID, Users: []User{{Name: "repl", Password: "pw", Require: RequireNone}},
 		ServerVersion: func() string { return mysqlVersion }, GTIDMode: func() string { return "ON" }}
-	rl.srv, err = New(cfg, rlog, hclog.NewNullLogger(), tlsutil.NewMetrics(reg), NewMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl.addr = ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- rl.srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		rlog.Close()
-	})
+	rl.srv, rl.addr = serve(t, cfg, rlog, hclog.NewNullLogger(), prometheus.NewRegistry())
 	return rl
 }
 

@@ -117,7 +117,15 @@ func startRelayWith(t testing.TB, log hclog.Logger) *relay {
 
 	cfg := Config{Listen: "127.0.0.1:0", ServerID: testServerID, Users: []User{{Name: "slave1", Password: "pw", Require: RequireNone}},
 		KeepForAbsentSlaves: time.Hour}
-	rl.srv, err = New(cfg, rlog, log, tlsutil.NewMetrics(rl.reg), NewMetrics(rl.reg))
+	rl.srv, rl.addr = serve(t, cfg, rlog, log, rl.reg)
+	return rl
+}
+
+// serve runs a Server over rlog on a loopback port until the test ends,
+// then closes rlog.
+func serve(t testing.TB, cfg Config, rlog *binlog.Log, log hclog.Logger, reg *prometheus.Registry) (*Server, string) {
+	t.Helper()
+	srv, err := New(cfg, rlog, log, tlsutil.NewMetrics(reg), NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +133,9 @@ func startRelayWith(t testing.TB, log hclog.Logger) *relay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl.addr = ln.Addr().String()
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- rl.srv.Serve(ctx, ln) }()
+	go func() { served <- srv.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-served; err != nil {
@@ -136,7 +143,7 @@ func startRelayWith(t testing.TB, log hclog.Logger) *relay {
 		}
 		rlog.Close()
 	})
-	return rl
+	return srv, ln.Addr().String()
 }
 
 // appendAll stores the built events from index i on.

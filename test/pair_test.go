@@ -81,21 +81,52 @@ func moveSlave(t *testing.T, s *Server, p *PKI, e endpoint, gtid bool) string {
 	return fmt.Sprintf("to %s, from %s:%s (gtid %s)", e.name, st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], s.Query("SELECT @@gtid_slave_pos")[0][0])
 }
 
-// load writes rows (and rotates twice) until stop is closed, at most n.
-func load(m *Server, table string, n int, stop <-chan struct{}) (written int) {
-	for i := 1; i <= n; i++ {
-		select {
-		case <-stop:
-			return i - 1
-		default:
+// startLoad writes up to n rows into table on the master (rotating every
+// 150) until the returned function is called; that returns how many.
+func startLoad(m *Server, table string, n int) (end func() int) {
+	stop, done := make(chan struct{}), make(chan struct{})
+	written := 0
+	go func() {
+		defer close(done)
+		for i := 1; i <= n; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			m.Exec(fmt.Sprintf("INSERT INTO %s (id, note) VALUES (%d, 'row %d')", table, i, i))
+			written = i
+			if i%150 == 0 {
+				m.Exec("FLUSH BINARY LOGS")
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		m.Exec(fmt.Sprintf("INSERT INTO %s (id, note) VALUES (%d, 'row %d')", table, i, i))
-		if i%150 == 0 {
-			m.Exec("FLUSH BINARY LOGS")
-		}
-		time.Sleep(5 * time.Millisecond)
+	}()
+	var once sync.Once
+	return func() int {
+		once.Do(func() { close(stop) })
+		<-done
+		return written
 	}
+}
+
+// slaveRows counts table's rows on the slave.
+func slaveRows(s *Server, table string) int {
+	var n int
+	fmt.Sscan(s.Query("SELECT COUNT(*) FROM " + table)[0][0], &n)
 	return n
+}
+
+// waitSlaveRows waits until the slave has n rows in table, failing on an
+// SQL thread error.
+func waitSlaveRows(t *testing.T, s *Server, table string, n int) {
+	t.Helper()
+	waitUntil(t, 30*time.Second, func() bool {
+		if st := s.SlaveStatus(); st["Last_SQL_Error"] != "" {
+			t.Fatalf("slave SQL error: %s", st["Last_SQL_Error"])
+		}
+		return slaveRows(s, table) >= n
+	})
 }
 
 // TestSlaveMovesAcrossAPair: under load, a real slave replicating from
@@ -129,29 +160,10 @@ func TestSlaveMovesAcrossAPair(t *testing.T) {
 				MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_SSL_VERIFY_SERVER_CERT=1,
 				MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1%s`, a.port, pr.p.CAFile, pr.p.ClientCert, pr.p.ClientKey, coords), "START SLAVE")
 
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			var written int
-			wg.Add(1)
-			go func() { defer wg.Done(); written = load(pr.m, table, 600, stop) }()
-			var once sync.Once
-			endLoad := func() { once.Do(func() { close(stop) }); wg.Wait() }
+			endLoad := startLoad(pr.m, table, 600)
 			defer endLoad()
-			rows := func() int {
-				var n int
-				fmt.Sscan(s.Query("SELECT COUNT(*) FROM " + table)[0][0], &n)
-				return n
-			}
-			waitRows := func(n int) {
-				t.Helper()
-				waitUntil(t, 30*time.Second, func() bool {
-					st := s.SlaveStatus()
-					if st["Last_SQL_Error"] != "" {
-						t.Fatalf("slave SQL error: %s", st["Last_SQL_Error"])
-					}
-					return rows() >= n
-				})
-			}
+			rows := func() int { return slaveRows(s, table) }
+			waitRows := func(n int) { t.Helper(); waitSlaveRows(t, s, table, n) }
 			waitRows(50)
 			// kill -9 of the replink the slave is on, mid-load.
 			pr.a.Signal(syscall.SIGKILL)
@@ -163,7 +175,7 @@ func TestSlaveMovesAcrossAPair(t *testing.T) {
 			pr.a.Restart()
 			waitReady(t, pr.metricsA)
 			t.Logf("the slave moves %s", moveSlave(t, s, pr.p, a, mode.gtid))
-			endLoad()
+			written := endLoad()
 			waitSlaveCaughtUp(t, pr.m, s, 60*time.Second)
 			if w, got := pr.m.Checksum(table), s.Checksum(table); w != got {
 				t.Fatalf("%s: checksum master %s, slave %s", table, w, got)
@@ -222,27 +234,10 @@ func TestSlaveBehindAServiceFailsOverByItself(t *testing.T) {
 	s.Exec("CREATE DATABASE app", "CREATE TABLE app.s (id INT PRIMARY KEY, note VARCHAR(40))")
 	changeMaster(t, s, pr.p, svc, "slave1", "mariadb-bin.000001", "")
 	s.Exec("START SLAVE")
-	stop := make(chan struct{})
-	var written int
-	done := make(chan struct{})
-	go func() { defer close(done); written = load(pr.m, "app.s", 600, stop) }()
-	var once sync.Once
-	endLoad := func() { once.Do(func() { close(stop) }); <-done }
+	endLoad := startLoad(pr.m, "app.s", 600)
 	defer endLoad()
-	rows := func() int {
-		var n int
-		fmt.Sscan(s.Query("SELECT COUNT(*) FROM app.s")[0][0], &n)
-		return n
-	}
-	waitRows := func(n int) {
-		t.Helper()
-		waitUntil(t, 30*time.Second, func() bool {
-			if st := s.SlaveStatus(); st["Last_SQL_Error"] != "" {
-				t.Fatalf("slave SQL error: %s", st["Last_SQL_Error"])
-			}
-			return rows() >= n
-		})
-	}
+	rows := func() int { return slaveRows(s, "app.s") }
+	waitRows := func(n int) { t.Helper(); waitSlaveRows(t, s, "app.s", n) }
 	waitRows(50)
 	pr.a.Signal(syscall.SIGKILL)
 	pr.a.Wait(10 * time.Second)
@@ -261,7 +256,7 @@ func TestSlaveBehindAServiceFailsOverByItself(t *testing.T) {
 	if !serves(t, pr.metricsA, 20) {
 		t.Fatal("replink A, restarted, does not list the slave after B died")
 	}
-	endLoad()
+	written := endLoad()
 	waitSlaveCaughtUp(t, pr.m, s, 60*time.Second)
 	if w, got := pr.m.Checksum("app.s"), s.Checksum("app.s"); w != got {
 		t.Fatalf("checksum master %s, slave %s", w, got)
