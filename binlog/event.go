@@ -205,6 +205,17 @@ func Heartbeat(serverID uint32, at Pos, checksum byte) Event {
 	return frame(TypeHeartbeat, serverID, 0, []byte(at.File), at.Offset, 0, checksum)
 }
 
+// WithTimestamp copies an artificial event with timestamp ts, its CRC32
+// recomputed when checksum says it has one.
+func WithTimestamp(e Event, ts uint32, checksum byte) Event {
+	b := Event(bytes.Clone(e))
+	binary.LittleEndian.PutUint32(b[offTimestamp:], ts)
+	if n := len(b); checksum == ChecksumCRC32 && n >= HeaderSize+4 {
+		binary.LittleEndian.PutUint32(b[n-4:], crc32.ChecksumIEEE(b[:n-4]))
+	}
+	return b
+}
+
 // ResentFDE copies an FDE for a dump that starts mid-file, as a master
 // does: log_pos 0 (the slave must not move its position) and what
 // FDEWithoutCreated does.

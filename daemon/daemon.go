@@ -92,6 +92,9 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	if cfg.Relay.ServerVersion == nil {
 		cfg.Relay.ServerVersion = func() string { return d.rep.Status().ServerVersion }
 	}
+	if cfg.Relay.CaughtUpTo == nil {
+		cfg.Relay.CaughtUpTo = d.rep.CaughtUpTo
+	}
 	if cfg.Relay.GTIDMode == nil {
 		cfg.Relay.GTIDMode = func() string { return d.rep.Status().GTIDMode }
 	}

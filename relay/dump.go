@@ -121,7 +121,8 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
 	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, mysqlGTIDs: mysqlGTIDs, unaware: unaware, artificial: artificial,
-		from: binlog.Pos{File: file, Offset: pos}, nonBlock: req.flags&dumpNonBlock != 0}
+		from: binlog.Pos{File: file, Offset: pos}, nonBlock: req.flags&dumpNonBlock != 0,
+		masterClock: ss.vars["@replink_master_clock"] == "1" && s.cfg.CaughtUpTo != nil}
 	// Flag 2 is Annotate_rows to a MariaDB master, heartbeats of version 2
 	// to a MySQL source (which has no Annotate_rows events to leave out).
 	if s.mysqlSource() {
@@ -197,6 +198,9 @@ type dumper struct {
 	nonBlock, annotate bool
 	// heartbeatV2: heartbeats of type 41, for a MySQL replica that asked.
 	heartbeatV2 bool
+	// masterClock: heartbeats carry the master's clock (a replink
+	// downstream set @replink_master_clock; no other client gets it).
+	masterClock bool
 	// capability is @mariadb_slave_capability (0 when unset); compat holds
 	// an event rewritten for it.
 	capability int
@@ -395,6 +399,14 @@ func (d *dumper) heartbeat() error {
 	hb := binlog.Heartbeat(d.ss.s.cfg.ServerID, at, d.artificial)
 	if d.heartbeatV2 {
 		hb = binlog.HeartbeatV2(d.ss.s.cfg.ServerID, at, d.artificial)
+	}
+	if d.masterClock {
+		// A replink downstream measures its lag against the master, not
+		// against this replink: the heartbeat carries the master time this
+		// relay log is complete up to (a master sends timestamp 0).
+		if t := d.ss.s.cfg.CaughtUpTo(); !t.IsZero() {
+			hb = binlog.WithTimestamp(hb, uint32(t.Unix()), d.artificial)
+		}
 	}
 	if err := d.send(hb); err != nil {
 		return err

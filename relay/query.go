@@ -310,6 +310,17 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 			}
 		}
 		return resultset([]string{"Variable_name", "Value"}, rows)
+	case len(words) >= 2 && words[1] == "GRANTS":
+		// What diagnose and tools check before they dump: every relay
+		// account may do what a replication account may, no more.
+		return resultset([]string{fmt.Sprintf("Grants for %s@%%", ss.user)},
+			[][]any{{fmt.Sprintf("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `%s`@`%%`", ss.user)}})
+	case up == "SHOW SLAVE HOSTS" || up == "SHOW REPLICA HOSTS":
+		var rows [][]any
+		for _, h := range ss.s.slaveHosts() {
+			rows = append(rows, []any{int64(h.serverID), h.reportHost, int64(h.reportPort), int64(ss.s.cfg.ServerID)})
+		}
+		return resultset([]string{"Server_id", "Host", "Port", "Master_id"}, rows)
 	case up == "SHOW BINARY LOGS" || up == "SHOW MASTER LOGS":
 		var rows [][]any
 		for _, f := range ss.s.rlog.Files() {

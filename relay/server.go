@@ -35,6 +35,9 @@ type Config struct {
 	ServerVersion func() string
 	// GTIDMode is a MySQL master's @@GLOBAL.GTID_MODE, "" while unknown.
 	GTIDMode func() string
+	// CaughtUpTo is the master time the relay log is known complete up to
+	// (zero while unknown): the heartbeats to a replink downstream carry it.
+	CaughtUpTo func() time.Time
 	// HandshakeTimeout bounds a client's login. MaxConnections bounds how
 	// many may be connected at once, MaxHandshakes how many of those may be
 	// still logging in: a flood of half-open connections uses up the
@@ -338,12 +341,25 @@ func (s *Server) rejected(peer string, w *tlsutil.WireConn, err error) {
 }
 
 // addSlave lists a dumping slave and remembers it (in the data-dir at
-// once: its files are kept from now on, through a crash too).
+// once: its files are kept from now on, through a crash too). An older
+// dump of the same server_id is ended, as a master ends it: it is the
+// same slave back after its connection died without the master seeing it.
 func (s *Server) addSlave(ss *session) {
 	s.mu.Lock()
+	var older []*session
+	for o := range s.slaves {
+		if ss.serverID != 0 && o.serverID == ss.serverID {
+			older = append(older, o)
+		}
+	}
 	s.slaves[ss] = struct{}{}
 	n := len(s.slaves)
 	s.mu.Unlock()
+	for _, o := range older {
+		s.log.Warn("a slave with the same server_id started a dump; ending the older one, as a master does",
+			"server_id", ss.serverID, "older_peer", o.peer, "peer", ss.peer)
+		o.conn.wire.Close() // the socket: a TLS close would wait on a peer that went silent
+	}
 	s.m.connected.Set(float64(n))
 	s.remember(ss)
 	s.saveMemory()
@@ -376,6 +392,26 @@ type SlaveStatus struct {
 	Position string `json:"position"`
 	LagBytes int64  `json:"lag_bytes"`
 	GTID     bool   `json:"gtid"`
+}
+
+// slaveHost is a dumping slave as SHOW SLAVE HOSTS lists it.
+type slaveHost struct {
+	serverID   uint32
+	reportHost string
+	reportPort uint16
+}
+
+func (s *Server) slaveHosts() []slaveHost {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []slaveHost
+	for ss := range s.slaves {
+		if ss.serverID != 0 {
+			out = append(out, slaveHost{ss.serverID, ss.reportHost, ss.reportPort})
+		}
+	}
+	slices.SortFunc(out, func(a, b slaveHost) int { return int(int64(a.serverID) - int64(b.serverID)) })
+	return out
 }
 
 // Slaves lists the slaves that are dumping.

@@ -24,6 +24,9 @@ type session struct {
 	done <-chan struct{}
 
 	serverID uint32
+	// reportHost, reportPort: what COM_REGISTER_SLAVE said, for SHOW SLAVE HOSTS.
+	reportHost string
+	reportPort uint16
 	// streamed: a dump started; the connection ends with it.
 	streamed bool
 	// nonBlocking: the dump ends at the end of the relay log (a tool,
@@ -115,6 +118,18 @@ func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
 			return mysql.ErrMalformPacket
 		}
 		ss.serverID = binary.LittleEndian.Uint32(data)
+		// Then the host and port it reports (report_host, report_port),
+		// for SHOW SLAVE HOSTS; a slave that sends less is still taken.
+		rest := data[4:]
+		if len(rest) > 0 && int(rest[0]) < len(rest) {
+			ss.reportHost, rest = string(rest[1:1+rest[0]]), rest[1+rest[0]:]
+			for i := 0; i < 2 && len(rest) > 0 && int(rest[0]) < len(rest); i++ { // user, password: not kept
+				rest = rest[1+rest[0]:]
+			}
+			if len(rest) >= 2 {
+				ss.reportPort = binary.LittleEndian.Uint16(rest)
+			}
+		}
 		return nil
 	}
 	// Anything else is an unknown command, in the master's words.

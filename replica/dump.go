@@ -73,6 +73,11 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) 
 			return nil, fmt.Errorf("declaring checksum awareness: %w", err)
 		}
 	}
+	// Asks a replink upstream for heartbeats that carry its master's clock
+	// (see relay's masterClock); a master keeps the variable and ignores it.
+	if _, err := c.Execute("SET @replink_master_clock = 1"); err != nil {
+		return nil, fmt.Errorf("asking for the master's clock in heartbeats: %w", err)
+	}
 	if r.flavor == mysql.MariaDBFlavor {
 		if _, err := c.Execute("SET @mariadb_slave_capability = 4"); err != nil {
 			return nil, fmt.Errorf("declaring MariaDB GTID capability: %w", err)

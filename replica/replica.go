@@ -153,6 +153,17 @@ func (r *Replica) Lag() float64 {
 	return lag
 }
 
+// CaughtUpTo is the master time the stream is known complete up to; zero
+// before anything arrived. The relay puts it in the heartbeats it sends a
+// replink downstream.
+func (r *Replica) CaughtUpTo() time.Time {
+	t := r.caughtUpTo.Load()
+	if t == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, t)
+}
+
 func (r *Replica) setState(f func(*Status)) {
 	r.mu.Lock()
 	f(&r.status)
@@ -357,7 +368,9 @@ func (r *Replica) prepare(ctx context.Context, from binlog.Pos) (binlog.Pos, err
 		return from, fmt.Errorf("master %s: SHOW MASTER STATUS: %w", r.cfg.Addr(), err)
 	}
 	if res.RowNumber() == 0 {
-		return from, fmt.Errorf("master %s: SHOW MASTER STATUS is empty: binary logging (log_bin) is off", r.cfg.Addr())
+		// A replink upstream with an empty relay log answers so too, until
+		// it has stored its master's first file.
+		return from, fmt.Errorf("master %s: SHOW MASTER STATUS is empty: binary logging (log_bin) is off, or the master is a replink that has stored nothing yet", r.cfg.Addr())
 	}
 	name, _ := res.GetString(0, 0)
 	return binlog.Pos{File: name, Offset: 4}, nil

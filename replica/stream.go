@@ -152,7 +152,7 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 		switch ev.Type() {
 		case binlog.TypeHeartbeat, binlog.TypeHeartbeatV2:
 			// The master had nothing newer than what we hold.
-			r.caughtUpTo.Store(time.Now().UnixNano())
+			r.caughtUpTo.Store(heartbeatMark(ev.Timestamp(), time.Now()))
 		case binlog.TypeRotate: // the fake ROTATE that names the file a dump starts in
 			return ev, h.startFile(ev)
 		}
@@ -172,4 +172,18 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 		return ev, h.startFile(ev)
 	}
 	return ev, nil
+}
+
+// heartbeatMark is the master time, in unix nanoseconds, that a heartbeat
+// with timestamp ts, received at now, says the stream is complete up to.
+// A master's heartbeats carry timestamp 0: it had nothing newer, as of
+// now. A heartbeat with a timestamp carries the master's clock: the
+// master time its sender (a replink upstream, itself a replica) is
+// complete up to; "now" would be the intermediate's word, and a replink
+// behind a lagging one would show no lag.
+func heartbeatMark(ts uint32, now time.Time) int64 {
+	if ts == 0 {
+		return now.UnixNano()
+	}
+	return time.Unix(int64(ts), 0).UnixNano()
 }

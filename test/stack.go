@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -47,6 +48,11 @@ type ReplinkOptions struct {
 	KeepForAbsent time.Duration
 	// MasterPort overrides the port replink dials (a proxy in front of the master).
 	MasterPort int
+	// Master replaces the whole upstream endpoint (another replink's
+	// relay port, as one of its users).
+	Master *replica.Endpoint
+	// ServerID is replink's [master] and [relay] server-id (4001 when zero).
+	ServerID uint32
 	// Start is where to begin with an empty relay log ("current" when zero).
 	Start replica.Start
 	// SSLMode for the master link; VERIFY_IDENTITY when empty.
@@ -83,9 +89,15 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	if o.SSLMode == "" {
 		o.SSLMode = "VERIFY_IDENTITY"
 	}
-	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: o.SSLMode, CA: p.CAFile})
-	if err != nil {
-		t.Fatal(err)
+	if o.ServerID == 0 {
+		o.ServerID = 4001
+	}
+	if o.Master == nil {
+		tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: o.SSLMode, CA: p.CAFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Master = &replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}
 	}
 	ts, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: p.CAFile, Cert: p.ServerCert, Key: p.ServerKey})
 	if err != nil {
@@ -93,14 +105,14 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	}
 	cfg := daemon.Config{
 		Master: replica.Config{
-			Endpoint:        replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
-			ServerID:        4001,
+			Endpoint:        *o.Master,
+			ServerID:        o.ServerID,
 			Start:           o.Start,
 			HeartbeatPeriod: o.Heartbeat,
 			SemiSync:        o.SemiSync,
 			MaxBackoff:      o.MaxBackoff,
 		},
-		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: 4001, TLS: ts, Users: o.Users, Retain: o.Retain, KeepForAbsentSlaves: o.KeepForAbsent,
+		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: o.ServerID, TLS: ts, Users: o.Users, Retain: o.Retain, KeepForAbsentSlaves: o.KeepForAbsent,
 			HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections},
 		DataDir: o.Dir,
 		Sync:    o.Sync,
@@ -108,7 +120,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	}
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	logs := &lockedBuffer{}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "replink", Level: hclog.Debug, Output: logs})
+	logger := hclog.New(&hclog.LoggerOptions{Name: fmt.Sprintf("replink-%d", o.ServerID), Level: hclog.Debug, Output: logs})
 	reg := prometheus.NewRegistry()
 	d, err := daemon.New(cfg, logger, reg)
 	if err != nil {
