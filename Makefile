@@ -80,7 +80,7 @@ integration: setup
 # Benchmarks (not part of make test): Go benchmarks of the hot paths, then
 # the end-to-end benchmarks against real mariadbd, stunnel and
 # mariadb-binlog (tables, JSON and bench.png in bench/out/).
-BENCH_REPORTS := ingest slaves latency small memory
+BENCH_REPORTS := ingest slaves latency small memory serve
 bench: build
 	./scripts/setup.sh --bench
 	@mkdir -p bench/out

@@ -396,12 +396,27 @@ func benchMariadbBinlog(t *testing.T, p *PKI, m *Server, port int, useTLS bool, 
 		args = append(args, "--skip-ssl")
 	}
 	m0, t0cpu := procCPU(m.pid()), tun.cpu()
-	cmd := exec.Command("mariadb-binlog", args...)
+	c, err := timeClient(exec.Command("mariadb-binlog", args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sample{Wall: c.wall, ReaderCPU: c.cpu, MasterCPU: procCPU(m.pid()) - m0, TunnelCPU: tun.cpu() - t0cpu, PeakRSS: c.peak}
+}
+
+// clientRun is one timed run of a client process.
+type clientRun struct {
+	wall, cpu float64 // seconds
+	peak      int64   // peak RSS, bytes
+}
+
+// timeClient runs cmd to its end and returns its wall time, its CPU
+// (rusage) and its peak RSS; an error carries what it printed.
+func timeClient(cmd *exec.Cmd) (clientRun, error) {
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("mariadb-binlog: %v", err)
+		return clientRun{}, fmt.Errorf("%s: %v", cmd.Path, err)
 	}
 	// The peak RSS is sampled from /proc while it runs: rusage's maxrss
 	// of an exec'd child starts from this (large) test process's.
@@ -423,11 +438,11 @@ func benchMariadbBinlog(t *testing.T, p *PKI, m *Server, port int, useTLS bool, 
 	wall := time.Since(start).Seconds()
 	close(done)
 	if err != nil {
-		t.Fatalf("mariadb-binlog: %v %s", err, out.String())
+		return clientRun{}, fmt.Errorf("%s: %v %s", filepath.Base(cmd.Path), err, out.String())
 	}
 	u := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := float64(u.Utime.Sec+u.Stime.Sec) + float64(u.Utime.Usec+u.Stime.Usec)/1e6
-	return sample{Wall: wall, ReaderCPU: cpu, MasterCPU: procCPU(m.pid()) - m0, TunnelCPU: tun.cpu() - t0cpu, PeakRSS: peak.Load()}
+	return clientRun{wall: wall, cpu: cpu, peak: peak.Load()}, nil
 }
 
 // stunnel is the classic tunnel: a client-side stunnel takes the
