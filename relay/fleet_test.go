@@ -27,8 +27,7 @@ func TestHeartbeatsCarryTheMasterClockWhenAsked(t *testing.T) {
 		{"any other client", nil, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			rl := startRelay(t)
-			rl.srv.cfg.CaughtUpTo = func() time.Time { return time.Unix(caughtUp, 0) }
+			rl := startRelay(t, func(c *Config) { c.CaughtUpTo = func() time.Time { return time.Unix(caughtUp, 0) } })
 			conn := rl.slave(t)
 			exec(t, conn, append([]string{"SET @master_binlog_checksum = @@global.binlog_checksum", "SET @master_heartbeat_period = 50000000"}, c.set...)...)
 			r := dump(t, conn, testFile, rl.file.off)

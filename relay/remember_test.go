@@ -71,15 +71,15 @@ func TestRememberedSlavesKeepTheirFiles(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			rl := startRelay(t)
-			rl.srv.cfg.Retain, rl.srv.cfg.KeepForAbsentSlaves = time.Minute, keep
-			rl.srv.cfg.MinFreeSpace = FreeSpace{Percent: 5}
-			rl.srv.freeSpace = func() (uint64, uint64, error) {
-				if c.lowSpace {
-					return 4, 100, nil
+			rl := startRelay(t, func(cfg *Config) {
+				cfg.Retain, cfg.KeepForAbsentSlaves, cfg.MinFreeSpace = time.Minute, keep, FreeSpace{Percent: 5}
+				cfg.FreeSpace = func() (uint64, uint64, error) {
+					if c.lowSpace {
+						return 4, 100, nil
+					}
+					return 50, 100, nil
 				}
-				return 50, 100, nil
-			}
+			})
 			rl.served(t)
 			stopped := testFile + ":" + strconv.Itoa(int(rl.file.off))
 			rl.rotateTo(t, "mariadb-bin.000002", 3)

@@ -58,6 +58,9 @@ type Config struct {
 	// master's binlog that replink has not reached yet waits, with
 	// heartbeats, before ERR 1236 says replink is behind (0: for ever).
 	WaitWhenBehind time.Duration
+	// FreeSpace reports the free and total bytes of the data-dir's file
+	// system (statfs when nil).
+	FreeSpace func() (free, total uint64, err error)
 }
 
 // FreeSpace is a free-space threshold: a share of the file system
@@ -98,8 +101,6 @@ type Server struct {
 	slaves map[*session]struct{}
 	// memory: every slave served, kept in the data-dir.
 	memory *memory
-	// freeSpace reports the data-dir's file system's free and total bytes.
-	freeSpace func() (free, total uint64, err error)
 }
 
 // New checks the configuration and makes a server.
@@ -125,7 +126,10 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 	}
 	s := &Server{cfg: cfg, dummy: nativeHash(string(scramble())), rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
 		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), slaves: map[*session]struct{}{},
-		memory: mem, freeSpace: func() (uint64, uint64, error) { return diskSpace(rlog.Dir()) }}
+		memory: mem}
+	if s.cfg.FreeSpace == nil {
+		s.cfg.FreeSpace = func() (uint64, uint64, error) { return diskSpace(rlog.Dir()) }
+	}
 	for i := range cfg.Users {
 		u := cfg.Users[i]
 		if _, dup := s.users[u.Name]; dup {
@@ -368,13 +372,15 @@ func (s *Server) addSlave(ss *session) {
 // removeSlave unlists a slave whose dump ended and remembers where it
 // stopped.
 func (s *Server) removeSlave(ss *session) {
+	// Remembered (and saved) before it is unlisted: whoever sees it gone
+	// finds where it stopped.
+	s.remember(ss)
+	s.saveMemory()
 	s.mu.Lock()
 	delete(s.slaves, ss)
 	n := len(s.slaves)
 	s.mu.Unlock()
 	s.m.connected.Set(float64(n))
-	s.remember(ss)
-	s.saveMemory()
 }
 
 func (s *Server) saveMemory() {
@@ -502,7 +508,7 @@ func (s *Server) PurgeNow(now time.Time) {
 	}
 	lowSpace := false
 	if keepAway >= 0 {
-		free, total, err := s.freeSpace()
+		free, total, err := s.cfg.FreeSpace()
 		switch {
 		case err != nil:
 			s.log.Warn("cannot tell the data-dir's free space; keeping the files of remembered slaves", "error", err)

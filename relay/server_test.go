@@ -96,10 +96,13 @@ type relay struct {
 	file relayFile
 }
 
-func startRelay(t testing.TB) *relay { return startRelayWith(t, hclog.NewNullLogger()) }
+func startRelay(t testing.TB, edit ...func(*Config)) *relay {
+	return startRelayWith(t, hclog.NewNullLogger(), edit...)
+}
 
 // startRelayWith serves a relay log of two transactions, logging to log.
-func startRelayWith(t testing.TB, log hclog.Logger) *relay {
+// edit changes the configuration before the server starts.
+func startRelayWith(t testing.TB, log hclog.Logger, edit ...func(*Config)) *relay {
 	t.Helper()
 	rlog, err := binlog.OpenLog(t.TempDir(), binlog.SyncEvent, hclog.NewNullLogger(), binlog.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
@@ -117,6 +120,9 @@ func startRelayWith(t testing.TB, log hclog.Logger) *relay {
 
 	cfg := Config{Listen: "127.0.0.1:0", ServerID: testServerID, Users: []User{{Name: "slave1", Password: "pw", Require: RequireNone}},
 		KeepForAbsentSlaves: time.Hour}
+	for _, e := range edit {
+		e(&cfg)
+	}
 	rl.srv, rl.addr = serve(t, cfg, rlog, log, rl.reg)
 	return rl
 }
@@ -553,8 +559,7 @@ func TestDumpOfNextFileWaits(t *testing.T) {
 // heartbeats, for relay.wait-when-behind; then ERR 1236 says replink is
 // behind and by how much, instead of "Could not find first log file".
 func TestSlaveOnAReplinkFilesBehindWaitsThenIsTold(t *testing.T) {
-	rl := startRelay(t)
-	rl.srv.cfg.WaitWhenBehind = 500 * time.Millisecond
+	rl := startRelay(t, func(c *Config) { c.WaitWhenBehind = 500 * time.Millisecond })
 	conn := rl.slave(t)
 	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum", "SET @master_heartbeat_period = 100000000")
 	start := time.Now()
