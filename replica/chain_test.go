@@ -79,28 +79,7 @@ func TestEmptyMasterStatusNamed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	srv := server.NewServer("5.5.5-10.11.0-MariaDB-fake", mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil)
-	go func() {
-		for {
-			raw, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				auth := server.NewInMemoryAuthenticationHandler(mysql.AUTH_NATIVE_PASSWORD)
-				_ = auth.AddUser("repl", "replpass")
-				c, err := srv.NewCustomizedConn(raw, auth, emptyStatus{})
-				if err != nil {
-					return
-				}
-				for !c.Closed() {
-					if c.HandleCommand() != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	serveFake(ln, func() (server.Handler, func(*server.Conn)) { return emptyStatus{}, nil })
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "DISABLED"})
 	if err != nil {
 		t.Fatal(err)

@@ -70,6 +70,18 @@ func startFakeMaster(t *testing.T, dump func(w *dumpWriter)) *fakeMaster {
 		t.Fatal(err)
 	}
 	fm := &fakeMaster{ln: ln, dump: dump, quit: make(chan struct{})}
+	serveFake(ln, func() (server.Handler, func(*server.Conn)) {
+		h := &fakeMasterHandler{m: fm}
+		return h, func(c *server.Conn) { h.c = c }
+	})
+	t.Cleanup(func() { close(fm.quit); ln.Close() })
+	return fm
+}
+
+// serveFake runs go-mysql's server on ln until it closes: each connection,
+// logged in as repl/replpass, is answered by the handler newHandler makes
+// (and is given its connection, when it wants it).
+func serveFake(ln net.Listener, newHandler func() (server.Handler, func(*server.Conn))) {
 	srv := server.NewServer("5.5.5-10.11.0-MariaDB-fake", mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil)
 	go func() {
 		for {
@@ -78,14 +90,16 @@ func startFakeMaster(t *testing.T, dump func(w *dumpWriter)) *fakeMaster {
 				return
 			}
 			go func() {
-				h := &fakeMasterHandler{m: fm}
+				h, bind := newHandler()
 				auth := server.NewInMemoryAuthenticationHandler(mysql.AUTH_NATIVE_PASSWORD)
 				_ = auth.AddUser("repl", "replpass")
 				c, err := srv.NewCustomizedConn(raw, auth, h)
 				if err != nil {
 					return
 				}
-				h.c = c
+				if bind != nil {
+					bind(c)
+				}
 				for !c.Closed() {
 					if c.HandleCommand() != nil {
 						return
@@ -94,8 +108,6 @@ func startFakeMaster(t *testing.T, dump func(w *dumpWriter)) *fakeMaster {
 			}()
 		}
 	}()
-	t.Cleanup(func() { close(fm.quit); ln.Close() })
-	return fm
 }
 
 // dumpWriter writes a MariaDB binlog stream with checksums.
