@@ -120,11 +120,13 @@ func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
 		ss.serverID = binary.LittleEndian.Uint32(data)
 		// Then the host and port it reports (report_host, report_port),
 		// for SHOW SLAVE HOSTS; a slave that sends less is still taken.
+		// Lengths are taken as ints: 1+255 in a byte is 0.
 		rest := data[4:]
-		if len(rest) > 0 && int(rest[0]) < len(rest) {
-			ss.reportHost, rest = string(rest[1:1+rest[0]]), rest[1+rest[0]:]
-			for i := 0; i < 2 && len(rest) > 0 && int(rest[0]) < len(rest); i++ { // user, password: not kept
-				rest = rest[1+rest[0]:]
+		if len(rest) > 0 && 1+int(rest[0]) <= len(rest) {
+			n := 1 + int(rest[0])
+			ss.reportHost, rest = string(rest[1:n]), rest[n:]
+			for i := 0; i < 2 && len(rest) > 0 && 1+int(rest[0]) <= len(rest); i++ { // user, password: not kept
+				rest = rest[1+int(rest[0]):]
 			}
 			if len(rest) >= 2 {
 				ss.reportPort = binary.LittleEndian.Uint16(rest)
