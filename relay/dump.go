@@ -166,6 +166,9 @@ const (
 	dumpSendAnnotateRows = 2
 )
 
+// errWaitedTooLong is a wait for the relay log that passed its limit.
+var errWaitedTooLong = errors.New("waited too long for the relay log")
+
 // errDumpEnd is a non-blocking dump that reached the end.
 var errDumpEnd = errors.New("non-blocking dump reached the end of the relay log")
 
@@ -212,7 +215,7 @@ type dumper struct {
 
 // wait sends what is batched and blocks until the relay log moves,
 // sending a heartbeat when hb fires first.
-func (d *dumper) wait(changed <-chan struct{}, hb *beat, gone <-chan struct{}) error {
+func (d *dumper) wait(changed <-chan struct{}, hb *beat, gone <-chan struct{}, limit <-chan time.Time) error {
 	if err := d.out.Flush(); err != nil {
 		return err
 	}
@@ -226,6 +229,8 @@ func (d *dumper) wait(changed <-chan struct{}, hb *beat, gone <-chan struct{}) e
 		return errors.New("replink is stopping")
 	case <-gone:
 		return errors.New("slave closed the connection")
+	case <-limit:
+		return errWaitedTooLong
 	}
 }
 
@@ -236,12 +241,11 @@ func (d *dumper) wait(changed <-chan struct{}, hb *beat, gone <-chan struct{}) e
 func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 	rl := d.ss.s.rlog
 	var hb *beat
-	var limit <-chan time.Time
-	var deadline time.Time
+	var limit <-chan time.Time // nil: for ever
 	if w := d.ss.s.cfg.WaitWhenBehind; w > 0 {
 		t := time.NewTimer(w)
 		defer t.Stop()
-		limit, deadline = t.C, time.Now().Add(w)
+		limit = t.C
 	}
 	for {
 		changed := rl.Changed()
@@ -270,37 +274,17 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 			hb = newBeat(d.hb)
 			defer hb.stop()
 		}
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
+		err := d.wait(changed, hb, gone, limit)
+		if errors.Is(err, errWaitedTooLong) {
 			want := binlog.Pos{File: d.file, Offset: d.pos}
 			return errBinlog(fmt.Sprintf("replink is behind the master: the slave asked for '%s':%d and replink is %s after waiting %s "+
 				"(relay.wait-when-behind); point the slave at the master or at a replink that has the position",
 				d.file, d.pos, behindBy(rl.Durable(), want), d.ss.s.cfg.WaitWhenBehind))
 		}
-		if err := d.waitOrLimit(changed, hb, gone, limit); err != nil {
+		if err != nil {
 			return err
 		}
 	}
-}
-
-// waitOrLimit is wait, also woken when limit fires (the caller checks its
-// deadline).
-func (d *dumper) waitOrLimit(changed <-chan struct{}, hb *beat, gone <-chan struct{}, limit <-chan time.Time) error {
-	if limit == nil {
-		return d.wait(changed, hb, gone)
-	}
-	merged := make(chan struct{})
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-changed:
-			close(merged)
-		case <-limit:
-			close(merged)
-		case <-stop:
-		}
-	}()
-	return d.wait(merged, hb, gone)
 }
 
 // ahead reports whether name is a file of the master's sequence past the
@@ -567,7 +551,7 @@ func (d *dumper) run() error {
 		case d.nonBlock:
 			return d.end()
 		}
-		if err := d.wait(changed, hbTimer, gone); err != nil {
+		if err := d.wait(changed, hbTimer, gone, nil); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -76,7 +77,7 @@ func (m *memory) list() []Remembered {
 	for _, r := range m.byID {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b Remembered) int { return int(int64(a.ServerID) - int64(b.ServerID)) })
+	slices.SortFunc(out, func(a, b Remembered) int { return cmp.Compare(a.ServerID, b.ServerID) })
 	return out
 }
 
@@ -103,14 +104,9 @@ func (m *memory) save() error {
 		m.mu.Unlock()
 		return nil
 	}
-	list := make([]Remembered, 0, len(m.byID))
-	for _, r := range m.byID {
-		list = append(list, r)
-	}
 	m.dirty = false
 	m.mu.Unlock()
-	slices.SortFunc(list, func(a, b Remembered) int { return int(int64(a.ServerID) - int64(b.ServerID)) })
-	b, err := json.MarshalIndent(list, "", "  ")
+	b, err := json.MarshalIndent(m.list(), "", "  ")
 	if err != nil {
 		return err
 	}
@@ -156,14 +152,23 @@ type RememberedStatus struct {
 func (s *Server) Away() []RememberedStatus { return s.awayAt(time.Now()) }
 
 func (s *Server) awayAt(now time.Time) []RememberedStatus {
-	connected := s.connectedIDs()
 	out := []RememberedStatus{}
-	for _, r := range s.memory.list() {
-		if connected[r.ServerID] || !now.Before(r.LastSeen.Add(s.cfg.KeepForAbsentSlaves)) {
-			continue // here, or away for longer than it is kept
-		}
+	for _, r := range s.absent(now) {
 		out = append(out, RememberedStatus{ServerID: r.ServerID, User: r.User, Peer: r.Peer, Position: fmt.Sprintf("%s:%d", r.File, r.Pos),
 			AwaySince: r.LastSeen, LagBytes: s.rlog.BytesAfter(binlog.Pos{File: r.File, Offset: r.Pos}), KeptUntil: r.LastSeen.Add(s.cfg.KeepForAbsentSlaves)})
+	}
+	return out
+}
+
+// absent are the remembered slaves not connected at now whose files are
+// still kept for them.
+func (s *Server) absent(now time.Time) []Remembered {
+	connected := s.connectedIDs()
+	var out []Remembered
+	for _, r := range s.memory.list() {
+		if !connected[r.ServerID] && now.Before(r.LastSeen.Add(s.cfg.KeepForAbsentSlaves)) {
+			out = append(out, r)
+		}
 	}
 	return out
 }

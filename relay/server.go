@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha1"
 	"crypto/tls"
@@ -11,7 +12,6 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -416,7 +416,7 @@ func (s *Server) slaveHosts() []slaveHost {
 			out = append(out, slaveHost{ss.serverID, ss.reportHost, ss.reportPort})
 		}
 	}
-	slices.SortFunc(out, func(a, b slaveHost) int { return int(int64(a.serverID) - int64(b.serverID)) })
+	slices.SortFunc(out, func(a, b slaveHost) int { return cmp.Compare(a.serverID, b.serverID) })
 	return out
 }
 
@@ -494,11 +494,10 @@ func (s *Server) PurgeNow(now time.Time) {
 		connected = append(connected, ss.file())
 	}
 	s.mu.Unlock()
-	away := s.awayAt(now)
+	away := s.absent(now)
 	var awayFiles []string
 	for _, r := range away {
-		file, _, _ := strings.Cut(r.Position, ":")
-		awayFiles = append(awayFiles, file)
+		awayFiles = append(awayFiles, r.File)
 	}
 	keepConnected, keepAway := oldest(connected), oldest(awayFiles)
 	if keepAway > 0 {
@@ -522,12 +521,6 @@ func (s *Server) PurgeNow(now time.Time) {
 	if !lowSpace && keepAway >= 0 && (keep < 0 || keepAway < keep) {
 		keep = keepAway
 	}
-	// Index of each file before the purge, to tell which ones only the
-	// remembered slaves kept.
-	before := map[string]int{}
-	for i, f := range s.rlog.Files() {
-		before[f] = i
-	}
 	removed, err := s.rlog.Purge(now.Add(-s.cfg.Retain), func(name string) bool {
 		return keep >= 0 && s.rlog.Index(name) >= keep
 	})
@@ -537,9 +530,11 @@ func (s *Server) PurgeNow(now time.Time) {
 	if len(removed) == 0 {
 		return
 	}
-	for _, f := range removed {
+	// What is purged is a prefix of the index: removed[i] was file i, so
+	// from keepAway on only the remembered slaves would have kept it.
+	for i := range removed {
 		reason := "retain"
-		if lowSpace && before[f] >= keepAway {
+		if lowSpace && i >= keepAway {
 			reason = "free_space"
 		}
 		s.m.purged.WithLabelValues(reason).Inc()
@@ -547,10 +542,9 @@ func (s *Server) PurgeNow(now time.Time) {
 	s.log.Info("purged relay log files", "files", removed, "retain", s.cfg.Retain)
 	if lowSpace {
 		for _, r := range away {
-			file, _, _ := strings.Cut(r.Position, ":")
-			if slices.Contains(removed, file) {
+			if slices.Contains(removed, r.File) {
 				s.log.Warn("purged files a remembered slave needs, for free space; it will get ERR 1236 when it returns",
-					"server_id", r.ServerID, "user", r.User, "position", r.Position, "away_since", r.AwaySince)
+					"server_id", r.ServerID, "user", r.User, "position", fmt.Sprintf("%s:%d", r.File, r.Pos), "away_since", r.LastSeen)
 			}
 		}
 	}

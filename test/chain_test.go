@@ -163,13 +163,7 @@ func TestChain(t *testing.T) {
 	}
 	stalledAt := time.Now()
 	toA.Stall()
-	for counterValue(t, b.Reg, "replink_link_stalls_total", nil) < 1 {
-		if time.Since(stalledAt) > 3*hb+10*time.Second {
-			t.Fatal("B did not detect the stalled link to A")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	detected := time.Since(stalledAt)
+	detected := waitStall(t, b, stalledAt, 3*hb+10*time.Second)
 	t.Logf("B detected the stalled link to A after %s (heartbeat %s, limit %s)", detected.Round(time.Millisecond), hb, 3*hb)
 	if detected > 3*hb+750*time.Millisecond {
 		t.Errorf("B detected the stall after %s; want within 3 heartbeat periods (%s)", detected, 3*hb)

@@ -115,17 +115,7 @@ func TestStallDetectedAndResumed(t *testing.T) {
 	for i := 100; i < 200; i++ {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'during-%d')", i, i))
 	}
-	stallCounter := func() float64 {
-		return counterValue(t, s.Reg, "replink_link_stalls_total", nil)
-	}
-	deadline := time.Now().Add(3*hb + 5*time.Second)
-	for stallCounter() < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("stall not detected")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	detected := time.Since(stalledAt)
+	detected := waitStall(t, s, stalledAt, 3*hb+5*time.Second)
 	t.Logf("stall detected after %s (heartbeat period %s, limit %s)", detected.Round(time.Millisecond), hb, 3*hb)
 	if detected > 3*hb+2*time.Second {
 		t.Fatalf("stall detected after %s, want about 3 heartbeat periods (%s)", detected, 3*hb)
