@@ -16,8 +16,11 @@ func (l *Log) Readable(name string) (end int64, complete bool, err error) {
 	if dur.File == name {
 		return int64(dur.Offset), false, nil
 	}
-	if l.Next(name) == "" {
-		return 4, false, nil
+	switch i, n := l.place(name); {
+	case i < 0:
+		return 0, false, fmt.Errorf("relay log %s: %w", name, ErrPurged)
+	case i == n-1:
+		return 4, false, nil // the newest file, just created
 	}
 	st, err := os.Stat(l.path(name))
 	if err != nil {
@@ -134,9 +137,16 @@ type Reader struct {
 }
 
 // Open opens a relay file for reading from its first event (offset 4).
+// While the Reader is open (until Close, or Reopen to another file) the
+// file is not purged; a file that is not in the index, or is being
+// purged, is ErrPurged.
 func (l *Log) Open(name string) (*Reader, error) {
+	if err := l.pin(name); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(l.path(name))
 	if err != nil {
+		l.unpin(name)
 		return nil, fmt.Errorf("relay log %s: %w", name, err)
 	}
 	return &Reader{l: l, name: name, f: f, pos: 4, end: 4, checksum: checksumUnknown}, nil
@@ -161,16 +171,30 @@ func (r *Reader) Name() string { return r.name }
 // Pos is the offset of the next event.
 func (r *Reader) Pos() uint32 { return uint32(r.pos) }
 
-// Close closes the file.
-func (r *Reader) Close() error { return r.f.Close() }
+// Close closes the file; it may be purged from then on.
+func (r *Reader) Close() error {
+	if r.f == nil {
+		return nil
+	}
+	err := r.f.Close()
+	r.f = nil
+	r.l.unpin(r.name)
+	return err
+}
 
 // Reopen makes r read another file from offset 4, keeping its buffer.
+// The new file is held before the old one is let go.
 func (r *Reader) Reopen(name string) error {
+	if err := r.l.pin(name); err != nil {
+		return err
+	}
 	f, err := os.Open(r.l.path(name))
 	if err != nil {
+		r.l.unpin(name)
 		return fmt.Errorf("relay log %s: %w", name, err)
 	}
 	r.f.Close()
+	r.l.unpin(r.name)
 	r.f, r.name, r.pos, r.end, r.complete, r.start, r.n = f, name, 4, 4, false, 0, 0
 	r.checksum = checksumUnknown
 	return nil

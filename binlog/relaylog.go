@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -46,12 +47,21 @@ type Log struct {
 	policy SyncPolicy
 	m      *Metrics
 	open   openFunc
+	// writeFile replaces a small file atomically (WriteFileAtomic; tests
+	// make it fail).
+	writeFile func(name string, data []byte, perm os.FileMode) error
 
 	lock *os.File // the data-dir's lock, held while the log is open
 
-	mu      sync.Mutex // guards files, written, durable, changed and syncErr
+	mu      sync.Mutex // guards files, readers, purging, written, durable, changed and syncErr
 	changed chan struct{}
 	files   []string
+	// readers counts the open Readers of each file: a file a reader has
+	// open is never purged, as a master never purges a log a dump thread
+	// uses. purging holds the files Purge is removing, which no reader
+	// may open any more.
+	readers map[string]int
+	purging map[string]bool
 	written Pos // end of the last complete transaction written to the file
 	durable Pos // end of the last complete transaction fsynced (per policy)
 	// syncErr is a failed fsync (or write) of what was not yet durable:
@@ -59,8 +69,15 @@ type Log struct {
 	// durable, cut back to by Rollback, not at written.
 	syncErr error
 
-	// syncMu serialises fsync with switching files and truncating, so the
-	// group-commit syncer never fsyncs a file being closed.
+	// The writer state (f, w, cur, groups) belongs to the writer: the one
+	// goroutine that calls StartFile, Append, Rollback and Close (the
+	// replica's stream). Other goroutines never touch w, groups or
+	// cur.Offset. The syncer fsyncs f and reads cur.File; the writer
+	// changes those two (switching, reopening, closing a file) and cuts
+	// the file back (cutBack) only while holding syncMu, so the syncer
+	// never fsyncs a file being closed or records a durable end in a file
+	// the log has left. Purge holds syncMu too: no file switch while the
+	// index is rewritten.
 	syncMu  sync.Mutex
 	f       file
 	w       *bufio.Writer
@@ -90,7 +107,15 @@ func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open o
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	// Temporary files of replacements a crash cut short (the index, the
+	// remembered slaves): with the data-dir locked, nobody writes them.
+	if stale, _ := filepath.Glob(filepath.Join(dir, "replink.*.tmp")); len(stale) > 0 {
+		for _, name := range stale {
+			os.Remove(name)
+		}
+		log.Info("removed temporary files a crash left in the data-dir", "files", len(stale))
+	}
+	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, writeFile: WriteFileAtomic, readers: map[string]int{}, purging: map[string]bool{}, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := l.load(); err != nil {
 		unlockDataDir(lock)
 		return nil, err
@@ -339,30 +364,39 @@ func (l *Log) create(name string) error {
 
 // writeIndex replaces the index file with files, atomically.
 func (l *Log) writeIndex(files []string) error {
-	return WriteFileAtomic(filepath.Join(l.dir, IndexName), []byte(strings.Join(files, "\n")+"\n"), 0o640)
+	return l.writeFile(filepath.Join(l.dir, IndexName), []byte(strings.Join(files, "\n")+"\n"), 0o640)
 }
 
-// WriteFileAtomic writes data to name through a temporary file, fsync,
+// WriteFileAtomic writes data to name through a temporary file of its
+// own (a unique name beside name, so two writers never share one), fsync,
 // rename and an fsync of the directory, so name holds either the old or
-// the new content after a crash.
+// the new content after a crash, and never a mix of two writers'.
 func WriteFileAtomic(name string, data []byte, perm os.FileMode) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	f, err := os.CreateTemp(filepath.Dir(name), filepath.Base(name)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	tmp := f.Name()
+	fail := func(err error) error {
 		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		return fail(fmt.Errorf("chmod %s: %w", tmp, err))
+	}
+	if _, err := f.Write(data); err != nil {
+		return fail(fmt.Errorf("write %s: %w", tmp, err))
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("fsync %s: %w", tmp, err)
+		return fail(fmt.Errorf("fsync %s: %w", tmp, err))
 	}
 	if err := f.Close(); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	if err := os.Rename(tmp, name); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return syncDir(filepath.Dir(name))
@@ -738,10 +772,15 @@ func (l *Log) Close() error {
 
 // Purge removes the oldest files whose last modification is before cutoff,
 // stopping at the first file that is too new, is the file being written,
-// or for which keep returns true (a slave reads it). The index is
-// rewritten before any file is removed, so a crash leaves no index entry
-// without its file.
+// is open in a Reader (a slave reads it), or for which keep returns true
+// (a slave will read it). keep is called without the log's locks held.
+// The index is rewritten before any file is removed and the log's list
+// follows the index only once that write succeeded, so a crash or a
+// failed write leaves no index entry without its file and no file the
+// index lists forgotten. A file being purged can no longer be opened.
 func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, error) {
+	l.syncMu.Lock() // no file switch while the index is rewritten
+	defer l.syncMu.Unlock()
 	l.mu.Lock()
 	files := append([]string(nil), l.files...)
 	current := l.written.File
@@ -757,16 +796,33 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 		}
 		purge = append(purge, name)
 	}
+	// The readers are checked, and the files marked, in one hold of mu:
+	// a reader opens a file before the purge marks it (and the purge
+	// stops there) or fails to open it (ErrPurged), never in between.
+	l.mu.Lock()
+	for i, name := range purge {
+		if l.readers[name] > 0 {
+			purge = purge[:i]
+			break
+		}
+	}
+	for _, name := range purge {
+		l.purging[name] = true
+	}
+	rest := append([]string(nil), l.files[len(purge):]...)
+	l.mu.Unlock()
 	if len(purge) == 0 {
 		return nil, nil
 	}
-	l.syncMu.Lock() // no file switch while the index is rewritten
-	l.mu.Lock()
-	l.files = l.files[len(purge):]
-	rest := append([]string(nil), l.files...)
-	l.mu.Unlock()
 	err := l.writeIndex(rest)
-	l.syncMu.Unlock()
+	l.mu.Lock()
+	for _, name := range purge {
+		delete(l.purging, name)
+	}
+	if err == nil {
+		l.files = l.files[len(purge):]
+	}
+	l.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("relay log index: %w", err)
 	}
@@ -778,14 +834,40 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 	return purge, nil
 }
 
-// Index returns name's place in the index, -1 when it is not there.
-func (l *Log) Index(name string) int {
+// ErrPurged is a relay file that is not (or no longer) in the relay log:
+// purged, or never there.
+var ErrPurged = errors.New("not in the relay log (purged)")
+
+// pin counts a reader of name, which must be in the index and not being
+// purged.
+func (l *Log) pin(name string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for i, f := range l.files {
-		if f == name {
-			return i
-		}
+	if l.purging[name] || !slices.Contains(l.files, name) {
+		return fmt.Errorf("relay log %s: %w", name, ErrPurged)
 	}
-	return -1
+	l.readers[name]++
+	return nil
+}
+
+func (l *Log) unpin(name string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.readers[name]--; l.readers[name] <= 0 {
+		delete(l.readers, name)
+	}
+}
+
+// Index returns name's place in the index, -1 when it is not there.
+func (l *Log) Index(name string) int {
+	i, _ := l.place(name)
+	return i
+}
+
+// place is name's place in the index (-1 when it is not there) and the
+// number of files.
+func (l *Log) place(name string) (int, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Index(l.files, name), len(l.files)
 }

@@ -3,9 +3,12 @@ package binlog
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -457,5 +460,125 @@ func TestScanCompleteLargeEventsAndTornHeader(t *testing.T) {
 	}
 	if grew := after.TotalAlloc - before.TotalAlloc; grew > 64<<20 {
 		t.Fatalf("scanning %d bytes allocated %d MiB", len(data), grew>>20)
+	}
+}
+
+// TestPurgeSparesOpenReaders: a file open in a Reader (a slave reads it)
+// is never purged, whatever keep says, and a purged file cannot be opened
+// or asked about: Open and Readable say ErrPurged rather than "nothing
+// yet", so a reader of a vanished file ends instead of waiting for ever.
+func TestPurgeSparesOpenReaders(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, name := range []string{"b.000001", "b.000002", "b.000003", "b.000004"} {
+		if err := l.StartFile(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	future := time.Now().Add(time.Hour)
+	none := func(string) bool { return false }
+	r, err := l.Open("b.000002")
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := l.Purge(future, none)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{"b.000001"}) {
+		t.Fatalf("purged %v with b.000002 open, want only b.000001", removed)
+	}
+	// Moving on holds the next file before letting go of the last.
+	if err := r.Reopen("b.000003"); err != nil {
+		t.Fatal(err)
+	}
+	if removed, _ = l.Purge(future, none); !slices.Equal(removed, []string{"b.000002"}) {
+		t.Fatalf("purged %v with b.000003 open, want b.000002", removed)
+	}
+	r.Close()
+	if removed, _ = l.Purge(future, none); !slices.Equal(removed, []string{"b.000003"}) {
+		t.Fatalf("purged %v after the reader closed, want b.000003", removed)
+	}
+	for _, name := range []string{"b.000001", "b.000003", "../x"} {
+		if _, err := l.Open(name); !errors.Is(err, ErrPurged) {
+			t.Errorf("Open(%q) = %v, want ErrPurged", name, err)
+		}
+		if _, _, err := l.Readable(name); !errors.Is(err, ErrPurged) {
+			t.Errorf("Readable(%q) = %v, want ErrPurged", name, err)
+		}
+	}
+}
+
+// TestPurgeFollowsTheIndex: when the index cannot be rewritten, nothing
+// is purged, in memory or on disk.
+func TestPurgeFollowsTheIndex(t *testing.T) {
+	dir := t.TempDir()
+	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, name := range []string{"b.000001", "b.000002"} {
+		if err := l.StartFile(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.writeFile = func(string, []byte, os.FileMode) error { return errors.New("injected: no space left on device") }
+	if removed, err := l.Purge(time.Now().Add(time.Hour), func(string) bool { return false }); err == nil || len(removed) != 0 {
+		t.Fatalf("Purge with a failing index write = %v, %v", removed, err)
+	}
+	if got := l.Files(); !slices.Equal(got, []string{"b.000001", "b.000002"}) {
+		t.Fatalf("files in memory %v after a failed index write", got)
+	}
+	r, err := l.Open("b.000001")
+	if err != nil {
+		t.Fatalf("the file the failed purge kept cannot be opened: %v", err)
+	}
+	r.Close()
+}
+
+// TestWriteFileAtomicConcurrent: writers of one file never leave a mix
+// of their contents, nor temporary files.
+func TestWriteFileAtomicConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "replink.slaves")
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data := bytes.Repeat([]byte{byte('a' + w)}, 64<<10-w*1000)
+			for i := 0; i < 25; i++ {
+				if err := WriteFileAtomic(name, data, 0o640); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	var reads int
+	go func() {
+		defer close(stop)
+		for i := 0; i < 400; i++ {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				continue
+			}
+			reads++
+			if len(b) == 0 || !bytes.Equal(b, bytes.Repeat(b[:1], len(b))) || len(b) != 64<<10-int(b[0]-'a')*1000 {
+				t.Errorf("read a mixed or torn file: %d bytes starting %q", len(b), b[:min(len(b), 1)])
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	<-stop
+	if left, _ := filepath.Glob(filepath.Join(dir, "*.tmp")); len(left) > 0 {
+		t.Fatalf("temporary files left: %v", left)
 	}
 }

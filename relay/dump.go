@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strconv"
 	"strings"
 	"time"
@@ -116,11 +117,25 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 		ss.serverID = req.serverID
 	}
 	ss.nonBlocking = req.flags&dumpNonBlock != 0
+	// The file is held open from before the slave is listed: a purge
+	// either sees it open or removed it before (then ERR 1236, as for a
+	// file purged on a master), never between the two.
+	var r *binlog.Reader
+	if s.rlog.Has(file) {
+		var err error
+		if r, err = s.rlog.Open(file); err != nil {
+			return purgedErr(file, err)
+		}
+		defer func() { r.Close() }()
+	}
+	ss.mu.Lock()
+	ss.from, ss.dumpStart = file, time.Now()
+	ss.mu.Unlock()
 	ss.progress(file, pos)
 	s.addSlave(ss)
 	defer s.removeSlave(ss)
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
-	d := &dumper{ss: ss, file: file, pos: pos, hb: hb, filter: filter, mysqlGTIDs: mysqlGTIDs, unaware: unaware, artificial: artificial,
+	d := &dumper{ss: ss, r: r, file: file, pos: pos, hb: hb, filter: filter, mysqlGTIDs: mysqlGTIDs, unaware: unaware, artificial: artificial,
 		from: binlog.Pos{File: file, Offset: pos}, nonBlock: req.flags&dumpNonBlock != 0,
 		masterClock: ss.vars["@replink_master_clock"] == "1" && s.cfg.CaughtUpTo != nil}
 	// Flag 2 is Annotate_rows to a MariaDB master, heartbeats of version 2
@@ -155,6 +170,16 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	return err
 }
 
+// purgedErr is ERR 1236 for a file that cannot be read because it left
+// the relay log (purged) or could not be opened: the master's words
+// for a log it cannot open. Any other error is returned as it is.
+func purgedErr(file string, err error) error {
+	if errors.Is(err, binlog.ErrPurged) || errors.Is(err, fs.ErrNotExist) {
+		return errBinlog(fmt.Sprintf("Could not open log file '%s': it is no longer in the relay log (purged)", file))
+	}
+	return err
+}
+
 // COM_BINLOG_DUMP flags.
 const (
 	// dumpNonBlock (BINLOG_DUMP_NON_BLOCK): at the end of the binlog send
@@ -177,6 +202,7 @@ var eofPacket = []byte{0xfe, 0, 0, 2, 0}
 
 type dumper struct {
 	ss   *session
+	r    *binlog.Reader // reads file; nil until the file exists
 	file string
 	pos  uint32 // next offset to send from in file
 	hb   time.Duration
@@ -252,7 +278,7 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 		if rl.Has(d.file) {
 			end, complete, err := rl.Readable(d.file)
 			if err != nil {
-				return err
+				return purgedErr(d.file, err)
 			}
 			if int64(d.pos) <= end {
 				return nil
@@ -479,11 +505,16 @@ func (d *dumper) run() error {
 	if err := d.waitAvailable(gone); err != nil {
 		return err
 	}
-	r, err := rl.Open(d.file)
-	if err != nil {
-		return errBinlog("Could not open log file")
+	if d.r == nil {
+		r, err := rl.Open(d.file)
+		if err != nil {
+			return purgedErr(d.file, err)
+		}
+		d.r = r
+		defer func() { r.Close() }()
 	}
-	defer func() { r.Close() }()
+	r := d.r
+	var err error
 	var fde binlog.Event
 	if d.pos > 4 { // then the FDE at 4 is durable too
 		if fde, err = r.FDE(); err != nil {
@@ -535,7 +566,7 @@ func (d *dumper) run() error {
 			return errBinlog(fmt.Sprintf("replink: %v", err))
 		case errors.Is(err, io.EOF): // the file is complete: on to the next
 			if err := r.Reopen(rl.Next(d.file)); err != nil {
-				return err
+				return purgedErr(rl.Next(d.file), err)
 			}
 			d.file, d.pos = r.Name(), 4
 			ss.progress(d.file, d.pos)
@@ -546,6 +577,8 @@ func (d *dumper) run() error {
 				return err
 			}
 			continue
+		case errors.Is(err, binlog.ErrPurged):
+			return purgedErr(d.file, err)
 		case !errors.Is(err, binlog.ErrNoMore):
 			return err
 		case d.nonBlock:

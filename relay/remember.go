@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/replink/replink/binlog"
 )
 
@@ -19,86 +21,182 @@ import (
 // where MaxScale and Ripple keep only what a connected slave reads.
 const SlavesName = "replink.slaves"
 
+// How many slaves are remembered: per account, and in all. Past either,
+// the record of a slave of that account (of any account, for the total)
+// that is not connected and was seen longest ago is forgotten, so one
+// account dumping under ever new server_ids cannot grow the list, the
+// metrics or the data-dir file, nor push out another account's slaves.
+const (
+	rememberPerUser = 32
+	rememberTotal   = 1024
+)
+
+// saveEvery is the most often the list is written: a slave's connect or
+// leave asks for a write, and writes are coalesced.
+const saveEvery = time.Second
+
 // Remembered is a slave replink has served: where it was when last seen.
 type Remembered struct {
-	ServerID uint32    `json:"server_id"`
-	User     string    `json:"user"`
-	Peer     string    `json:"peer"`
+	ServerID uint32 `json:"server_id"`
+	User     string `json:"user"`
+	Peer     string `json:"peer"`
+	// From is the file its last dump started in: what its last request
+	// needed. A GTID slave's next request is what it has applied, which
+	// may lag what it was sent but not what it last asked for, so the
+	// files from here on are kept for it ("" when the dump began longer
+	// than keep-for-absent-slaves ago: then from the file before File).
+	From     string    `json:"from,omitempty"`
 	File     string    `json:"file"`
 	Pos      uint32    `json:"pos"`
 	LastSeen time.Time `json:"last_seen"`
 }
 
-// memory holds the remembered slaves and writes them to the data-dir
-// (atomically: a crash leaves the old list or the new one).
+// slaveKey is how a slave is remembered: the account and the server_id
+// it dumps as, so another account's dump with the same server_id is
+// another record.
+type slaveKey struct {
+	user     string
+	serverID uint32
+}
+
+func (r Remembered) key() slaveKey { return slaveKey{r.User, r.ServerID} }
+
+// memory holds the remembered slaves and writes them to the data-dir.
+// One writer (the housekeeping goroutine, and the last save at shutdown)
+// writes at a time; the file is replaced atomically, so a crash leaves
+// the old list or the new one.
 type memory struct {
 	path string
-	mu   sync.Mutex
-	byID map[uint32]Remembered
-	// dirty: changed since the last save.
-	dirty bool
+	log  hclog.Logger
+
+	mu    sync.Mutex
+	byKey map[slaveKey]Remembered
+	dirty bool // changed since the last save
+	// lostUntil: the file could not be read at start (kept aside); until
+	// then replink purges nothing its records might have protected.
+	lostUntil time.Time
+
+	wake   chan struct{} // a change asks for a write soon
+	saveMu sync.Mutex    // one write at a time
 }
 
 // loadMemory reads the remembered slaves of a data-dir (none the first
-// time). A file that is not a list of slaves is an error naming it: a
-// slave's files must not be purged for a list replink could not read.
-func loadMemory(dir string) (*memory, error) {
-	m := &memory{path: filepath.Join(dir, SlavesName), byID: map[uint32]Remembered{}}
+// time). A file that cannot be read or is not a list of slaves does not
+// stop replink: it is kept aside as <name>.bad-<time>, logged at error,
+// and until keep has passed nothing is purged for retention, since the
+// lost records may have protected any file.
+func loadMemory(dir string, keep time.Duration, log hclog.Logger, now time.Time) *memory {
+	m := &memory{path: filepath.Join(dir, SlavesName), log: log, byKey: map[slaveKey]Remembered{}, wake: make(chan struct{}, 1)}
 	b, err := os.ReadFile(m.path)
 	if errors.Is(err, os.ErrNotExist) {
-		return m, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("remembered slaves: %w", err)
+		return m
 	}
 	var list []Remembered
-	if err := json.Unmarshal(b, &list); err != nil {
-		return nil, fmt.Errorf("remembered slaves %s: %w (move it away to start with none)", m.path, err)
+	if err == nil {
+		err = json.Unmarshal(b, &list)
+	}
+	if err != nil {
+		aside := fmt.Sprintf("%s.bad-%s", m.path, now.UTC().Format("20060102T150405Z"))
+		if rerr := os.Rename(m.path, aside); rerr != nil {
+			aside = fmt.Sprintf("(not kept aside: %v)", rerr)
+		}
+		m.lostUntil = now.Add(keep)
+		m.dirty = true // a good list replaces it at the first save
+		log.Error("remembered slaves unreadable; starting with none, and purging nothing for retention until keep-for-absent-slaves has passed",
+			"file", m.path, "error", err, "kept_as", aside, "until", m.lostUntil)
+		return m
 	}
 	for _, r := range list {
-		m.byID[r.ServerID] = r
+		m.byKey[r.key()] = r
 	}
-	return m, nil
+	return m
 }
 
-// see records a slave at its position now.
-func (m *memory) see(r Remembered) {
+// see records a slave at its position now, and forgets others past the
+// bounds (returned, for the log); connected slaves are never forgotten.
+func (m *memory) see(r Remembered, connected map[slaveKey]bool) []Remembered {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.byID[r.ServerID] = r
+	_, known := m.byKey[r.key()]
+	m.byKey[r.key()] = r
 	m.dirty = true
+	if known {
+		return nil
+	}
+	var gone []Remembered
+	for _, all := range []bool{false, true} {
+		for {
+			var n int
+			var oldest *Remembered
+			for k, o := range m.byKey {
+				if !all && k.user != r.User {
+					continue
+				}
+				n++
+				if !connected[k] && k != r.key() && (oldest == nil || o.LastSeen.Before(oldest.LastSeen)) {
+					oldest = &o
+				}
+			}
+			if limit := map[bool]int{false: rememberPerUser, true: rememberTotal}[all]; n <= limit || oldest == nil {
+				break
+			}
+			delete(m.byKey, oldest.key())
+			gone = append(gone, *oldest)
+		}
+	}
+	return gone
 }
 
-// list is every remembered slave, by server_id.
+// changed asks the housekeeping goroutine for a write soon.
+func (m *memory) changed() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// list is every remembered slave, by server_id then account.
 func (m *memory) list() []Remembered {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]Remembered, 0, len(m.byID))
-	for _, r := range m.byID {
+	out := make([]Remembered, 0, len(m.byKey))
+	for _, r := range m.byKey {
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b Remembered) int { return cmp.Compare(a.ServerID, b.ServerID) })
+	slices.SortFunc(out, func(a, b Remembered) int {
+		return cmp.Or(cmp.Compare(a.ServerID, b.ServerID), cmp.Compare(a.User, b.User))
+	})
 	return out
+}
+
+// lost reports whether, at now, records lost with an unreadable file may
+// still protect files.
+func (m *memory) lost(now time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return now.Before(m.lostUntil)
 }
 
 // forget drops the slaves last seen before cutoff, except those in
 // connected, and returns them.
-func (m *memory) forget(cutoff time.Time, connected map[uint32]bool) []Remembered {
+func (m *memory) forget(cutoff time.Time, connected map[slaveKey]bool) []Remembered {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var gone []Remembered
-	for id, r := range m.byID {
-		if !connected[id] && r.LastSeen.Before(cutoff) {
+	for k, r := range m.byKey {
+		if !connected[k] && r.LastSeen.Before(cutoff) {
 			gone = append(gone, r)
-			delete(m.byID, id)
+			delete(m.byKey, k)
 			m.dirty = true
 		}
 	}
 	return gone
 }
 
-// save writes the list when it changed.
+// save writes the list when it changed, one writer at a time.
 func (m *memory) save() error {
+	m.saveMu.Lock()
+	defer m.saveMu.Unlock()
 	m.mu.Lock()
 	if !m.dirty {
 		m.mu.Unlock()
@@ -121,17 +219,24 @@ func (m *memory) save() error {
 
 // remember records a dumping slave where it is now. Tools that read and
 // go (a non-blocking dump, server_id 0) are not remembered.
-func (s *Server) remember(ss *session) {
+func (s *Server) remember(ss *session, now time.Time) {
 	if ss.serverID == 0 || ss.nonBlocking {
 		return
 	}
 	ss.mu.Lock()
-	r := Remembered{ServerID: ss.serverID, User: ss.user, Peer: ss.peer, File: ss.curFile, Pos: ss.curPos, LastSeen: time.Now().UTC()}
+	r := Remembered{ServerID: ss.serverID, User: ss.user, Peer: ss.peer, File: ss.curFile, Pos: ss.curPos, LastSeen: now.UTC()}
+	if now.Sub(ss.dumpStart) < s.cfg.KeepForAbsentSlaves {
+		r.From = ss.from
+	}
 	ss.mu.Unlock()
 	if r.File == "" {
 		return
 	}
-	s.memory.see(r)
+	for _, o := range s.memory.see(r, s.connectedKeys()) {
+		s.log.Warn("too many slaves remembered; forgetting the one seen longest ago (its files are no longer kept for it)",
+			"server_id", o.ServerID, "user", o.User, "last_seen", o.LastSeen, "per_user", rememberPerUser, "total", rememberTotal,
+			"new_server_id", r.ServerID, "new_user", r.User)
+	}
 }
 
 // RememberedStatus is a remembered slave that is not connected, for
@@ -163,22 +268,22 @@ func (s *Server) awayAt(now time.Time) []RememberedStatus {
 // absent are the remembered slaves not connected at now whose files are
 // still kept for them.
 func (s *Server) absent(now time.Time) []Remembered {
-	connected := s.connectedIDs()
+	connected := s.connectedKeys()
 	var out []Remembered
 	for _, r := range s.memory.list() {
-		if !connected[r.ServerID] && now.Before(r.LastSeen.Add(s.cfg.KeepForAbsentSlaves)) {
+		if !connected[r.key()] && now.Before(r.LastSeen.Add(s.cfg.KeepForAbsentSlaves)) {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-func (s *Server) connectedIDs() map[uint32]bool {
+func (s *Server) connectedKeys() map[slaveKey]bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := map[uint32]bool{}
+	keys := map[slaveKey]bool{}
 	for ss := range s.slaves {
-		ids[ss.serverID] = true
+		keys[slaveKey{ss.user, ss.serverID}] = true
 	}
-	return ids
+	return keys
 }

@@ -2,6 +2,8 @@ package relay
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -114,11 +116,29 @@ func TestRememberedSlavesKeepTheirFiles(t *testing.T) {
 	}
 }
 
+// waitSaved waits until the data-dir's list of remembered slaves holds
+// n records (the housekeeping goroutine writes it within saveEvery of a
+// change).
+func waitSaved(t *testing.T, dir string, n int) []Remembered {
+	t.Helper()
+	var list []Remembered
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := os.ReadFile(filepath.Join(dir, SlavesName))
+		if err == nil && json.Unmarshal(b, &list) == nil && len(list) == n {
+			return list
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never held %d slaves (%v, %s)", SlavesName, n, err, b)
+		}
+	}
+}
+
 // The remembered slaves survive a restart (a new Server on the same
-// data-dir), and a file that cannot be read stops the start, naming it.
+// data-dir).
 func TestRememberedSlavesSurviveARestart(t *testing.T) {
 	rl := startRelay(t)
 	rl.served(t)
+	waitSaved(t, rl.rlog.Dir(), 1)
 	reg := prometheus.NewRegistry()
 	srv, err := New(rl.srv.cfg, rl.rlog, hclog.NewNullLogger(), tlsutil.NewMetrics(reg), NewMetrics(reg))
 	if err != nil {
@@ -131,13 +151,118 @@ func TestRememberedSlavesSurviveARestart(t *testing.T) {
 	if v := metricValue(t, reg, "replink_replica_last_seen_timestamp_seconds", "server_id", strconv.Itoa(testSlaveID)); int64(v) != away[0].AwaySince.Unix() {
 		t.Fatalf("last seen %v, want %v", v, away[0].AwaySince.Unix())
 	}
-	path := filepath.Join(rl.rlog.Dir(), SlavesName)
-	if err := os.WriteFile(path, []byte("{not json"), 0o640); err != nil {
+}
+
+// An unreadable list of remembered slaves does not stop replink (the
+// unit would keep it down on exit 2): it is kept aside, and until
+// keep-for-absent-slaves has passed nothing the lost records might have
+// protected is purged, unless the disk is short of min-free-space.
+func TestUnreadableRememberedSlaves(t *testing.T) {
+	const keep = time.Hour
+	for _, lowSpace := range []bool{false, true} {
+		t.Run(fmt.Sprintf("low space %v", lowSpace), func(t *testing.T) {
+			rl := startRelay(t, func(cfg *Config) {
+				cfg.Retain, cfg.KeepForAbsentSlaves, cfg.MinFreeSpace = time.Minute, keep, FreeSpace{Percent: 5}
+				cfg.FreeSpace = func() (uint64, uint64, error) {
+					if lowSpace {
+						return 4, 100, nil
+					}
+					return 50, 100, nil
+				}
+			})
+			rl.rotateTo(t, "mariadb-bin.000002", 3)
+			rl.rotateTo(t, "mariadb-bin.000003", 4)
+			path := filepath.Join(rl.rlog.Dir(), SlavesName)
+			if err := os.WriteFile(path, []byte(`[{"server_id": 7, "user": "slave1", "fi`), 0o640); err != nil {
+				t.Fatal(err)
+			}
+			reg := prometheus.NewRegistry()
+			var logged strings.Builder
+			log := hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Error})
+			cfg := rl.srv.cfg
+			srv, err := New(cfg, rl.rlog, log, tlsutil.NewMetrics(reg), NewMetrics(reg))
+			if err != nil {
+				t.Fatalf("New with a broken %s: %v; want a start with none remembered", SlavesName, err)
+			}
+			if aside, _ := filepath.Glob(path + ".bad-*"); len(aside) != 1 {
+				t.Fatalf("the broken list kept aside as %v, want one %s.bad-*", aside, SlavesName)
+			}
+			if !strings.Contains(logged.String(), "[ERROR]") || !strings.Contains(logged.String(), path) {
+				t.Fatalf("logged %q, want an error naming %s", logged.String(), path)
+			}
+			srv.PurgeNow(time.Now().Add(keep / 2))
+			if files := rl.rlog.Files(); lowSpace != (len(files) == 1) {
+				t.Fatalf("low space %v: files %v after a purge within keep-for-absent-slaves of the loss", lowSpace, files)
+			}
+			srv.PurgeNow(time.Now().Add(keep + time.Minute))
+			if files := rl.rlog.Files(); len(files) != 1 {
+				t.Fatalf("files %v after keep-for-absent-slaves: want only the current one", files)
+			}
+		})
+	}
+}
+
+// Records are per account and server_id, and bounded: one account
+// dumping under ever new server_ids keeps at most rememberPerUser records
+// (and series), forgetting its own oldest, never another account's.
+func TestRememberedSlavesAreBounded(t *testing.T) {
+	rl := startRelay(t, func(cfg *Config) {
+		cfg.Users = append(cfg.Users, User{Name: "tool", Password: "pw2", Require: RequireNone})
+	})
+	rl.served(t) // slave1 as testSlaveID
+	for id := uint32(9000); id < 9000+rememberPerUser+8; id++ {
+		conn, err := rl.connect(t, "tool", "pw2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+		r := dumpAs(t, conn, testFile, 4, id)
+		mustNext(t, r)
+		conn.Close()
+		waitUnlisted(t, rl.srv)
+	}
+	// The same server_id as slave1's, under the other account.
+	conn, err := rl.connect(t, "tool", "pw2")
+	if err != nil {
 		t.Fatal(err)
 	}
-	reg2 := prometheus.NewRegistry()
-	if _, err := New(rl.srv.cfg, rl.rlog, hclog.NewNullLogger(), tlsutil.NewMetrics(reg2), NewMetrics(reg2)); err == nil ||
-		!strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move it away") {
-		t.Fatalf("a broken %s: got %v, want an error naming it", SlavesName, err)
+	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+	mustNext(t, dumpAs(t, conn, testFile, 4, testSlaveID))
+	conn.Close()
+	waitUnlisted(t, rl.srv)
+
+	users := map[string]int{}
+	for _, r := range rl.srv.Away() {
+		users[r.User]++
+	}
+	if users["slave1"] != 1 || users["tool"] != rememberPerUser {
+		t.Fatalf("remembered per account %v, want slave1: 1, tool: %d", users, rememberPerUser)
+	}
+	list := waitSaved(t, rl.rlog.Dir(), rememberPerUser+1)
+	if i := slices.IndexFunc(list, func(r Remembered) bool { return r.User == "slave1" && r.ServerID == testSlaveID }); i < 0 ||
+		list[i].File != testFile || list[i].Pos != rl.file.off {
+		t.Fatalf("slave1's record %v was overwritten by another account's dump as %d", list, testSlaveID)
+	}
+	series := 0
+	mfs, err := rl.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "replink_replica_lag_bytes" {
+			series = len(mf.GetMetric())
+		}
+	}
+	if series > rememberPerUser+1 {
+		t.Fatalf("replink_replica_lag_bytes has %d series, want at most %d", series, rememberPerUser+1)
+	}
+}
+
+func waitUnlisted(t *testing.T, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); len(srv.Slaves()) > 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a slave is still listed after it left")
+		}
 	}
 }

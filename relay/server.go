@@ -120,10 +120,7 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 	if cfg.RequireSecureTransport && cfg.TLS == nil {
 		return nil, errors.New("require-secure-transport needs ssl-cert and ssl-key")
 	}
-	mem, err := loadMemory(rlog.Dir())
-	if err != nil {
-		return nil, err
-	}
+	mem := loadMemory(rlog.Dir(), cfg.KeepForAbsentSlaves, log, time.Now())
 	s := &Server{cfg: cfg, dummy: nativeHash(string(scramble())), rlog: rlog, log: log, tlsm: tlsm, m: m, users: map[string]*User{},
 		sem: make(chan struct{}, cfg.MaxConnections), hs: make(chan struct{}, cfg.MaxHandshakes), slaves: map[*session]struct{}{},
 		memory: mem}
@@ -185,6 +182,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			cancel()
 			wg.Wait()
+			s.saveMemory()
 			return fmt.Errorf("relay accept: %w", err)
 		}
 		select {
@@ -212,6 +210,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}()
 	}
 	wg.Wait()
+	s.saveMemory() // where every slave stopped
 	return nil
 }
 
@@ -344,8 +343,8 @@ func (s *Server) rejected(peer string, w *tlsutil.WireConn, err error) {
 	}
 }
 
-// addSlave lists a dumping slave and remembers it (in the data-dir at
-// once: its files are kept from now on, through a crash too). An older
+// addSlave lists a dumping slave and remembers it (written to the
+// data-dir within a second, by the housekeeping goroutine). An older
 // dump of the same server_id is ended, as a master ends it: it is the
 // same slave back after its connection died without the master seeing it.
 func (s *Server) addSlave(ss *session) {
@@ -365,17 +364,17 @@ func (s *Server) addSlave(ss *session) {
 		o.conn.wire.Close() // the socket: a TLS close would wait on a peer that went silent
 	}
 	s.m.connected.Set(float64(n))
-	s.remember(ss)
-	s.saveMemory()
+	s.remember(ss, time.Now())
+	s.memory.changed()
 }
 
 // removeSlave unlists a slave whose dump ended and remembers where it
 // stopped.
 func (s *Server) removeSlave(ss *session) {
-	// Remembered (and saved) before it is unlisted: whoever sees it gone
-	// finds where it stopped.
-	s.remember(ss)
-	s.saveMemory()
+	// Remembered before it is unlisted: whoever sees it gone finds where
+	// it stopped.
+	s.remember(ss, time.Now())
+	s.memory.changed()
 	s.mu.Lock()
 	delete(s.slaves, ss)
 	n := len(s.slaves)
@@ -433,7 +432,9 @@ func (s *Server) Slaves() []SlaveStatus {
 
 // housekeeping remembers where the connected slaves are, forgets the
 // ones away longer than KeepForAbsentSlaves, and applies the retention,
-// every few seconds until ctx ends.
+// every few seconds until ctx ends; between rounds it writes the list of
+// remembered slaves when a slave came or left, at most once per
+// saveEvery. It is the list's one writer while replink runs.
 func (s *Server) housekeeping(ctx context.Context) {
 	every := 10 * time.Second
 	if s.cfg.Retain > 0 {
@@ -441,13 +442,23 @@ func (s *Server) housekeeping(ctx context.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	s.Housekeep(time.Now())
+	saved := time.Now()
 	for {
-		s.Housekeep(time.Now())
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			s.Housekeep(time.Now())
+		case <-s.memory.wake:
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(saved.Add(saveEvery))):
+			}
+			s.saveMemory()
 		}
+		saved = time.Now()
 	}
 }
 
@@ -460,9 +471,9 @@ func (s *Server) Housekeep(now time.Time) {
 	}
 	s.mu.Unlock()
 	for _, ss := range dumping {
-		s.remember(ss)
+		s.remember(ss, now)
 	}
-	for _, r := range s.memory.forget(now.Add(-s.cfg.KeepForAbsentSlaves), s.connectedIDs()) {
+	for _, r := range s.memory.forget(now.Add(-s.cfg.KeepForAbsentSlaves), s.connectedKeys()) {
 		s.log.Info("forgetting a slave away longer than keep-for-absent-slaves; its files are no longer kept for it",
 			"server_id", r.ServerID, "user", r.User, "last_seen", r.LastSeen, "position", fmt.Sprintf("%s:%d", r.File, r.Pos),
 			"keep_for_absent_slaves", s.cfg.KeepForAbsentSlaves)
@@ -473,53 +484,63 @@ func (s *Server) Housekeep(now time.Time) {
 	}
 }
 
-// PurgeNow applies the retention once, in this order: a file a connected
-// slave reads or will read is never purged; a file older than Retain is
-// purged unless a remembered slave still needs it; and that last
-// protection gives way when the data-dir's free space is below
-// MinFreeSpace (logged, and counted as reason "free_space").
+// PurgeNow applies the retention once, in this order: a file a slave is
+// reading is never purged (the relay log does not purge a file open in a
+// reader); a file older than Retain is purged unless a slave still needs
+// it for its next request: a connected slave what its dump started from
+// (for KeepForAbsentSlaves from the dump's start), a remembered one that
+// and the file before the one it stopped in (for KeepForAbsentSlaves
+// after it left), every file while records lost with an unreadable list
+// may need them; and that protection gives way when the data-dir's free
+// space is below MinFreeSpace (logged, and counted as reason
+// "free_space").
 func (s *Server) PurgeNow(now time.Time) {
-	oldest := func(files []string) int {
-		o := -1
-		for _, f := range files {
-			if i := s.rlog.Index(f); i >= 0 && (o < 0 || i < o) {
-				o = i
-			}
+	floor := -1 // the oldest file kept for a slave's next request
+	need := func(name string) {
+		if i := s.rlog.Index(name); i >= 0 && (floor < 0 || i < floor) {
+			floor = i
 		}
-		return o
 	}
-	var connected []string
 	s.mu.Lock()
 	for ss := range s.slaves {
-		connected = append(connected, ss.file())
+		ss.mu.Lock()
+		if now.Sub(ss.dumpStart) < s.cfg.KeepForAbsentSlaves {
+			need(ss.from)
+		}
+		ss.mu.Unlock()
 	}
 	s.mu.Unlock()
 	away := s.absent(now)
-	var awayFiles []string
 	for _, r := range away {
-		awayFiles = append(awayFiles, r.File)
+		need(r.From)
+		// And the file before where it stopped: what was sent last may
+		// have been lost with the connection, and the slave asks for it
+		// again.
+		if i := s.rlog.Index(r.File); i > 0 && (floor < 0 || i-1 < floor) {
+			floor = i - 1
+		} else {
+			need(r.File)
+		}
 	}
-	keepConnected, keepAway := oldest(connected), oldest(awayFiles)
-	if keepAway > 0 {
-		// And the file before: what was sent last may have been lost
-		// with the connection, and the slave asks for it again.
-		keepAway--
+	lost := s.memory.lost(now)
+	if lost {
+		floor = 0
 	}
 	lowSpace := false
-	if keepAway >= 0 {
+	if floor >= 0 {
 		free, total, err := s.cfg.FreeSpace()
 		switch {
 		case err != nil:
-			s.log.Warn("cannot tell the data-dir's free space; keeping the files of remembered slaves", "error", err)
+			s.log.Warn("cannot tell the data-dir's free space; keeping the files slaves may ask for", "error", err)
 		case s.cfg.MinFreeSpace.below(free, total):
 			lowSpace = true
-			s.log.Warn("data-dir free space below min-free-space: the files remembered slaves need are no longer kept",
+			s.log.Warn("data-dir free space below min-free-space: the files slaves may ask for again are no longer kept",
 				"free_bytes", free, "total_bytes", total, "min_free_space", s.cfg.MinFreeSpace)
 		}
 	}
-	keep := keepConnected
-	if !lowSpace && keepAway >= 0 && (keep < 0 || keepAway < keep) {
-		keep = keepAway
+	keep := floor
+	if lowSpace {
+		keep = -1
 	}
 	removed, err := s.rlog.Purge(now.Add(-s.cfg.Retain), func(name string) bool {
 		return keep >= 0 && s.rlog.Index(name) >= keep
@@ -531,10 +552,10 @@ func (s *Server) PurgeNow(now time.Time) {
 		return
 	}
 	// What is purged is a prefix of the index: removed[i] was file i, so
-	// from keepAway on only the remembered slaves would have kept it.
+	// from floor on only a slave's next request would have kept it.
 	for i := range removed {
 		reason := "retain"
-		if lowSpace && i >= keepAway {
+		if lowSpace && floor >= 0 && i >= floor {
 			reason = "free_space"
 		}
 		s.m.purged.WithLabelValues(reason).Inc()
@@ -542,10 +563,13 @@ func (s *Server) PurgeNow(now time.Time) {
 	s.log.Info("purged relay log files", "files", removed, "retain", s.cfg.Retain)
 	if lowSpace {
 		for _, r := range away {
-			if slices.Contains(removed, r.File) {
+			if slices.Contains(removed, r.File) || slices.Contains(removed, r.From) {
 				s.log.Warn("purged files a remembered slave needs, for free space; it will get ERR 1236 when it returns",
 					"server_id", r.ServerID, "user", r.User, "position", fmt.Sprintf("%s:%d", r.File, r.Pos), "away_since", r.LastSeen)
 			}
+		}
+		if lost {
+			s.log.Warn("purged files, for free space, that slaves lost with the unreadable list of remembered slaves may need", "files", removed)
 		}
 	}
 }

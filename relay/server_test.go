@@ -194,12 +194,18 @@ func exec(t *testing.T, c *client.Conn, queries ...string) {
 // buffers, as replica.startDump does (the answer starts at sequence 1).
 func dump(t *testing.T, c *client.Conn, file string, pos uint32) *packet.Reader {
 	t.Helper()
+	return dumpAs(t, c, file, pos, testSlaveID)
+}
+
+// dumpAs is dump as the slave with server_id id.
+func dumpAs(t *testing.T, c *client.Conn, file string, pos uint32, id uint32) *packet.Reader {
+	t.Helper()
 	// As a MariaDB slave does: the relay file's events are made up for the
 	// test and too small for the rewrites an older client would get.
 	exec(t, c, "SET @mariadb_slave_capability = 4")
 	reg := make([]byte, 4, 32) // go-mysql fills the 4-byte header
 	reg = append(reg, mysql.COM_REGISTER_SLAVE)
-	reg = binary.LittleEndian.AppendUint32(reg, testSlaveID)
+	reg = binary.LittleEndian.AppendUint32(reg, id)
 	reg = append(reg, 0, 0, 0)                     // host, user, password: empty
 	reg = binary.LittleEndian.AppendUint16(reg, 0) // port
 	reg = binary.LittleEndian.AppendUint64(reg, 0) // rank, master id
@@ -214,7 +220,7 @@ func dump(t *testing.T, c *client.Conn, file string, pos uint32) *packet.Reader 
 	cmd = append(cmd, mysql.COM_BINLOG_DUMP)
 	cmd = binary.LittleEndian.AppendUint32(cmd, pos)
 	cmd = binary.LittleEndian.AppendUint16(cmd, 0) // flags
-	cmd = binary.LittleEndian.AppendUint32(cmd, testSlaveID)
+	cmd = binary.LittleEndian.AppendUint32(cmd, id)
 	cmd = append(cmd, file...)
 	c.ResetSequence()
 	if err := c.WritePacket(cmd); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -33,8 +34,10 @@ type session struct {
 	// not a slave: it is not remembered).
 	nonBlocking bool
 	mu          sync.Mutex
-	curFile     string // the relay file being served
-	curPos      uint32 // the end of what was sent
+	from        string    // the file the dump started in (what its request needed)
+	dumpStart   time.Time // when the dump started
+	curFile     string    // the relay file being served
+	curPos      uint32    // the end of what was sent
 	gtid        bool
 }
 
