@@ -52,11 +52,12 @@ func (l *Log) ServerUUID() string { return l.uuid }
 // process).
 const LockName = "replink.lock"
 
-// checkName checks a binlog file name, from the master or the index: a
+// CheckName checks a binlog file name, from the master, the index or a
+// slave: a
 // plain file name of letters, digits, '.', '_' and '-', of at most 255
 // bytes, not "." or "..", and not a name replink keeps for its own files
 // in data-dir (reservedName).
-func checkName(name string) error {
+func CheckName(name string) error {
 	if name == "" || name == "." || name == ".." || len(name) > 255 {
 		return fmt.Errorf("bad binlog file name %q", name)
 	}

@@ -139,7 +139,7 @@ func (l *Log) load() error {
 		if line = strings.TrimSpace(line); line == "" {
 			continue
 		}
-		if err := checkName(line); err != nil {
+		if err := CheckName(line); err != nil {
 			return fmt.Errorf("relay log index %s: line %d: %w", index, i+1, err)
 		}
 		l.files = append(l.files, line)
@@ -536,7 +536,7 @@ func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 // StartFile makes name the file that following events go to. A file the
 // log is already writing is kept; a new name closes the current file.
 func (l *Log) StartFile(name string) error {
-	if err := checkName(name); err != nil {
+	if err := CheckName(name); err != nil {
 		return fmt.Errorf("relay log: refusing binlog file name from the master: %w", err)
 	}
 	if l.f != nil && l.cur.File == name {

@@ -317,14 +317,18 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 // newest one replink has (or any name while the relay log is still
 // empty): a slave that moved from the master, or from a replink further
 // on, to one that is behind. It waits for replink to get there. A name of
-// another sequence is an error, as on a master.
+// another sequence, or no binlog file name at all ("../x"), is an error,
+// as on a master.
 func ahead(newest, name string) bool {
+	b, _, ok := binlog.SplitFile(name)
+	if !ok || binlog.CheckName(name) != nil {
+		return false // not a binlog file name: never waited for
+	}
 	if newest == "" {
 		return true
 	}
 	nb, _, nok := binlog.SplitFile(newest)
-	b, _, ok := binlog.SplitFile(name)
-	return nok && ok && nb == b && binlog.CompareFiles(name, newest) > 0
+	return nok && nb == b && binlog.CompareFiles(name, newest) > 0
 }
 
 // behindBy says how far the relay log is from the slave's position.

@@ -694,3 +694,26 @@ func TestGTIDDumpRefusesABadPosition(t *testing.T) {
 		t.Fatalf("got %v, want ERR 1236", err)
 	}
 }
+
+// While the relay log is still empty every file of the master's sequence
+// is ahead of replink and waited for, but a name that is no binlog file
+// name (a path, a name replink keeps for itself) is refused at once: it
+// never reaches the slave list, /status or a stat of the data-dir.
+func TestDumpOfBadNameWhileEmpty(t *testing.T) {
+	rlog, err := binlog.OpenLog(t.TempDir(), binlog.SyncEvent, hclog.NewNullLogger(), binlog.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listen: "127.0.0.1:0", ServerID: testServerID, Users: []User{{Name: "slave1", Password: "pw", Require: RequireNone}}}
+	srv, addr := serve(t, cfg, rlog, hclog.NewNullLogger(), prometheus.NewRegistry())
+	rl := &relay{rlog: rlog, srv: srv, addr: addr}
+	for _, name := range []string{"../../x", "/etc/passwd", "replink.slaves", "mariadb-bin"} {
+		conn := rl.slave(t)
+		exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+		_, err := next(dump(t, conn, name, 4))
+		var me *mysql.MyError
+		if !errors.As(err, &me) || me.Code != 1236 || !strings.Contains(me.Message, "Could not find first log file name") {
+			t.Fatalf("dump of %q from an empty relay log: got %v, want ERR 1236 at once", name, err)
+		}
+	}
+}
