@@ -89,6 +89,8 @@ type Relay struct {
 	SSLCA                  string      `toml:"ssl-ca"`
 	SSLCert                string      `toml:"ssl-cert"`
 	SSLKey                 string      `toml:"ssl-key"`
+	SSLCRL                 string      `toml:"ssl-crl"`
+	SSLCRLPath             string      `toml:"ssl-crlpath"`
 	RequireSecureTransport *bool       `toml:"require-secure-transport"`
 	Users                  []RelayUser `toml:"users"`
 }
@@ -325,7 +327,7 @@ func (c *Config) RelayConfig() (relay.Config, error) {
 	if id == 0 {
 		id = c.Master.ServerID
 	}
-	tlsSrv, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: r.SSLCA, Cert: r.SSLCert, Key: r.SSLKey})
+	tlsSrv, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: r.SSLCA, Cert: r.SSLCert, Key: r.SSLKey, CRL: r.SSLCRL, CRLPath: r.SSLCRLPath})
 	if err != nil {
 		return relay.Config{}, &Error{File: c.File, Key: "relay", Err: err}
 	}

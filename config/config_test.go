@@ -1,7 +1,9 @@
 package config
 
 import (
+	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 
 	"flag"
 	"github.com/replink/replink/binlog"
@@ -288,6 +290,74 @@ func TestRelayUsersNeedAPassword(t *testing.T) {
 			var ce *Error
 			if !errors.As(err, &ce) || !strings.Contains(err.Error(), "x.toml: "+c.key) {
 				t.Fatalf("err %v, want a config error naming x.toml and %s", err, c.key)
+			}
+		})
+	}
+}
+
+// TestRelayCRLKeys: [relay] ssl-crl and ssl-crlpath are read with the
+// relay's certificates; a file that is not a CRL, an unhashed directory or
+// a CRL without ssl-ca is a configuration error naming the key and file.
+func TestRelayCRLKeys(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, err := tlsutil.NewCA(pkix.Name{CommonName: "config test CA"}, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ca.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "relay"}, Hosts: []string{"127.0.0.1"}, Server: true,
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, _, err := ca.Write(dir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := server.Write(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl, err := ca.CRL(nil, now.Add(-time.Hour), now.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlFile := write(t, "crl.pem", string(crl), 0o644)
+	for _, c := range []struct {
+		name, keys string
+		want       []string // in the error; none: loads
+	}{
+		{"ssl-crl", fmt.Sprintf("ssl-ca = %q\nssl-crl = %q\n", caFile, crlFile), nil},
+		{"ssl-crl is not a CRL", fmt.Sprintf("ssl-ca = %q\nssl-crl = %q\n", caFile, caFile), []string{"relay", "ssl-crl " + caFile}},
+		{"ssl-crl missing", fmt.Sprintf("ssl-ca = %q\nssl-crl = %q\n", caFile, crlFile+".gone"), []string{"relay", "ssl-crl " + crlFile + ".gone"}},
+		{"ssl-crlpath unhashed", fmt.Sprintf("ssl-ca = %q\nssl-crlpath = %q\n", caFile, dir), []string{"relay", "ssl-crlpath " + dir, "openssl rehash"}},
+		{"ssl-crl without ssl-ca", fmt.Sprintf("ssl-crl = %q\n", crlFile), []string{"relay", "ssl-crl", "need ssl-ca"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := fmt.Sprintf("[relay]\nlisten = \"0.0.0.0:3307\"\nssl-cert = %q\nssl-key = %q\n%s", certFile, keyFile, c.keys)
+			f := write(t, "replink.toml", body, 0o644)
+			cfg := Defaults()
+			if err := cfg.LoadFile(f); err != nil {
+				t.Fatal(err)
+			}
+			rc, err := cfg.RelayConfig()
+			if c.want == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rc.TLS == nil {
+					t.Fatal("no server TLS built")
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("err %v, want a config error", err)
+			}
+			for _, w := range append(c.want, f) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
 			}
 		})
 	}

@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"net"
 	"os"
 	"path/filepath"
@@ -230,4 +233,98 @@ func unix(t *testing.T, d *Daemon, role string) string {
 		t.Fatalf("no %s certificate loaded", role)
 	}
 	return strconv.FormatInt(earliest.Unix(), 10)
+}
+
+// TestReloadTakesRelayCRL: SIGHUP's reload reads the relay's ssl-crl with
+// the certificates of both sides and swaps all or nothing: a new CRL is
+// not taken while a master-side file is broken, and is once it is mended.
+func TestReloadTakesRelayCRL(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	nb, na := now.Add(-time.Hour), now.Add(24*time.Hour)
+	ca, err := tlsutil.NewCA(pkix.Name{CommonName: "daemon CRL test CA"}, nb, na)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, spec tlsutil.CertSpec) (*tlsutil.Issued, string, string) {
+		spec.Subject, spec.NotBefore, spec.NotAfter = pkix.Name{CommonName: name}, nb, na
+		is, err := ca.Issue(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, key, err := is.Write(dir, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return is, cert, key
+	}
+	_, serverCert, serverKey := issue("server", tlsutil.CertSpec{Hosts: []string{"127.0.0.1"}, Server: true})
+	_, clientCert, clientKey := issue("client", tlsutil.CertSpec{Client: true})
+	slave, _, _ := issue("slave1", tlsutil.CertSpec{Client: true})
+	caFile, _, err := ca.Write(dir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlFile := filepath.Join(dir, "crl.pem")
+	writeCRL := func(thisUpdate time.Time, revoked ...*x509.Certificate) {
+		b, err := ca.CRL(revoked, thisUpdate, na)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crlFile, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCRL(nb)
+	mtls, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_CA", CA: caFile, Cert: clientCert, Key: clientKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtls, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: caFile, Cert: serverCert, Key: serverKey, CRL: crlFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(testConfig(t, mtls, rtls), hclog.NewNullLogger(), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	login := func() error {
+		cfg := &tls.Config{InsecureSkipVerify: true,
+			Certificates: []tls.Certificate{{Certificate: [][]byte{slave.Cert.Raw}, PrivateKey: slave.Key}}}
+		c, err := client.Connect(d.RelayAddr().String(), "slave1", "pw", "", func(c *client.Conn) error { c.SetTLSConfig(cfg); return nil })
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Execute("SELECT 1")
+		return err
+	}
+	if err := login(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The CA revokes the slave's certificate, but the master-side key is
+	// torn: nothing is swapped, the slave still gets in.
+	writeCRL(now.Add(-time.Minute), slave.Cert)
+	copyFile(t, clientKey, clientKey+".good")
+	if err := os.WriteFile(clientKey, []byte("-----BEGIN PRIVATE KEY-----\ntorn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), "master") {
+		t.Fatalf("Reload with a torn master key: %v, want an error naming the master side", err)
+	}
+	if err := login(); err != nil {
+		t.Fatalf("after a failed reload the old CRL should stay in force: %v", err)
+	}
+	copyFile(t, clientKey+".good", clientKey)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(); err == nil {
+		t.Fatal("a slave whose certificate the reloaded CRL revokes logged in")
+	}
 }

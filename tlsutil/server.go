@@ -3,19 +3,27 @@ package tlsutil
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
-// ServerOptions are a listener's TLS files (mysqld's ssl-ca, ssl-cert, ssl-key).
+// ServerOptions are a listener's TLS files (mysqld's ssl-ca, ssl-cert,
+// ssl-key, ssl-crl, ssl-crlpath).
 type ServerOptions struct {
 	CA, Cert, Key string
+	// CRL and CRLPath are read as the client side reads them (LoadCRLs);
+	// a client certificate is then checked as CheckRevocation does.
+	CRL, CRLPath string
 }
 
 // Server holds reloadable server-side TLS material. Client certificates
 // are asked for and verified against CA when presented, as mysqld does;
-// whether one is required is the account's REQUIRE clause.
+// whether one is required is the account's REQUIRE clause. With CRLs, a
+// presented certificate that is revoked (or whose issuer's CRL is
+// missing, stale or badly signed) fails the handshake with ReasonRevoked.
 type Server struct {
 	opts ServerOptions
 	mat  atomic.Pointer[serverMaterial]
@@ -25,10 +33,16 @@ type serverMaterial struct {
 	cert *tls.Certificate
 	cas  *x509.CertPool
 	list []*x509.Certificate
+	crls []*x509.RevocationList
 }
 
 // NewServer loads the files; it returns nil, nil when no certificate is set.
+// CRLs need the CA (a client certificate is checked for revocation only
+// once its chain is verified) and the server's own certificate.
 func NewServer(o ServerOptions) (*Server, error) {
+	if o.checksCRL() && (o.CA == "" || o.Cert == "" || o.Key == "") {
+		return nil, errors.New("ssl-crl/ssl-crlpath check slaves' client certificates: they need ssl-ca, ssl-cert and ssl-key too")
+	}
 	if o.Cert == "" && o.Key == "" {
 		return nil, nil
 	}
@@ -58,8 +72,13 @@ func (s *Server) Stage() (commit func(), err error) {
 			return nil, err
 		}
 	}
+	if m.crls, err = LoadCRLs(s.opts.CRL, s.opts.CRLPath); err != nil {
+		return nil, err
+	}
 	return func() { s.mat.Store(m) }, nil
 }
+
+func (o ServerOptions) checksCRL() bool { return o.CRL != "" || o.CRLPath != "" }
 
 // Certificates describes the server certificate and CAs.
 func (s *Server) Certificates() []CertInfo {
@@ -95,9 +114,22 @@ func (s *Server) Config(observe func(net.Conn, tls.ConnectionState)) *tls.Config
 				if observe != nil {
 					observe(hello.Conn, cs)
 				}
-				return nil
+				return s.checkRevocation(m, cs, time.Now())
 			}
 			return cfg, nil
 		},
 	}
+}
+
+// checkRevocation checks a verified client certificate against the CRLs
+// of m, the material this handshake started with. A client without a
+// certificate passes: its account's REQUIRE clause decides. crypto/tls
+// answers a failure with the bad_certificate alert (OpenSSL would send
+// certificate_revoked); the error keeps its reason for the relay's log
+// and metrics.
+func (s *Server) checkRevocation(m *serverMaterial, cs tls.ConnectionState, now time.Time) error {
+	if !s.opts.checksCRL() || len(cs.VerifiedChains) == 0 {
+		return nil
+	}
+	return CheckRevocation(cs.VerifiedChains[0], m.crls, now)
 }

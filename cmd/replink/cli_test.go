@@ -20,6 +20,7 @@ import (
 
 	"github.com/replink/replink/status"
 	"github.com/replink/replink/test"
+	"github.com/replink/replink/tlsutil"
 )
 
 func TestExitCodes(t *testing.T) {
@@ -28,6 +29,13 @@ func TestExitCodes(t *testing.T) {
 	os.WriteFile(badKey, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\nssl_mode = \"REQUIRED\"\n"), 0o644)
 	noDir := filepath.Join(dir, "nodir.toml")
 	os.WriteFile(noDir, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\n"), 0o644)
+	set, err := tlsutil.MakeCertSet(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, 1, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	badCRL := filepath.Join(dir, "badcrl.toml")
+	os.WriteFile(badCRL, []byte(fmt.Sprintf("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\n[relay]\ndata-dir = %q\n"+
+		"ssl-ca = %q\nssl-cert = %q\nssl-key = %q\nssl-crl = %q\n", dir, set.CA, set.ServerCert, set.ServerKey, set.CA)), 0o644)
 	for _, c := range []struct {
 		args []string
 		code int
@@ -39,6 +47,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "-c", filepath.Join(dir, "missing.toml")}, 2, "missing.toml"},
 		{[]string{"run", "-c", badKey}, 2, "master.ssl_mode"},
 		{[]string{"run", "-c", noDir}, 2, "relay.data-dir"},
+		{[]string{"run", "-c", badCRL}, 2, "relay: ssl-crl " + set.CA},
 		{[]string{"diagnose", "--host", "127.0.0.1", "--user", "x", "--ssl-mode", "VERIFY_CA"}, 2, "CA certificate is required"},
 		{[]string{"certs"}, 2, "--out"},
 		{[]string{"version"}, 0, ""},

@@ -390,7 +390,8 @@ func configFiles(c *config.Config) map[string]string {
 		"master.password-file": c.Master.PasswordFile, "master.ssl-ca": c.Master.SSLCA, "master.ssl-capath": c.Master.SSLCAPath,
 		"master.ssl-cert": c.Master.SSLCert, "master.ssl-key": c.Master.SSLKey, "master.ssl-crl": c.Master.SSLCRL,
 		"master.ssl-crlpath": c.Master.SSLCRLPath, "relay.ssl-ca": c.Relay.SSLCA, "relay.ssl-cert": c.Relay.SSLCert,
-		"relay.ssl-key": c.Relay.SSLKey, "metrics.web-config-file": c.Metrics.WebConfigFile,
+		"relay.ssl-key": c.Relay.SSLKey, "relay.ssl-crl": c.Relay.SSLCRL, "relay.ssl-crlpath": c.Relay.SSLCRLPath,
+		"metrics.web-config-file": c.Metrics.WebConfigFile,
 	}
 	for i, u := range c.Relay.Users {
 		files[fmt.Sprintf("relay.users[%d].password-file", i)] = u.PasswordFile
