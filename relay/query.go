@@ -21,6 +21,7 @@ func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
 	st := strings.TrimSpace(strings.TrimRight(strings.TrimSpace(q), ";"))
 	switch strings.ToUpper(firstWord(st)) {
 	case "SET":
+		dropped := 0
 		for _, a := range splitTop(st[3:]) {
 			name, val, ok := strings.Cut(a, "=")
 			if !ok {
@@ -31,9 +32,12 @@ func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
 			if !known {
 				v = unquote(strings.TrimSpace(val))
 			}
-			if strings.HasPrefix(name, "@") && !strings.HasPrefix(name, "@@") {
-				ss.setVar(name, text(v))
+			if strings.HasPrefix(name, "@") && !strings.HasPrefix(name, "@@") && !ss.setVar(name, text(v)) {
+				dropped++
 			}
+		}
+		if dropped > 0 {
+			ss.s.log.Warn("client's user variables pass 64 KiB; not kept", "peer", ss.peer, "variables", dropped, "bytes", len(q))
 		}
 		return nil, nil
 	case "SELECT":
@@ -51,19 +55,18 @@ func (ss *session) HandleQuery(q string) (*mysql.Result, error) {
 // handful of short ones.
 const maxVars = 64 << 10
 
-// setVar keeps a user variable, within maxVars for the connection.
-func (ss *session) setVar(name, v string) {
-	size := len(name) + len(v)
-	for n, old := range ss.vars {
-		if n != name {
-			size += len(n) + len(old)
-		}
+// setVar keeps a user variable, within maxVars for the connection, in
+// constant work (the running total is kept); false when it was not kept.
+func (ss *session) setVar(name, v string) bool {
+	size := ss.varsSize + len(name) + len(v)
+	if old, ok := ss.vars[name]; ok {
+		size -= len(name) + len(old)
 	}
 	if size > maxVars {
-		ss.s.log.Warn("client's user variables pass 64 KiB; not kept", "peer", ss.peer, "variable", name)
-		return
+		return false
 	}
-	ss.vars[name] = v
+	ss.vars[name], ss.varsSize = v, size
+	return true
 }
 
 // unknown logs a statement replink does not answer by its first word and

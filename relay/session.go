@@ -22,7 +22,9 @@ type session struct {
 	conn *conn
 	tls  *tls.ConnectionState
 	vars map[string]string // user variables the slave set (@name, lower case)
-	done <-chan struct{}
+	// varsSize is the bytes of vars' names and values.
+	varsSize int
+	done     <-chan struct{}
 
 	serverID uint32
 	// reportHost, reportPort: what COM_REGISTER_SLAVE said, for SHOW SLAVE HOSTS.

@@ -142,6 +142,38 @@ func TestClientInputIsBounded(t *testing.T) {
 	}
 }
 
+// One SET of many assignments past the bound costs one log line, and the
+// bound follows reassignments (a variable set again frees its old size).
+func TestSetPastTheBoundLogsOnce(t *testing.T) {
+	var logged strings.Builder
+	srv := queryServer(t, 4001, "5.5.5-10.11.19-MariaDB")
+	srv.log = hclog.New(&hclog.LoggerOptions{Output: &logged, Level: hclog.Warn})
+	ss := &session{s: srv, vars: map[string]string{}}
+	big := strings.Repeat("x", 60<<10)
+	for _, q := range []string{"SET @a = '" + big + "'", "SET @a = 'small'", "SET @b = '" + big + "'"} {
+		if _, err := ss.HandleQuery(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ss.vars["@a"] != "small" || ss.vars["@b"] != big {
+		t.Fatalf("after @a was made small, @b of 60 KiB was not kept: @a %d bytes, @b %d bytes", len(ss.vars["@a"]), len(ss.vars["@b"]))
+	}
+	var q strings.Builder
+	q.WriteString("SET @v0 = 1")
+	for i := 1; i < 20000; i++ {
+		fmt.Fprintf(&q, ", @v%d = '%s'", i, strings.Repeat("y", 40))
+	}
+	if _, err := ss.HandleQuery(q.String()); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(logged.String(), "\n"); n != 1 {
+		t.Fatalf("one SET past the bound logged %d lines, want 1:\n%.500s", n, logged.String())
+	}
+	if ss.varsSize > maxVars {
+		t.Fatalf("user variables hold %d bytes, past %d", ss.varsSize, maxVars)
+	}
+}
+
 func TestTemporaryAcceptErrors(t *testing.T) {
 	for _, c := range []struct {
 		err  error
