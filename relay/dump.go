@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -163,6 +164,15 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 			_ = ss.conn.writeErr(err)
 			ss.conn.Close()
 		}
+		return err
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// As a master after net_write_timeout ("Got an error writing
+		// communication packets"): the slave stopped reading.
+		s.m.reject("timeout")
+		s.log.Warn("slave stopped reading; dropped after the write timeout", "peer", ss.peer, "server_id", ss.serverID,
+			"at", fmt.Sprintf("%s:%d", d.file, d.pos), "write_timeout", s.cfg.WriteTimeout)
+		ss.conn.wire.Close() // the socket: a TLS close would wait on the same full buffer
 		return err
 	}
 	s.log.Info("slave left", "peer", ss.peer, "server_id", ss.serverID, "at", fmt.Sprintf("%s:%d", d.file, d.pos), "error", err)

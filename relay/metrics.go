@@ -22,7 +22,8 @@ type Metrics struct {
 // reason: auth (wrong password, unknown user), require (REQUIRE or
 // require-secure-transport not met), tls (TLS handshake failed), protocol
 // (malformed or oversized packets, a connection that failed inside
-// replink), limit (too many connections) and timeout (no login in time).
+// replink), limit (too many connections) and timeout (no login in time,
+// or a client that stopped reading for the write timeout).
 var RejectReasons = []string{"auth", "require", "tls", "protocol", "limit", "timeout"}
 
 // NewMetrics registers the slave-facing metrics on reg.

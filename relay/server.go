@@ -43,8 +43,12 @@ type Config struct {
 	// still logging in: a flood of half-open connections uses up the
 	// handshake slots, not the room of slaves that are replicating.
 	HandshakeTimeout time.Duration
-	MaxConnections   int
-	MaxHandshakes    int
+	// WriteTimeout bounds each write to a client after login, as a
+	// master's net_write_timeout (60 s): a client that stops reading is
+	// dropped, its files no longer held, and counted as "timeout".
+	WriteTimeout   time.Duration
+	MaxConnections int
+	MaxHandshakes  int
 	// Retain is how long relay log files are kept (0: forever); a file a
 	// connected slave still needs is kept regardless.
 	Retain time.Duration
@@ -107,6 +111,9 @@ type Server struct {
 func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, m *Metrics) (*Server, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 60 * time.Second
 	}
 	if cfg.MaxConnections == 0 {
 		cfg.MaxConnections = 256
@@ -246,7 +253,7 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
-	c.Conn = w.Payload(c.Conn)
+	c.Conn = &writeTimeout{Conn: w.Payload(c.Conn), raw: raw, limit: s.cfg.WriteTimeout}
 	c.w.Reset(c.Conn)
 	sess.done = ctx.Done()
 	s.log.Debug("slave logged in", "peer", peer, "user", sess.user, "tls", sess.tls != nil)
@@ -617,4 +624,19 @@ func (s *Server) kill(id uint32, user string) bool {
 func temporary(err error) bool {
 	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
 		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
+}
+
+// writeTimeout gives every write to a logged-in client WriteTimeout to go
+// through, on the socket under TLS.
+type writeTimeout struct {
+	net.Conn
+	raw   net.Conn
+	limit time.Duration
+}
+
+func (w *writeTimeout) Write(p []byte) (int, error) {
+	if err := w.raw.SetWriteDeadline(time.Now().Add(w.limit)); err != nil {
+		return 0, err
+	}
+	return w.Conn.Write(p)
 }

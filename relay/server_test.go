@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -715,5 +716,34 @@ func TestDumpOfBadNameWhileEmpty(t *testing.T) {
 		if !errors.As(err, &me) || me.Code != 1236 || !strings.Contains(me.Message, "Could not find first log file name") {
 			t.Fatalf("dump of %q from an empty relay log: got %v, want ERR 1236 at once", name, err)
 		}
+	}
+}
+
+// A dump client that stops reading is dropped after the write timeout,
+// as a master drops it after net_write_timeout, counted as "timeout";
+// its file is no longer held, so retention goes on.
+func TestDumpClientThatStopsReadingIsDropped(t *testing.T) {
+	rl := startRelay(t, func(cfg *Config) { cfg.WriteTimeout = 300 * time.Millisecond })
+	n := len(rl.file.events)
+	for seq := uint64(3); seq < 3+48; seq++ { // 48 groups of 256 KiB: more than the socket buffers hold
+		rl.file.add(binlog.TypeMariaGTID, gtidBody(seq))
+		rl.file.add(typeRows, bytes.Repeat([]byte{byte(seq)}, 256<<10))
+		rl.file.add(binlog.TypeXID, binary.LittleEndian.AppendUint64(nil, seq))
+	}
+	rl.appendAll(t, n)
+	rl.rotateTo(t, "mariadb-bin.000002", 100)
+	conn := rl.slave(t)
+	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+	dump(t, conn, testFile, 4) // and never read
+	deadline := time.Now().Add(10 * time.Second)
+	for len(rl.srv.Slaves()) > 0 || metricValue(t, rl.reg, "replink_relay_connections_rejected_total", "reason", "timeout") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a client that stopped reading is still served after 10 s (write timeout 300 ms): %+v", rl.srv.Slaves())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	removed, err := rl.rlog.Purge(time.Now().Add(time.Hour), func(string) bool { return false })
+	if err != nil || !slices.Equal(removed, []string{testFile}) {
+		t.Fatalf("purge after the client was dropped: %v, %v; want %s purged", removed, err, testFile)
 	}
 }
