@@ -179,3 +179,8 @@ func (b *BinlogState) Last(domain uint32) (MariaGTID, bool) {
 	g, ok := b.last[domain]
 	return g, ok
 }
+
+// Clone is an independent copy of b.
+func (b *BinlogState) Clone() *BinlogState {
+	return &BinlogState{seqs: maps.Clone(b.seqs), last: maps.Clone(b.last), order: slices.Clone(b.order)}
+}

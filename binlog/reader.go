@@ -245,6 +245,14 @@ func (r *Reader) FDE() (Event, error) {
 	return r.eventAt(4)
 }
 
+// Resume moves r to pos without checking it: pos must be an event
+// boundary this file was read to before, and checksum the algorithm its
+// FDE declared (Checksum then), so a reader of the file's tail does not
+// walk it from the start again.
+func (r *Reader) Resume(pos uint32, checksum byte) {
+	r.pos, r.checksum = int64(pos), checksum
+}
+
 // Seek moves r to pos, which must be the start of an event within the
 // readable end: the headers are walked from the first event to check it.
 func (r *Reader) Seek(pos uint32) error {

@@ -1,9 +1,7 @@
 package relay
 
 import (
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/replink/replink/binlog"
 )
@@ -38,44 +36,13 @@ func (ss *session) checkGTIDStart(state binlog.MariaState) error {
 
 // binlogState is the durable relay log's binlog state: the GTID_LIST of
 // the newest file, and every GTID in it since; and the master's server
-// id, which its FDE carries.
+// id, which its FDE carries. It is kept as the log grows (headState).
 func (s *Server) binlogState() (bs *binlog.BinlogState, masterID uint32, err error) {
-	files := s.rlog.Files()
-	bs = binlog.NewBinlogState(nil)
-	if len(files) == 0 {
-		return bs, 0, nil
-	}
-	r, err := s.rlog.Open(files[len(files)-1])
+	st, err := s.head.look(s.rlog)
 	if err != nil {
 		return nil, 0, err
 	}
-	defer r.Close()
-	var checksum byte
-	for {
-		ev, err := r.Next()
-		if errors.Is(err, binlog.ErrNoMore) || errors.Is(err, io.EOF) {
-			return bs, masterID, nil
-		}
-		if err != nil {
-			return nil, 0, err
-		}
-		switch ev.Type() {
-		case binlog.TypeFormatDescription:
-			checksum, masterID = binlog.FDEChecksum(ev), ev.ServerID()
-		case binlog.TypeMariaGTIDList:
-			list, err := binlog.GTIDListEntries(ev, checksum)
-			if err != nil {
-				return nil, 0, err
-			}
-			for _, g := range list {
-				bs.Add(g)
-			}
-		case binlog.TypeMariaGTID:
-			if g, ok := binlog.GTIDOf(ev, checksum); ok {
-				bs.Add(g)
-			}
-		}
-	}
+	return st.maria, st.masterID, nil
 }
 
 // gtidStart finds where a MariaDB GTID slave starts: the last relay file

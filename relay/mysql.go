@@ -2,9 +2,7 @@ package relay
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -160,52 +158,23 @@ func (f *mysqlFilter) skip(e binlog.Event) (bool, error) {
 // @@gtid_purged, the oldest file's PREVIOUS_GTIDS (what replink cannot
 // serve); sawGTID says whether the newest file holds any GTID at all.
 func (s *Server) mysqlExecuted() (executed, purged *mysql.MysqlGTIDSet, sawGTID bool, err error) {
-	set := mysql.NewMysqlGTIDSet()
-	executed = &set
 	empty := mysql.NewMysqlGTIDSet()
 	purged = &empty
 	files := s.rlog.Files()
 	if len(files) == 0 {
-		return executed, purged, false, nil
+		set := mysql.NewMysqlGTIDSet()
+		return &set, purged, false, nil
 	}
 	if p, err := s.rlog.PreviousGTIDs(files[0]); err != nil {
 		return nil, nil, false, err
 	} else if p != nil {
 		purged = p
 	}
-	r, err := s.rlog.Open(files[len(files)-1])
+	st, err := s.head.look(s.rlog)
 	if err != nil {
 		return nil, nil, false, err
 	}
-	defer r.Close()
-	var checksum byte
-	for {
-		ev, err := r.Next()
-		if errors.Is(err, binlog.ErrNoMore) || errors.Is(err, io.EOF) {
-			return executed, purged, sawGTID, nil
-		}
-		if err != nil {
-			return nil, nil, false, err
-		}
-		switch ev.Type() {
-		case binlog.TypeFormatDescription:
-			checksum = binlog.FDEChecksum(ev)
-		case binlog.TypePreviousGTIDs:
-			prev, err := binlog.PreviousGTIDs(ev, checksum)
-			if err != nil {
-				return nil, nil, false, err
-			}
-			executed = prev
-			sawGTID = sawGTID || !prev.IsEmpty()
-		case binlog.TypeGTID, binlog.TypeGTIDTagged:
-			g, err := binlog.MySQLGTIDOf(ev, checksum)
-			if err != nil {
-				return nil, nil, false, err
-			}
-			executed.AddGTIDWithTag(g.SID, g.Tag, g.GNO)
-			sawGTID = true
-		}
-	}
+	return st.executed, purged, st.sawGTID, nil
 }
 
 // gtidMode is a MySQL source's @@GLOBAL.GTID_MODE: as the master said,

@@ -105,6 +105,8 @@ type Server struct {
 	slaves map[*session]struct{}
 	// memory: every slave served, kept in the data-dir.
 	memory *memory
+	// head: the binlog state of the durable relay log, kept as it grows.
+	head headState
 }
 
 // New checks the configuration and makes a server.
