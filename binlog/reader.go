@@ -168,6 +168,9 @@ func (r *Reader) Checksum() byte {
 // Name is the file being read.
 func (r *Reader) Name() string { return r.name }
 
+// End is the readable end of the file, as last asked.
+func (r *Reader) End() int64 { return r.end }
+
 // Pos is the offset of the next event.
 func (r *Reader) Pos() uint32 { return uint32(r.pos) }
 
@@ -251,6 +254,25 @@ func (r *Reader) FDE() (Event, error) {
 // walk it from the start again.
 func (r *Reader) Resume(pos uint32, checksum byte) {
 	r.pos, r.checksum = int64(pos), checksum
+}
+
+// HeaderAt returns the event header at pos as the file has it, without
+// checking it: up to HeaderSize bytes, fewer where the readable end is
+// closer (none past it). A master reads a dump's start position so, and
+// says what it found there.
+func (r *Reader) HeaderAt(pos uint32) ([]byte, error) {
+	if err := r.refresh(); err != nil {
+		return nil, err
+	}
+	n := min(int64(HeaderSize), r.end-int64(pos))
+	if n <= 0 {
+		return nil, nil
+	}
+	b := make([]byte, n)
+	if _, err := r.f.ReadAt(b, int64(pos)); err != nil {
+		return nil, fmt.Errorf("relay log %s: read at %d: %w", r.name, pos, err)
+	}
+	return b, nil
 }
 
 // Seek moves r to pos, which must be the start of an event within the

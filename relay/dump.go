@@ -190,6 +190,43 @@ func purgedErr(file string, err error) error {
 	return err
 }
 
+// readErr is a master's ERR 1236 text for a failed read of its binlog:
+// what went wrong, then where the dump started (first), the last event it
+// read and the last byte it read.
+func readErr(what, first string, firstPos uint32, file string, lastEvent, lastByte int64) string {
+	return fmt.Sprintf("%s; the first event '%s' at %d, the last event read from '%s' at %d, the last byte read from '%s' at %d.",
+		what, first, firstPos, file, lastEvent, file, lastByte)
+}
+
+// maxDumpPacket is the largest event a master's dump thread reads
+// (MAX_MAX_ALLOWED_PACKET, which it sets for itself).
+const maxDumpPacket = 1 << 30
+
+// startErr answers a start position that is not the start of an event as
+// a master does: it reads an event header there and names what it found
+// (too few bytes, a length below a header's, one past max_allowed_packet
+// or past the end). Where the bytes happen to look like an event whole,
+// a master would send them; replink says they are bogus instead.
+func startErr(r *binlog.Reader, file string, pos uint32, seekErr error) error {
+	h, err := r.HeaderAt(pos)
+	if err != nil {
+		return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", file, pos, seekErr))
+	}
+	at := int64(pos)
+	if len(h) < binlog.HeaderSize {
+		return errBinlog(readErr("binlog truncated in the middle of event; consider out of disk space on master", file, pos, file, at, at))
+	}
+	switch size := int64(binlog.SizeOf(h)); {
+	case size < binlog.HeaderSize:
+		return errBinlog(readErr("bogus data in log event", file, pos, file, at, at+binlog.HeaderSize))
+	case size > maxDumpPacket:
+		return errBinlog(readErr("log event entry exceeded max_allowed_packet; Increase max_allowed_packet on master", file, pos, file, at, at+binlog.HeaderSize))
+	case r.End() < at+size:
+		return errBinlog(readErr("binlog truncated in the middle of event; consider out of disk space on master", file, pos, file, at, at+binlog.HeaderSize))
+	}
+	return errBinlog(readErr("bogus data in log event", file, pos, file, at, at+binlog.HeaderSize))
+}
+
 // COM_BINLOG_DUMP flags.
 const (
 	// dumpNonBlock (BINLOG_DUMP_NON_BLOCK): at the end of the binlog send
@@ -294,7 +331,9 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 				return nil
 			}
 			if complete {
-				return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position; the first event '%s' at %d, the last event read from '%s' at %d", d.file, d.pos, d.file, end))
+				// The master's words, with its coordinates: it checks the
+				// position against the file's length before reading.
+				return errBinlog(readErr("Client requested master to start replication from impossible position", d.file, d.pos, d.file, 4, 4))
 			}
 		}
 		if d.nonBlock {
@@ -536,7 +575,7 @@ func (d *dumper) run() error {
 		}
 		fde = binlog.ResentFDE(fde)
 		if err := r.Seek(d.pos); err != nil {
-			return errBinlog(fmt.Sprintf("Client requested master to start replication from impossible position '%s':%d: %v", d.file, d.pos, err))
+			return startErr(r, d.file, d.pos, err)
 		}
 	}
 	if !d.rotated {

@@ -527,7 +527,7 @@ func TestDumpRefused(t *testing.T) {
 		pos  func(f *relayFile) uint32
 		msg  string // in the ERR 1236
 	}{
-		{"position inside an event", testFile, func(f *relayFile) uint32 { return f.starts[3] + 3 }, "impossible position"},
+		{"position inside an event", testFile, func(f *relayFile) uint32 { return f.starts[3] + 3 }, "the last event read from '" + testFile + "' at"},
 		{"file of another binlog", "other-bin.000007", func(*relayFile) uint32 { return 4 }, "Could not find first log file name in binary log index file"},
 		{"file before the first", "mariadb-bin.000000", func(*relayFile) uint32 { return 4 }, "Could not find first log file name in binary log index file"},
 	} {
