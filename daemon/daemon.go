@@ -31,6 +31,9 @@ type Config struct {
 	HTTP struct {
 		Listen        string
 		WebConfigFile string
+		// Limits bound the HTTP clients; zero: status.LimitsFor the
+		// process's open files limit.
+		Limits status.Limits
 	}
 	Version string
 	// File is the configuration file, named in configuration errors.
@@ -72,6 +75,8 @@ type Daemon struct {
 	relayLn net.Listener
 	httpLn  net.Listener
 	handler *status.Sources
+	// nofile is the open files limit the HTTP limits were chosen for.
+	nofile uint64
 }
 
 // New builds the daemon: it opens (and recovers) the relay log, makes the
@@ -109,6 +114,10 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	}
 	d.handler = &status.Sources{Replica: d.rep, Relay: d.srv, Log: d.rlog, Local: d.localCerts,
 		Version: cfg.Version, Started: time.Now()}
+	d.nofile = openFilesLimit()
+	if d.cfg.HTTP.Limits == (status.Limits{}) {
+		d.cfg.HTTP.Limits = status.LimitsFor(d.nofile)
+	}
 	return d, nil
 }
 
@@ -119,11 +128,12 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("replink starting", "version", d.cfg.Version, "master", d.cfg.Master.Addr(), "ssl_mode", d.cfg.Master.TLS.Mode().String(),
 		"data_dir", d.cfg.DataDir, "sync", string(d.cfg.Sync), "relay", d.relayLn.Addr().String(), "metrics", d.httpLn.Addr().String())
+	d.checkOpenFiles()
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.rep.Run(ctx) })
 	g.Go(func() error { return d.srv.Serve(ctx, d.relayLn) })
 	g.Go(func() error {
-		return status.Serve(ctx, d.httpLn, d.cfg.HTTP.WebConfigFile, status.Handler(d.m.reg, *d.handler), d.log.Named("http"))
+		return status.Serve(ctx, d.httpLn, d.cfg.HTTP.WebConfigFile, d.cfg.HTTP.Limits, status.Handler(d.m.reg, *d.handler), d.log.Named("http"))
 	})
 	err := g.Wait()
 	if err != nil {
@@ -134,6 +144,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// checkOpenFiles logs the open files limit the HTTP cap was chosen for,
+// and warns when the limit leaves too few for the slaves.
+func (d *Daemon) checkOpenFiles() {
+	httpMax := d.cfg.HTTP.Limits.MaxConns
+	d.log.Info("open files", "limit", d.nofile, "http_max_conns", httpMax)
+	slaves := d.cfg.Relay.MaxConnections
+	if slaves == 0 {
+		slaves = relay.DefaultMaxConnections
+	}
+	// A slave holds its socket and a relay log file; the master link,
+	// the listeners, the relay log being written, its index and the
+	// state files a few more.
+	if need := uint64(2*slaves + httpMax + 2 + 16); d.nofile > 0 && d.nofile < need {
+		d.log.Warn("the open files limit is low: slaves may be refused or the relay log fail to open a file",
+			"limit", d.nofile, "want", need, "relay_max_connections", slaves, "http_max_conns", httpMax)
+	}
 }
 
 // close releases what New opened.

@@ -103,13 +103,16 @@ type Server struct {
 	memory *memory
 }
 
+// DefaultMaxConnections is MaxConnections when it is not set.
+const DefaultMaxConnections = 256
+
 // New checks the configuration and makes a server.
 func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, m *Metrics) (*Server, error) {
 	if cfg.HandshakeTimeout == 0 {
 		cfg.HandshakeTimeout = 10 * time.Second
 	}
 	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = 256
+		cfg.MaxConnections = DefaultMaxConnections
 	}
 	if cfg.MaxHandshakes == 0 || cfg.MaxHandshakes > cfg.MaxConnections/2 {
 		cfg.MaxHandshakes = max(cfg.MaxConnections/2, 1)
