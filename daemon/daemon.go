@@ -7,6 +7,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -31,8 +34,14 @@ type Config struct {
 	HTTP struct {
 		Listen        string
 		WebConfigFile string
+		// Limits bound the HTTP clients; zero: status.LimitsFor the
+		// process's open files limit.
+		Limits status.Limits
 	}
-	Version string
+	// ShutdownTimeout bounds stopping (0: DefaultShutdownTimeout): a part
+	// still running after it is named in the log, and Run returns an error.
+	ShutdownTimeout time.Duration
+	Version         string
 	// File is the configuration file, named in configuration errors.
 	File string
 }
@@ -59,6 +68,10 @@ func FromConfig(c *config.Config, version string) (Config, error) {
 	return dc, nil
 }
 
+// DefaultShutdownTimeout is how long replink may take to stop once told
+// to or once a part failed.
+const DefaultShutdownTimeout = 30 * time.Second
+
 // Daemon is one running replink.
 type Daemon struct {
 	cfg  Config
@@ -72,6 +85,19 @@ type Daemon struct {
 	relayLn net.Listener
 	httpLn  net.Listener
 	handler *status.Sources
+	// parts run together in Run, each until its context ends.
+	parts []part
+	// nofile is the open files limit the HTTP limits were chosen for.
+	nofile uint64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// part is one component Run runs, named in the log if it does not stop.
+type part struct {
+	name string
+	run  func(context.Context) error
 }
 
 // New builds the daemon: it opens (and recovers) the relay log, makes the
@@ -109,35 +135,156 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	}
 	d.handler = &status.Sources{Replica: d.rep, Relay: d.srv, Log: d.rlog, Local: d.localCerts,
 		Version: cfg.Version, Started: time.Now()}
+	d.nofile = openFilesLimit()
+	if d.cfg.HTTP.Limits == (status.Limits{}) {
+		d.cfg.HTTP.Limits = status.LimitsFor(d.nofile)
+	}
+	if d.cfg.ShutdownTimeout <= 0 {
+		d.cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	d.parts = []part{
+		{"replica", d.rep.Run},
+		{"relay", func(ctx context.Context) error { return d.srv.Serve(ctx, d.relayLn) }},
+		{"http", func(ctx context.Context) error {
+			return status.Serve(ctx, d.httpLn, d.cfg.HTTP.WebConfigFile, d.cfg.HTTP.Limits, status.Handler(d.m.reg, *d.handler), d.log.Named("http"))
+		}},
+	}
 	return d, nil
 }
 
 // Run runs the daemon until ctx ends or one of its parts fails: the first
 // failure (a relay listener that died, a status server that stopped) ends
 // the others and is returned. Either way the relay log is flushed, fsynced
-// and closed before Run returns.
+// and closed before Run returns. Stopping is bounded by ShutdownTimeout:
+// parts still running then are logged and Run returns an error, leaving
+// them to the process's exit.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("replink starting", "version", d.cfg.Version, "master", d.cfg.Master.Addr(), "ssl_mode", d.cfg.Master.TLS.Mode().String(),
 		"data_dir", d.cfg.DataDir, "sync", string(d.cfg.Sync), "relay", d.relayLn.Addr().String(), "metrics", d.httpLn.Addr().String())
+	d.checkOpenFiles()
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return d.rep.Run(ctx) })
-	g.Go(func() error { return d.srv.Serve(ctx, d.relayLn) })
-	g.Go(func() error {
-		return status.Serve(ctx, d.httpLn, d.cfg.HTTP.WebConfigFile, status.Handler(d.m.reg, *d.handler), d.log.Named("http"))
-	})
-	err := g.Wait()
-	if err != nil {
-		d.log.Error("a component failed; stopping", "error", err)
+	var run running
+	for _, p := range d.parts {
+		run.start(p.name)
+		g.Go(func() error {
+			err := p.run(ctx)
+			if run.stop(p.name, err) {
+				d.log.Error("a component failed; stopping", "component", p.name, "error", err)
+			}
+			return err
+		})
 	}
-	d.log.Info("replink stopping", "position", d.rlog.ResumePoint())
-	if cerr := d.close(); err == nil {
-		err = cerr
+	stopped := make(chan error, 1)
+	go func() {
+		err := g.Wait()
+		d.log.Info("replink stopped; closing the relay log", "position", d.rlog.ResumePoint())
+		if cerr := d.close(); err == nil {
+			err = cerr
+		}
+		stopped <- err
+	}()
+	select {
+	case err := <-stopped:
+		return err
+	case <-ctx.Done():
+	}
+	d.log.Info("replink stopping", "within", d.cfg.ShutdownTimeout)
+	deadline := time.NewTimer(d.cfg.ShutdownTimeout)
+	defer deadline.Stop()
+	select {
+	case err := <-stopped:
+		return err
+	case <-deadline.C:
+	}
+	still, failed := run.snapshot()
+	closing := len(still) == 0 // every part returned: closing the relay log hangs
+	if closing {
+		still = []string{"relay log close"}
+	}
+	d.log.Error("replink did not stop in time; exiting with parts still running", "still_running", strings.Join(still, ","),
+		"timeout", d.cfg.ShutdownTimeout)
+	if !closing && !slices.Contains(still, "replica") {
+		// The relay log's writer stopped: flush and fsync it, briefly.
+		closed := make(chan error, 1)
+		go func() { closed <- d.close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				d.log.Error("closing the relay log", "error", err)
+			}
+		case <-time.After(closeGrace):
+			d.log.Error("the relay log did not close in time", "waited", closeGrace)
+		}
+	}
+	err := fmt.Errorf("stopping: %s still running %s after replink began to stop", strings.Join(still, ", "), d.cfg.ShutdownTimeout)
+	if failed != nil {
+		err = fmt.Errorf("%w (%w)", failed, err)
 	}
 	return err
 }
 
-// close releases what New opened.
+// closeGrace is how long a relay log whose writer stopped may take to
+// close once the shutdown deadline passed.
+const closeGrace = 5 * time.Second
+
+// running are the parts of a running daemon not returned yet, and the
+// first failure.
+type running struct {
+	mu     sync.Mutex
+	parts  []string
+	failed error
+}
+
+func (r *running) start(name string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.parts = append(r.parts, name)
+}
+
+// stop notes that name returned err; it reports whether err is the first
+// failure.
+func (r *running) stop(name string, err error) (first bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.parts = slices.DeleteFunc(r.parts, func(p string) bool { return p == name })
+	if err != nil && r.failed == nil {
+		r.failed = err
+		return true
+	}
+	return false
+}
+
+func (r *running) snapshot() ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.parts), r.failed
+}
+
+// checkOpenFiles logs the open files limit the HTTP cap was chosen for,
+// and warns when the limit leaves too few for the slaves.
+func (d *Daemon) checkOpenFiles() {
+	httpMax := d.cfg.HTTP.Limits.MaxConns
+	d.log.Info("open files", "limit", d.nofile, "http_max_conns", httpMax)
+	slaves := d.cfg.Relay.MaxConnections
+	if slaves == 0 {
+		slaves = relay.DefaultMaxConnections
+	}
+	// A slave holds its socket and a relay log file; the master link,
+	// the listeners, the relay log being written, its index and the
+	// state files a few more.
+	if need := uint64(2*slaves + httpMax + 2 + 16); d.nofile > 0 && d.nofile < need {
+		d.log.Warn("the open files limit is low: slaves may be refused or the relay log fail to open a file",
+			"limit", d.nofile, "want", need, "relay_max_connections", slaves, "http_max_conns", httpMax)
+	}
+}
+
+// close releases what New opened, once.
 func (d *Daemon) close() error {
+	d.closeOnce.Do(func() { d.closeErr = d.doClose() })
+	return d.closeErr
+}
+
+func (d *Daemon) doClose() error {
 	for _, ln := range []net.Listener{d.relayLn, d.httpLn} {
 		if ln != nil {
 			ln.Close()

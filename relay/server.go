@@ -109,6 +109,9 @@ type Server struct {
 	head headState
 }
 
+// DefaultMaxConnections is MaxConnections when it is not set.
+const DefaultMaxConnections = 256
+
 // New checks the configuration and makes a server.
 func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, m *Metrics) (*Server, error) {
 	if cfg.HandshakeTimeout == 0 {
@@ -118,7 +121,7 @@ func New(cfg Config, rlog *binlog.Log, log hclog.Logger, tlsm *tlsutil.Metrics, 
 		cfg.WriteTimeout = 60 * time.Second
 	}
 	if cfg.MaxConnections == 0 {
-		cfg.MaxConnections = 256
+		cfg.MaxConnections = DefaultMaxConnections
 	}
 	if cfg.MaxHandshakes == 0 || cfg.MaxHandshakes > cfg.MaxConnections/2 {
 		cfg.MaxHandshakes = max(cfg.MaxConnections/2, 1)

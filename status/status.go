@@ -114,12 +114,17 @@ func Handler(reg *prometheus.Registry, s Sources) http.Handler {
 // returns an error only when serving failed. webConfig, when set, is a
 // Prometheus exporter-toolkit web configuration file (TLS, client
 // certificates, basic auth users with bcrypt hashes), as exporters take
-// with --web.config.file.
-func Serve(ctx context.Context, ln net.Listener, webConfig string, h http.Handler, log hclog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+// with --web.config.file. lim bounds the connections and their time.
+func Serve(ctx context.Context, ln net.Listener, webConfig string, lim Limits, h http.Handler, log hclog.Logger) error {
+	lim = lim.orDefaults()
+	cl := newConnLimiter(ln, lim.MaxConns, log)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: lim.ReadHeaderTimeout, ReadTimeout: lim.ReadTimeout,
+		WriteTimeout: lim.WriteTimeout, IdleTimeout: lim.IdleTimeout, ConnState: cl.connState}
+	log.Info("HTTP connections limited", "max_conns", lim.MaxConns, "idle_timeout", lim.IdleTimeout,
+		"read_timeout", lim.ReadTimeout, "write_timeout", lim.WriteTimeout)
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
-	err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logging.Slog(log))
+	err := web.Serve(cl, srv, &web.FlagConfig{WebConfigFile: &webConfig}, logging.Slog(log))
 	if errors.Is(err, http.ErrServerClosed) && ctx.Err() != nil {
 		return nil
 	}
