@@ -146,7 +146,8 @@ func (c *conn) readLogin(tlsCfg *tls.Config) (*handshakeResponse, error) {
 	c.seq = seq
 	hr, err := parseHandshakeResponse(p)
 	if err != nil {
-		return nil, reject("protocol", err)
+		// As a master answers a login it cannot read.
+		return nil, &rejection{reason: "protocol", err: err, answer: mysql.NewDefaultError(mysql.ER_HANDSHAKE_ERROR)}
 	}
 	c.caps = hr.caps & (serverCapabilities | mysql.CLIENT_SSL)
 	if hr.plugin != nativePassword {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha1"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -202,7 +203,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		default:
 			s.log.Warn("too many connections logging in at once; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxHandshakes)
 			s.m.reject("limit")
-			c.Close()
+			tooMany(c)
 			continue
 		}
 		select {
@@ -211,7 +212,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			<-s.hs
 			s.log.Warn("too many connections; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxConnections)
 			s.m.reject("limit")
-			c.Close()
+			tooMany(c)
 			continue
 		}
 		wg.Add(1)
@@ -622,6 +623,21 @@ func (s *Server) kill(id uint32, user string) bool {
 	}
 	victim.conn.Close() // outside the lock: a TLS close can block
 	return true
+}
+
+// tooMany tells a client refused for want of room so, with a master's
+// code and words (1040 "Too many connections"), in place of the greeting
+// (a client reads an ERR packet there as the server's refusal), and
+// closes. Before the greeting no client knows the 4.1 protocol is spoken,
+// so the packet has no SQL state, which clients would print as text. The
+// write is bounded: the refused client may not be reading.
+func tooMany(c net.Conn) {
+	me := mysql.NewDefaultError(mysql.ER_CON_COUNT_ERROR)
+	p := binary.LittleEndian.AppendUint16([]byte{mysql.ERR_HEADER}, me.Code)
+	p = append(p, me.Message...)
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write(append([]byte{byte(len(p)), byte(len(p) >> 8), 0, 0}, p...))
+	c.Close()
 }
 
 // temporary reports an accept error that passes: out of descriptors or

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"slices"
 	"strconv"
@@ -745,5 +746,28 @@ func TestDumpClientThatStopsReadingIsDropped(t *testing.T) {
 	removed, err := rl.rlog.Purge(time.Now().Add(time.Hour), func(string) bool { return false })
 	if err != nil || !slices.Equal(removed, []string{testFile}) {
 		t.Fatalf("purge after the client was dropped: %v, %v; want %s purged", removed, err, testFile)
+	}
+}
+
+// A client refused for want of room hears why, as from a master:
+// ERROR 1040 Too many connections, not a silent close.
+func TestTooManyConnectionsIsSaid(t *testing.T) {
+	rl := startRelay(t, func(cfg *Config) { cfg.MaxConnections = 2 }) // one of them logging in at a time
+	held, err := net.Dial("tcp", rl.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	var greeting [4]byte
+	if _, err := io.ReadFull(held, greeting[:]); err != nil { // it holds the one handshake slot now
+		t.Fatal(err)
+	}
+	_, err = client.Connect(rl.addr, "slave1", "pw", "")
+	var me *mysql.MyError
+	if !errors.As(err, &me) || me.Code != mysql.ER_CON_COUNT_ERROR || me.Message != "Too many connections" {
+		t.Fatalf("a login past the limit: %v, want ERROR 1040: Too many connections", err)
+	}
+	if n := metricValue(t, rl.reg, "replink_relay_connections_rejected_total", "reason", "limit"); n != 1 {
+		t.Fatalf("rejected{limit} = %v, want 1", n)
 	}
 }

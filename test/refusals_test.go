@@ -3,6 +3,8 @@ package test
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,4 +94,66 @@ func fileSize(t *testing.T, r *Replink, name string) uint32 {
 		t.Fatal(err)
 	}
 	return uint32(st.Size())
+}
+
+// loginAnswer greets port raw, sends login as the client's first packet
+// and returns the server's answer: "seq N: ERR code [#state] message",
+// or how the connection ended.
+func loginAnswer(t *testing.T, port int, login []byte) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	read := func() ([]byte, byte, error) {
+		var h [4]byte
+		if _, err := io.ReadFull(c, h[:]); err != nil {
+			return nil, 0, err
+		}
+		p := make([]byte, int(h[0])|int(h[1])<<8|int(h[2])<<16)
+		_, err := io.ReadFull(c, p)
+		return p, h[3], err
+	}
+	if _, _, err := read(); err != nil {
+		t.Fatalf("greeting: %v", err)
+	}
+	n := len(login)
+	if _, err := c.Write(append([]byte{byte(n), byte(n >> 8), byte(n >> 16), 1}, login...)); err != nil {
+		t.Fatal(err)
+	}
+	p, seq, err := read()
+	if err != nil {
+		return fmt.Sprintf("no answer: %v", err)
+	}
+	if len(p) < 3 || p[0] != 0xff {
+		return fmt.Sprintf("seq %d: % x", seq, p)
+	}
+	return fmt.Sprintf("seq %d: ERR %d %q", seq, binary.LittleEndian.Uint16(p[1:]), p[3:])
+}
+
+// TestBadLoginAnswersAsTheMaster: a login packet a master cannot read
+// gets the master's answer from replink.
+func TestBadLoginAnswersAsTheMaster(t *testing.T) {
+	p, m := newMaster(t)
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	protocol41 := binary.LittleEndian.AppendUint32(nil, 0x200|0x8000|0x80000) // PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH
+	fixed := append(append(protocol41, 0, 0, 0, 1, 33), make([]byte, 23)...)
+	for _, c := range []struct {
+		name  string
+		login []byte
+	}{
+		{"shorter than the fixed part", []byte{1, 2, 3, 4, 5}},
+		{"user name not terminated", append(append([]byte(nil), fixed...), "slave1"...)},
+		{"auth data past the end", append(append(append([]byte(nil), fixed...), "slave1\x00"...), 20, 1, 2)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			want, got := loginAnswer(t, m.Port, c.login), loginAnswer(t, r.Port, c.login)
+			if got != want {
+				t.Fatalf("master:  %s\nreplink: %s", want, got)
+			}
+			t.Logf("both: %s", got)
+		})
+	}
 }
