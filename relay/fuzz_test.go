@@ -3,6 +3,7 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"io"
 	"net"
 	"strings"
@@ -109,6 +110,10 @@ func FuzzHandleQuery(f *testing.F) {
 	})
 }
 
+// FuzzParseCommands: the replication commands a slave sends are decoded
+// as their layout says. COM_BINLOG_DUMP re-encodes to its bytes (the
+// file's trailing NULs aside); COM_BINLOG_DUMP_GTID and
+// COM_REGISTER_SLAVE agree with a field-by-field reading of the bytes.
 func FuzzParseCommands(f *testing.F) {
 	f.Add([]byte{4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'm', 'a', 'r', 'i', 'a', 'd', 'b', '-', 'b', 'i', 'n', '.', '0', '0', '0', '0', '0', '1'})
 	f.Add([]byte{1, 2, 3})
@@ -116,17 +121,140 @@ func FuzzParseCommands(f *testing.F) {
 	// A MySQL 8 replica's COM_BINLOG_DUMP_GTID body: flags 6, server id,
 	// no file, position 4, an empty GTID set.
 	f.Add([]byte{6, 0, 1, 0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(registerSlave(7, "db7.example", 3307))
+	f.Add(registerSlave(7, "db7", 3307)[:12]) // cut inside the user
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := parseDump(data)
-		if err == nil && len(req.file) > len(data) {
-			t.Fatal("file name longer than the packet")
-		}
-		if req, err := parseDumpGTID(data); err == nil && len(req.file) > len(data) {
-			t.Fatal("GTID dump: file name longer than the packet")
-		}
-		ss := &session{vars: map[string]string{}}
-		_ = ss.HandleOtherCommand(0x15, data) // COM_REGISTER_SLAVE
+		checkDump(t, data)
+		checkDumpGTID(t, data)
+		checkRegister(t, data)
 	})
+}
+
+// cursor reads a command's fields in order; a field past the end marks it
+// short and reads as nothing.
+type cursor struct {
+	b     []byte
+	short bool
+}
+
+func (c *cursor) take(n int) []byte {
+	if c.short || n > len(c.b) {
+		c.short = true
+		return nil
+	}
+	p := c.b[:n]
+	c.b = c.b[n:]
+	return p
+}
+
+// uint is an n-byte little-endian integer; 0 when short.
+func (c *cursor) uint(n int) uint64 {
+	var v uint64
+	p := c.take(n)
+	for i := len(p) - 1; i >= 0; i-- {
+		v = v<<8 | uint64(p[i])
+	}
+	return v
+}
+
+// lenStr is a string after its one-byte length.
+func (c *cursor) lenStr() []byte {
+	n := c.take(1)
+	if c.short {
+		return nil
+	}
+	return c.take(int(n[0]))
+}
+
+// checkDump: COM_BINLOG_DUMP is pos (4), flags (2), server id (4), file.
+func checkDump(t *testing.T, data []byte) {
+	t.Helper()
+	req, err := parseDump(data)
+	if (err != nil) != (len(data) < 10) {
+		t.Fatalf("COM_BINLOG_DUMP of %d bytes: error %v", len(data), err)
+	}
+	if err != nil {
+		return
+	}
+	enc := binary.LittleEndian.AppendUint32(nil, req.pos)
+	enc = binary.LittleEndian.AppendUint16(enc, req.flags)
+	enc = binary.LittleEndian.AppendUint32(enc, req.serverID)
+	enc = append(enc, req.file...)
+	if !bytes.HasPrefix(data, enc) || strings.TrimLeft(string(data[len(enc):]), "\x00") != "" || strings.HasSuffix(req.file, "\x00") {
+		t.Fatalf("COM_BINLOG_DUMP %q parsed as %+v, which is %q", data, req, enc)
+	}
+}
+
+// checkDumpGTID: COM_BINLOG_DUMP_GTID is flags (2), server id (4), file
+// length (4), file, pos (8), then, when present, the GTID set's size (4)
+// and the set.
+func checkDumpGTID(t *testing.T, data []byte) {
+	t.Helper()
+	req, err := parseDumpGTID(data)
+	c := &cursor{b: data}
+	flags, serverID := uint16(c.uint(2)), uint32(c.uint(4))
+	file := c.take(int(c.uint(4)))
+	pos := c.uint(8)
+	empty := mysql.NewMysqlGTIDSet()
+	want := &empty
+	wantErr := c.short || pos > 1<<32-1
+	if !wantErr && len(c.b) >= 4 {
+		size := c.uint(4)
+		set := c.take(int(size))
+		switch {
+		case c.short || len(c.b) != 0:
+			wantErr = true
+		case size > 0:
+			s, derr := mysql.DecodeMysqlGTIDSet(set)
+			if derr != nil {
+				wantErr = true
+			} else {
+				want = s
+			}
+		}
+	}
+	if (err != nil) != wantErr {
+		t.Fatalf("COM_BINLOG_DUMP_GTID %q: error %v, want an error: %v", data, err, wantErr)
+	}
+	if err != nil {
+		return
+	}
+	if req.flags != flags || req.serverID != serverID || req.file != string(file) || uint64(req.pos) != pos ||
+		req.mysqlGTIDs == nil || !req.mysqlGTIDs.Equal(want) {
+		t.Fatalf("COM_BINLOG_DUMP_GTID %q parsed as %+v (set %v), want flags %d server id %d file %q pos %d set %v",
+			data, req, req.mysqlGTIDs, flags, serverID, file, pos, want)
+	}
+}
+
+// checkRegister: COM_REGISTER_SLAVE is server id (4), report host, user,
+// password (each after its length byte), port (2), then rank and master
+// id. What is cut short is left out, and what follows it too.
+func checkRegister(t *testing.T, data []byte) {
+	t.Helper()
+	ss := &session{vars: map[string]string{}}
+	err := ss.HandleOtherCommand(mysql.COM_REGISTER_SLAVE, data)
+	c := &cursor{b: data}
+	serverID := uint32(c.uint(4))
+	if (err != nil) != c.short {
+		t.Fatalf("COM_REGISTER_SLAVE %q: error %v", data, err)
+	}
+	if err != nil {
+		return
+	}
+	var host string
+	var port uint16
+	if h := c.lenStr(); !c.short {
+		host = string(h)
+		c.lenStr() // user
+		c.lenStr() // password
+		if p := c.uint(2); !c.short {
+			port = uint16(p)
+		}
+	}
+	if ss.serverID != serverID || ss.reportHost != host || ss.reportPort != port {
+		t.Fatalf("COM_REGISTER_SLAVE %q: server id %d host %q port %d, want %d %q %d",
+			data, ss.serverID, ss.reportHost, ss.reportPort, serverID, host, port)
+	}
 }
 
 // FuzzParseHandshakeResponse: a login packet is parsed or refused; what

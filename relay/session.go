@@ -123,19 +123,33 @@ func (ss *session) HandleOtherCommand(cmd byte, data []byte) error {
 			return mysql.ErrMalformPacket
 		}
 		ss.serverID = binary.LittleEndian.Uint32(data)
-		// Then the host and port it reports (report_host, report_port),
-		// for SHOW SLAVE HOSTS; a slave that sends less is still taken.
-		// Lengths are taken as ints: 1+255 in a byte is 0.
+		// Then the host it reports (report_host), user and password (not
+		// kept), and port (report_port), for SHOW SLAVE HOSTS; a slave
+		// that sends less is still taken, with what it sent whole.
 		rest := data[4:]
-		if len(rest) > 0 && 1+int(rest[0]) <= len(rest) {
+		field := func() (string, bool) {
+			// Lengths are taken as ints: 1+255 in a byte is 0.
+			if len(rest) == 0 || 1+int(rest[0]) > len(rest) {
+				return "", false
+			}
 			n := 1 + int(rest[0])
-			ss.reportHost, rest = string(rest[1:n]), rest[n:]
-			for i := 0; i < 2 && len(rest) > 0 && 1+int(rest[0]) <= len(rest); i++ { // user, password: not kept
-				rest = rest[1+int(rest[0]):]
-			}
-			if len(rest) >= 2 {
-				ss.reportPort = binary.LittleEndian.Uint16(rest)
-			}
+			f := string(rest[1:n])
+			rest = rest[n:]
+			return f, true
+		}
+		host, ok := field()
+		if !ok {
+			return nil
+		}
+		ss.reportHost = host
+		if _, ok := field(); !ok { // user
+			return nil
+		}
+		if _, ok := field(); !ok { // password
+			return nil
+		}
+		if len(rest) >= 2 {
+			ss.reportPort = binary.LittleEndian.Uint16(rest)
 		}
 		return nil
 	}

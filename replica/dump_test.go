@@ -85,26 +85,113 @@ func TestDumpStreamRefuses(t *testing.T) {
 	}
 }
 
-// FuzzDumpStream feeds arbitrary bytes as a master's dump stream: the
-// reader must return events or an error, never panic or run away.
+// FuzzDumpStream feeds arbitrary bytes as a master's dump stream, with
+// semi-sync on and off: the reader must hand out exactly the events, ACK
+// requests and failure a plain reading of the packets finds (refDump).
 func FuzzDumpStream(f *testing.F) {
-	ev, _ := frame(1, append([]byte{0x00}, bytes.Repeat([]byte{'a'}, 40)...))
-	semi, _ := frame(2, []byte{0x00, semiSyncMagic, 1, 'x'})
-	f.Add(append(ev, semi...))
+	ev, seq := frame(1, append([]byte{0x00}, bytes.Repeat([]byte{'a'}, 40)...))
+	semi, seq := frame(seq, []byte{0x00, semiSyncMagic, 1, 'x'})
+	noAck, seq := frame(seq, []byte{0x00, semiSyncMagic, 0, 'y'})
+	end, _ := frame(seq, []byte{0xfe, 0, 0, 2, 0})
+	f.Add(append(append(append(ev, semi...), noAck...), end...))
 	f.Add([]byte{0xff, 0xff, 0xff, 1, 0x00})
 	f.Add([]byte{5, 0, 0, 1, 0xff, 0x10, 0x04, '#', 'H'})
+	f.Add([]byte{2, 0, 0, 1, 0x00, semiSyncMagic, 0, 0, 0, 2})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d := newDumpStream(nil, bytes.NewReader(data), true)
-		for i := 0; i < 1000; i++ {
-			ev, _, err := d.next()
-			if err != nil {
-				return
-			}
-			if len(ev) > len(data) {
-				t.Fatalf("event of %d bytes from %d bytes of input", len(ev), len(data))
+		for _, semi := range []bool{false, true} {
+			d := newDumpStream(nil, bytes.NewReader(data), semi)
+			for i, want := range refDump(data, semi) {
+				ev, ack, err := d.next()
+				got := dumpMsg{ev: ev, ack: ack, fail: failKind(err)}
+				if got.fail != want.fail || !bytes.Equal(got.ev, want.ev) || got.ack != want.ack {
+					t.Fatalf("semi-sync %v, message %d: got event %q ack %v failure %q (%v), want %q %v %q",
+						semi, i, got.ev, got.ack, got.fail, err, want.ev, want.ack, want.fail)
+				}
 			}
 		}
 	})
+}
+
+// dumpMsg is what one read of a dump stream gives: an event and whether
+// the master asks for its ACK, or the kind of failure (failKind).
+type dumpMsg struct {
+	ev   []byte
+	ack  bool
+	fail string
+}
+
+// refDump reads a dump stream as the protocol lays it out: messages in
+// packets of 3-byte length and sequence number from 1, a message going on
+// while its packets are full; a message is an event after 0x00 (and after
+// 0xef and the ACK flag, with semi-sync), an ERR, or an EOF. It ends with
+// the first failure.
+func refDump(data []byte, semi bool) []dumpMsg {
+	var out []dumpMsg
+	seq := byte(1)
+	for {
+		if len(data) == 0 {
+			return append(out, dumpMsg{fail: "closed"})
+		}
+		var msg []byte
+		for {
+			if len(data) < 4 {
+				return append(out, dumpMsg{fail: "cut"})
+			}
+			n := int(data[0]) | int(data[1])<<8 | int(data[2])<<16
+			if data[3] != seq {
+				return append(out, dumpMsg{fail: "order"})
+			}
+			seq++
+			data = data[4:]
+			if n > len(data) {
+				return append(out, dumpMsg{fail: "cut"})
+			}
+			msg, data = append(msg, data[:n]...), data[n:]
+			if n < 1<<24-1 {
+				break
+			}
+		}
+		switch {
+		case len(msg) == 0:
+			return append(out, dumpMsg{fail: "empty"})
+		case msg[0] == 0xff:
+			return append(out, dumpMsg{fail: "master error"})
+		case msg[0] == 0xfe && len(msg) < 9:
+			return append(out, dumpMsg{fail: "end"})
+		case msg[0] != 0x00:
+			return append(out, dumpMsg{fail: "unexpected"})
+		}
+		m := dumpMsg{ev: msg[1:]}
+		if semi && len(m.ev) >= 2 && m.ev[0] == 0xef {
+			m.ack, m.ev = m.ev[1] == 1, m.ev[2:]
+		}
+		out = append(out, m)
+	}
+}
+
+// failKind names the failure err is, in refDump's words.
+func failKind(err error) string {
+	var order *packet.SequenceError
+	var me *mysql.MyError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, io.EOF):
+		return "closed"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "cut"
+	case errors.As(err, &order):
+		return "order"
+	case errors.As(err, &me):
+		return "master error"
+	case errors.Is(err, errEndOfDump):
+		return "end"
+	case strings.Contains(err.Error(), "empty packet"):
+		return "empty"
+	case strings.Contains(err.Error(), "unexpected packet"):
+		return "unexpected"
+	}
+	return err.Error()
 }
 
 // TestDumpStreamEnd: the master closing the connection, between messages

@@ -28,6 +28,11 @@ type Sink interface {
 	Append(ev binlog.Event) (bool, error)
 	// Rollback drops an incomplete transaction at the tail.
 	Rollback() error
+	// WaitDurable returns nil once everything appended is durable (on
+	// disk as the sink's sync policy requires), an error when the sink
+	// failed to make it so or done was closed. A semi-sync ACK is sent
+	// only after it returned nil for the acknowledged event.
+	WaitDurable(done <-chan struct{}) error
 }
 
 // Config is the [master] section, parsed.

@@ -188,6 +188,9 @@ func (s *pauseSink) ResumePoint() binlog.Pos {
 
 func (s *pauseSink) Rollback() error { return nil }
 
+// WaitDurable has nothing to wait for: the sink stores nothing.
+func (s *pauseSink) WaitDurable(<-chan struct{}) error { return nil }
+
 func (s *pauseSink) StartFile(name string) error {
 	if name == s.pauseFile {
 		s.stall()

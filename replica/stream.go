@@ -110,7 +110,7 @@ func (h *handler) run(d *dumpStream) error {
 		file := h.file // an ACK names the event's own file
 		ev, err := h.handle(raw)
 		if err == nil && ack {
-			err = h.waitDurable()
+			err = h.r.sink.WaitDurable(h.done)
 		}
 		if err != nil {
 			h.err = err
@@ -122,14 +122,6 @@ func (h *handler) run(d *dumpStream) error {
 			}
 		}
 	}
-}
-
-// waitDurable waits until what the sink holds is on disk.
-func (h *handler) waitDurable() error {
-	if ds, ok := h.r.sink.(interface{ WaitDurable(<-chan struct{}) error }); ok {
-		return ds.WaitDurable(h.done)
-	}
-	return nil
 }
 
 // startFile follows a ROTATE to the file it names.

@@ -183,7 +183,8 @@ func TestDiskFull(t *testing.T) {
 // closing. replink notices within 3 heartbeat periods, reconnects and
 // resumes at the last complete transaction; the relay file ends up
 // byte-identical. A native slave behind the same kind of stall is timed
-// for comparison (its slave_net_timeout).
+// for comparison: it notices after its slave_net_timeout, not before
+// (the link was stalled, not closed), and it too ends up with the rows.
 func TestStallMidEvent(t *testing.T) {
 	p, m := newMaster(t, "max_allowed_packet=64M")
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v LONGBLOB)")
@@ -206,9 +207,10 @@ func TestStallMidEvent(t *testing.T) {
 	t.Logf("replink: stall in the middle of a 6 MB event detected after %s (heartbeat %s)", replinkDetect.Round(10*time.Millisecond), hb)
 
 	// A native slave, straight from the master through its own proxy.
+	const netTimeout = 3 * time.Second
 	sp := StartProxy(t, m.Addr())
 	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
-	slave.Exec("SET GLOBAL slave_net_timeout=3", fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='replpass',
+	slave.Exec(fmt.Sprintf("SET GLOBAL slave_net_timeout=%d", int(netTimeout/time.Second)), fmt.Sprintf(`CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='repl', MASTER_PASSWORD='replpass',
 		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_CONNECT_RETRY=1, MASTER_USE_GTID=no, MASTER_LOG_FILE='mariadb-bin.000001', MASTER_LOG_POS=4`, sp.Port(), p.CAFile), "START SLAVE")
 	waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	// Stall the slave's link; it reconnects, and that new connection will
@@ -224,8 +226,20 @@ func TestStallMidEvent(t *testing.T) {
 	m.Exec("INSERT INTO app.t VALUES (3, REPEAT('y', 6000000))")
 	waitUntil(t, 30*time.Second, func() bool { return sp.Accepted() > conns })
 	nativeDetect := time.Since(start)
-	t.Logf("native slave (slave_net_timeout=3, heartbeat 1.5s): same stall detected after %s; replink: %s",
-		nativeDetect.Round(10*time.Millisecond), replinkDetect.Round(10*time.Millisecond))
+	t.Logf("native slave (slave_net_timeout=%s, heartbeat %s): same stall detected after %s; replink: %s",
+		netTimeout, netTimeout/2, nativeDetect.Round(10*time.Millisecond), replinkDetect.Round(10*time.Millisecond))
+	// Sooner than its timeout, the slave saw the link close: the stall
+	// replink was timed against did not happen.
+	if nativeDetect < netTimeout-500*time.Millisecond {
+		t.Fatalf("the native slave reconnected after %s, before its slave_net_timeout (%s): its link was not stalled", nativeDetect, netTimeout)
+	}
+	// The stall cost the slave time, not data.
+	if st := waitSlaveCaughtUp(t, m, slave, 30*time.Second); st["Slave_IO_Running"] != "Yes" {
+		t.Fatalf("native slave caught up but its I/O thread is %q (%s)", st["Slave_IO_Running"], st["Last_IO_Error"])
+	}
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("after the stall: CHECKSUM TABLE master %s, native slave %s", a, b)
+	}
 
 	if replinkDetect > 3*hb+2*time.Second {
 		t.Fatalf("replink took %s, want about 3 heartbeat periods (%s)", replinkDetect, 3*hb)

@@ -308,8 +308,17 @@ func TestSlaveAheadOfReplinkWaits(t *testing.T) {
 		MASTER_SSL=1, MASTER_SSL_CA='%s', MASTER_SSL_CERT='%s', MASTER_SSL_KEY='%s', MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=0.5,
 		MASTER_USE_GTID=no, MASTER_LOG_FILE='%s', MASTER_LOG_POS=%s`, r.Port, p.CAFile, p.ClientCert, p.ClientKey,
 		st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"]), "START SLAVE")
+	beats := statusInt(t, slave, "Slave_received_heartbeats")
 	writeWorkload(m, "while-replink-behind", 10)
-	time.Sleep(2 * time.Second)
+	// It waits: replink says so, and the slave's link stays up, fed
+	// heartbeats, with no error.
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(r.Logs(), "slave is ahead of replink") ||
+		statusInt(t, slave, "Slave_received_heartbeats") < beats+2; time.Sleep(50 * time.Millisecond) {
+		if st := slave.SlaveStatus(); st["Last_IO_Errno"] != "0" || time.Now().After(deadline) {
+			t.Fatalf("slave ahead of replink is not waiting: IO %s %q; replink logged the wait: %v",
+				st["Last_IO_Errno"], st["Last_IO_Error"], strings.Contains(r.Logs(), "slave is ahead of replink"))
+		}
+	}
 	if st := slave.SlaveStatus(); st["Last_IO_Errno"] != "0" || st["Last_SQL_Errno"] != "0" {
 		t.Fatalf("slave ahead of replink failed instead of waiting: IO %s %q, SQL %s", st["Last_IO_Errno"], st["Last_IO_Error"], st["Last_SQL_Error"])
 	}

@@ -40,10 +40,10 @@ func TestSecretsNeverShown(t *testing.T) {
 	good, _ := os.ReadFile(p.ServerKey)
 	os.WriteFile(p.ServerKey, []byte("-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n"), 0o600)
 	proc.Signal(syscall.SIGHUP)
-	time.Sleep(500 * time.Millisecond)
+	waitLogged(t, logFile, "certificate reload failed", 1)
 	os.WriteFile(p.ServerKey, good, 0o600)
 	proc.Signal(syscall.SIGHUP)
-	time.Sleep(500 * time.Millisecond)
+	waitLogged(t, logFile, "certificates reloaded", 1)
 
 	var seen strings.Builder
 	for _, path := range []string{"/", "/status", "/metrics", "/readyz"} {
@@ -91,4 +91,13 @@ func writeSecret(t *testing.T, s string) string {
 	f := filepath.Join(t.TempDir(), "pw")
 	os.WriteFile(f, []byte(s), 0o600)
 	return f
+}
+
+// waitLogged waits until the log file holds what n times.
+func waitLogged(t *testing.T, logFile, what string, n int) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return strings.Count(string(b), what) >= n
+	})
 }
