@@ -188,6 +188,9 @@ func (r *Reader) Close() error {
 // Reopen makes r read another file from offset 4, keeping its buffer.
 // The new file is held before the old one is let go.
 func (r *Reader) Reopen(name string) error {
+	if r.f == nil {
+		return fmt.Errorf("relay log %s: reader closed", r.name)
+	}
 	if err := r.l.pin(name); err != nil {
 		return err
 	}

@@ -773,7 +773,10 @@ func (l *Log) Close() error {
 // Purge removes the oldest files whose last modification is before cutoff,
 // stopping at the first file that is too new, is the file being written,
 // is open in a Reader (a slave reads it), or for which keep returns true
-// (a slave will read it). keep is called without the log's locks held.
+// (a slave will read it). keep is called with syncMu held (so no file
+// switch comes between the scan and the index write) but not mu: it may
+// ask the log (Index), and must not wait on anything that waits on the
+// writer.
 // The index is rewritten before any file is removed and the log's list
 // follows the index only once that write succeeded, so a crash or a
 // failed write leaves no index entry without its file and no file the

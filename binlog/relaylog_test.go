@@ -328,16 +328,7 @@ func TestGroupCommitMakesTransactionsDurable(t *testing.T) {
 
 func TestPurgeKeepsCurrentAndReadFiles(t *testing.T) {
 	dir := t.TempDir()
-	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for _, name := range []string{"b.000001", "b.000002", "b.000003", "b.000004"} {
-		if err := l.StartFile(name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := logWithFiles(t, dir, "b.000001", "b.000002", "b.000003", "b.000004")
 	future := time.Now().Add(time.Hour)
 	removed, err := l.Purge(future, func(name string) bool { return name == "b.000003" })
 	if err != nil {
@@ -463,22 +454,29 @@ func TestScanCompleteLargeEventsAndTornHeader(t *testing.T) {
 	}
 }
 
+// logWithFiles opens a relay log in dir holding the files names (each
+// just its magic), closed when the test ends.
+func logWithFiles(t *testing.T, dir string, names ...string) *Log {
+	t.Helper()
+	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	for _, name := range names {
+		if err := l.StartFile(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
 // TestPurgeSparesOpenReaders: a file open in a Reader (a slave reads it)
 // is never purged, whatever keep says, and a purged file cannot be opened
 // or asked about: Open and Readable say ErrPurged rather than "nothing
 // yet", so a reader of a vanished file ends instead of waiting for ever.
 func TestPurgeSparesOpenReaders(t *testing.T) {
-	dir := t.TempDir()
-	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for _, name := range []string{"b.000001", "b.000002", "b.000003", "b.000004"} {
-		if err := l.StartFile(name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := logWithFiles(t, t.TempDir(), "b.000001", "b.000002", "b.000003", "b.000004")
 	future := time.Now().Add(time.Hour)
 	none := func(string) bool { return false }
 	r, err := l.Open("b.000002")
@@ -516,17 +514,7 @@ func TestPurgeSparesOpenReaders(t *testing.T) {
 // TestPurgeFollowsTheIndex: when the index cannot be rewritten, nothing
 // is purged, in memory or on disk.
 func TestPurgeFollowsTheIndex(t *testing.T) {
-	dir := t.TempDir()
-	l, err := OpenLog(dir, SyncNone, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	for _, name := range []string{"b.000001", "b.000002"} {
-		if err := l.StartFile(name); err != nil {
-			t.Fatal(err)
-		}
-	}
+	l := logWithFiles(t, t.TempDir(), "b.000001", "b.000002")
 	l.writeFile = func(string, []byte, os.FileMode) error { return errors.New("injected: no space left on device") }
 	if removed, err := l.Purge(time.Now().Add(time.Hour), func(string) bool { return false }); err == nil || len(removed) != 0 {
 		t.Fatalf("Purge with a failing index write = %v, %v", removed, err)

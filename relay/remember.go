@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,23 +92,52 @@ func loadMemory(dir string, keep time.Duration, log hclog.Logger, now time.Time)
 	if errors.Is(err, os.ErrNotExist) {
 		return m
 	}
+	// A list found unreadable before (kept aside, and touched then)
+	// still suspends retention after a restart, for what is left of its
+	// keep-for-absent-slaves.
+	bad, _ := filepath.Glob(m.path + ".bad-*")
+	for _, name := range bad {
+		if st, err := os.Stat(name); err == nil && now.Before(st.ModTime().Add(keep)) && st.ModTime().Add(keep).After(m.lostUntil) {
+			m.lostUntil = st.ModTime().Add(keep)
+		}
+	}
+	if !m.lostUntil.IsZero() {
+		log.Warn("an unreadable list of remembered slaves was kept aside lately; purging nothing for retention until keep-for-absent-slaves has passed since",
+			"until", m.lostUntil)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return m
+	}
 	var list []Remembered
 	if err == nil {
 		err = json.Unmarshal(b, &list)
 	}
 	if err != nil {
 		aside := fmt.Sprintf("%s.bad-%s", m.path, now.UTC().Format("20060102T150405Z"))
-		if rerr := os.Rename(m.path, aside); rerr != nil {
-			aside = fmt.Sprintf("(not kept aside: %v)", rerr)
+		kept := os.Rename(m.path, aside) == nil
+		if kept {
+			_ = os.Chtimes(aside, now, now) // the window starts now, across restarts too
+			m.dirty = true                  // a good list replaces it at the first save
+		} else {
+			aside = "(could not be moved aside; it is left in place until a slave is remembered)"
 		}
 		m.lostUntil = now.Add(keep)
-		m.dirty = true // a good list replaces it at the first save
 		log.Error("remembered slaves unreadable; starting with none, and purging nothing for retention until keep-for-absent-slaves has passed",
 			"file", m.path, "error", err, "kept_as", aside, "until", m.lostUntil)
 		return m
 	}
 	for _, r := range list {
 		m.byKey[r.key()] = r
+	}
+	// A list written by a replink without the bounds, or with other ones.
+	users := map[string]bool{}
+	for k := range m.byKey {
+		users[k.user] = true
+	}
+	if gone := m.trim(slices.Collect(maps.Keys(users)), slaveKey{}, nil); len(gone) > 0 {
+		log.Warn("remembered slaves past the bounds; forgetting those seen longest ago", "forgotten", len(gone),
+			"per_user", rememberPerUser, "total", rememberTotal)
+		m.dirty = true
 	}
 	return m
 }
@@ -123,26 +153,39 @@ func (m *memory) see(r Remembered, connected map[slaveKey]bool) []Remembered {
 	if known {
 		return nil
 	}
+	return m.trim([]string{r.User}, r.key(), connected)
+}
+
+// trim forgets, while one of users has more than rememberPerUser records
+// or all have more than rememberTotal, the record of that account (of
+// any, for the total) seen longest ago, never one in connected nor keep.
+// Callers hold mu (or own m).
+func (m *memory) trim(users []string, keep slaveKey, connected map[slaveKey]bool) []Remembered {
 	var gone []Remembered
-	for _, all := range []bool{false, true} {
-		for {
-			var n int
-			var oldest *Remembered
-			for k, o := range m.byKey {
-				if !all && k.user != r.User {
-					continue
-				}
-				n++
-				if !connected[k] && k != r.key() && (oldest == nil || o.LastSeen.Before(oldest.LastSeen)) {
-					oldest = &o
-				}
+	evict := func(user string, all bool, limit int) bool {
+		n := 0
+		var oldest *Remembered
+		for k, o := range m.byKey {
+			if !all && k.user != user {
+				continue
 			}
-			if limit := map[bool]int{false: rememberPerUser, true: rememberTotal}[all]; n <= limit || oldest == nil {
-				break
+			n++
+			if !connected[k] && k != keep && (oldest == nil || o.LastSeen.Before(oldest.LastSeen)) {
+				oldest = &o
 			}
-			delete(m.byKey, oldest.key())
-			gone = append(gone, *oldest)
 		}
+		if n <= limit || oldest == nil {
+			return false
+		}
+		delete(m.byKey, oldest.key())
+		gone = append(gone, *oldest)
+		return true
+	}
+	for _, u := range users {
+		for evict(u, false, rememberPerUser) {
+		}
+	}
+	for evict("", true, rememberTotal) {
 	}
 	return gone
 }

@@ -194,6 +194,20 @@ func TestUnreadableRememberedSlaves(t *testing.T) {
 			if files := rl.rlog.Files(); lowSpace != (len(files) == 1) {
 				t.Fatalf("low space %v: files %v after a purge within keep-for-absent-slaves of the loss", lowSpace, files)
 			}
+			// A restart in the window, on the good (empty) list written
+			// since, still purges nothing.
+			if err := srv.memory.save(); err != nil {
+				t.Fatal(err)
+			}
+			reg = prometheus.NewRegistry()
+			again, err := New(cfg, rl.rlog, hclog.NewNullLogger(), tlsutil.NewMetrics(reg), NewMetrics(reg))
+			if err != nil {
+				t.Fatal(err)
+			}
+			again.PurgeNow(time.Now().Add(keep / 2))
+			if files := rl.rlog.Files(); lowSpace != (len(files) == 1) {
+				t.Fatalf("low space %v: files %v after a restart within keep-for-absent-slaves of the loss", lowSpace, files)
+			}
 			srv.PurgeNow(time.Now().Add(keep + time.Minute))
 			if files := rl.rlog.Files(); len(files) != 1 {
 				t.Fatalf("files %v after keep-for-absent-slaves: want only the current one", files)
@@ -255,6 +269,33 @@ func TestRememberedSlavesAreBounded(t *testing.T) {
 	}
 	if series > rememberPerUser+1 {
 		t.Fatalf("replink_replica_lag_bytes has %d series, want at most %d", series, rememberPerUser+1)
+	}
+}
+
+// A list written past the bounds (by an older replink) is trimmed as it
+// is read, keeping the slaves seen last.
+func TestRememberedSlavesTrimmedAtLoad(t *testing.T) {
+	rl := startRelay(t)
+	var list []Remembered
+	base := time.Now().Add(-time.Minute).UTC()
+	for i := range rememberPerUser + 10 {
+		list = append(list, Remembered{ServerID: uint32(9000 + i), User: "tool", File: testFile, Pos: 4, LastSeen: base.Add(time.Duration(i) * time.Second)})
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(rl.rlog.Dir(), SlavesName), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	srv, err := New(rl.srv.cfg, rl.rlog, hclog.NewNullLogger(), tlsutil.NewMetrics(reg), NewMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	away := srv.Away()
+	if len(away) != rememberPerUser || slices.ContainsFunc(away, func(r RememberedStatus) bool { return r.ServerID < 9010 }) {
+		t.Fatalf("after loading %d records of one account: %d remembered, want the %d seen last", len(list), len(away), rememberPerUser)
 	}
 }
 

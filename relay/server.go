@@ -520,6 +520,10 @@ func (s *Server) PurgeNow(now time.Time) {
 		if now.Sub(ss.dumpStart) < s.cfg.KeepForAbsentSlaves {
 			need(ss.from)
 		}
+		// Its reader holds the file it reads, but a listed slave whose
+		// dump is ending (its reader closed, its refusal still being
+		// written) is not absent yet either.
+		need(ss.curFile)
 		ss.mu.Unlock()
 	}
 	s.mu.Unlock()

@@ -252,6 +252,22 @@ func goodStartOnly(c *server.Conn) { goodStart(c) }
 // runAgainst runs a replica against 127.0.0.1:port into a fresh relay log.
 func runAgainst(t *testing.T, port int, mode string) (*replica.Replica, *lockedBuffer) {
 	t.Helper()
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _, logs := runReplica(t, replica.Config{
+		Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 2 * time.Second},
+		ServerID: 4001, Start: replica.Start{Kind: "current"}, HeartbeatPeriod: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+	}, nil)
+	return r, logs
+}
+
+// runReplica runs a replica with cfg into a fresh relay log (behind the
+// sink wrap makes of it, when wrap is set) until the test ends; the
+// replica's log is shown when the test failed.
+func runReplica(t *testing.T, cfg replica.Config, wrap func(*binlog.Log) replica.Sink) (*replica.Replica, replica.Sink, *lockedBuffer) {
+	t.Helper()
 	logs := &lockedBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs})
 	reg := prometheus.NewRegistry()
@@ -259,17 +275,21 @@ func runAgainst(t *testing.T, port int, mode string) (*replica.Replica, *lockedB
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: mode})
-	if err != nil {
-		t.Fatal(err)
+	var sink replica.Sink = l
+	if wrap != nil {
+		sink = wrap(l)
 	}
-	r := replica.New(replica.Config{
-		Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 2 * time.Second},
-		ServerID: 4001, Start: replica.Start{Kind: "current"}, HeartbeatPeriod: 500 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-	}, l, logger, replica.NewMetrics(reg), tlsutil.NewMetrics(reg))
+	r := replica.New(cfg, sink, logger, replica.NewMetrics(reg), tlsutil.NewMetrics(reg))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done; l.Close() })
-	return r, logs
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		l.Close()
+		if t.Failed() {
+			t.Logf("replica log:\n%s", logs.String())
+		}
+	})
+	return r, sink, logs
 }

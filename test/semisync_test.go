@@ -1,16 +1,12 @@
 package test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
@@ -130,34 +126,15 @@ func (s *heldSink) WaitDurable(done <-chan struct{}) error {
 // masterPort into a fresh relay log behind a heldSink.
 func startSemiSyncReplica(t *testing.T, p *PKI, masterPort int) *heldSink {
 	t.Helper()
-	logs := &lockedBuffer{}
-	logger := hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs})
-	reg := prometheus.NewRegistry()
-	l, err := binlog.OpenLog(t.TempDir(), binlog.SyncTransaction, logger, binlog.NewMetrics(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &heldSink{Log: l, waiting: make(chan struct{}, 1)}
-	r := replica.New(replica.Config{
+	_, sink, _ := runReplica(t, replica.Config{
 		Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second},
 		ServerID: 4001, Start: replica.Start{Kind: "current"}, HeartbeatPeriod: 500 * time.Millisecond, SemiSync: true,
-	}, sink, logger, replica.NewMetrics(reg), tlsutil.NewMetrics(reg))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { r.Run(ctx); close(done) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		l.Close()
-		if t.Failed() {
-			t.Logf("replink log:\n%s", logs.String())
-		}
-	})
-	return sink
+	}, func(l *binlog.Log) replica.Sink { return &heldSink{Log: l, waiting: make(chan struct{}, 1)} })
+	return sink.(*heldSink)
 }
 
 func statusInt(t *testing.T, s *Server, name string) int {
