@@ -184,3 +184,39 @@ func (b *BinlogState) Last(domain uint32) (MariaGTID, bool) {
 func (b *BinlogState) Clone() *BinlogState {
 	return &BinlogState{seqs: maps.Clone(b.seqs), last: maps.Clone(b.last), order: slices.Clone(b.order)}
 }
+
+// ParseBinlogState reads @@gtid_binlog_state: "0-1-100,0-2-7,1-2-5", the
+// last GTID of each server in each domain, in the order they were logged
+// within a domain (empty: none).
+func ParseBinlogState(s string) (*BinlogState, error) {
+	b := NewBinlogState(nil)
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		st, err := ParseMariaState(part)
+		if err != nil {
+			return nil, err
+		}
+		for _, g := range st {
+			b.Add(g)
+		}
+	}
+	return b, nil
+}
+
+// Lacks lists the GTIDs b holds that other does not: per domain and
+// server, b's last one where other's is older or absent (so other lacks
+// at least that transaction), sorted by domain and server.
+func (b *BinlogState) Lacks(other *BinlogState) []MariaGTID {
+	var out []MariaGTID
+	for k, seq := range b.seqs {
+		if o, ok := other.seqs[k]; !ok || o < seq {
+			out = append(out, MariaGTID{Domain: k[0], Server: k[1], Seq: seq})
+		}
+	}
+	slices.SortFunc(out, func(x, y MariaGTID) int {
+		return cmp.Or(cmp.Compare(x.Domain, y.Domain), cmp.Compare(x.Server, y.Server))
+	})
+	return out
+}

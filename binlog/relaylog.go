@@ -84,6 +84,8 @@ type Log struct {
 	cur     Pos // end of what has been appended (possibly mid-transaction)
 	groups  GroupTracker
 	syncReq chan struct{}
+	// head: the binlog state of the durable log, kept as it grows (State).
+	head    headState
 	stop    chan struct{}
 	stopped chan struct{}
 }

@@ -36,13 +36,13 @@ func (ss *session) checkGTIDStart(state binlog.MariaState) error {
 
 // binlogState is the durable relay log's binlog state: the GTID_LIST of
 // the newest file, and every GTID in it since; and the master's server
-// id, which its FDE carries. It is kept as the log grows (headState).
+// id, which its FDE carries. The relay log keeps it as it grows.
 func (s *Server) binlogState() (bs *binlog.BinlogState, masterID uint32, err error) {
-	st, err := s.head.look(s.rlog)
+	st, err := s.rlog.State()
 	if err != nil {
 		return nil, 0, err
 	}
-	return st.maria, st.masterID, nil
+	return st.Maria, st.MasterID, nil
 }
 
 // gtidStart finds where a MariaDB GTID slave starts: the last relay file

@@ -170,11 +170,11 @@ func (s *Server) mysqlExecuted() (executed, purged *mysql.MysqlGTIDSet, sawGTID 
 	} else if p != nil {
 		purged = p
 	}
-	st, err := s.head.look(s.rlog)
+	st, err := s.rlog.State()
 	if err != nil {
 		return nil, nil, false, err
 	}
-	return st.executed, purged, st.sawGTID, nil
+	return st.Executed, purged, st.SawGTID, nil
 }
 
 // gtidMode is a MySQL source's @@GLOBAL.GTID_MODE: as the master said,

@@ -106,8 +106,6 @@ type Server struct {
 	slaves map[*session]struct{}
 	// memory: every slave served, kept in the data-dir.
 	memory *memory
-	// head: the binlog state of the durable relay log, kept as it grows.
-	head headState
 }
 
 // DefaultMaxConnections is MaxConnections when it is not set.

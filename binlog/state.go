@@ -1,4 +1,4 @@
-package relay
+package binlog
 
 import (
 	"errors"
@@ -6,12 +6,11 @@ import (
 	"sync"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
-
-	"github.com/replink/replink/binlog"
 )
 
 // headState is the binlog state of the durable relay log, as the GTID
-// variables and a GTID slave's check need it: a MariaDB master's
+// variables, a GTID slave's check and the choice of a master after a
+// failover need it: a MariaDB master's
 // GTID_LIST of the newest file and every GTID since, with the master's
 // server id; a MySQL source's PREVIOUS_GTIDS and every GTID since. It is
 // kept as the relay log grows: each look reads only the events made
@@ -23,7 +22,7 @@ type headState struct {
 	off      uint32
 	checksum byte // file's algorithm, once its FDE was read
 
-	maria    *binlog.BinlogState
+	maria    *BinlogState
 	masterID uint32
 	executed *mysql.MysqlGTIDSet
 	sawGTID  bool
@@ -31,21 +30,35 @@ type headState struct {
 	events int
 }
 
-// snapshot is a copy of the state, read up to the durable end.
-type snapshot struct {
-	maria    *binlog.BinlogState
-	masterID uint32
-	executed *mysql.MysqlGTIDSet
-	sawGTID  bool
+// State is the binlog state of the durable relay log.
+type State struct {
+	// Maria is a MariaDB master's @@gtid_binlog_state: the newest file's
+	// GTID_LIST and every GTID logged in it since. MasterID is the server
+	// id its FDE carries.
+	Maria    *BinlogState
+	MasterID uint32
+	// Executed is a MySQL source's @@gtid_executed: the newest file's
+	// PREVIOUS_GTIDS and every GTID since; SawGTID says whether that file
+	// holds any GTID.
+	Executed *mysql.MysqlGTIDSet
+	SawGTID  bool
 }
+
+// State is the binlog state of the durable relay log, a copy the caller
+// owns. It is kept as the log grows: a call reads only the events made
+// durable since the last one.
+func (l *Log) State() (State, error) { return l.head.look(l) }
 
 // look brings the state up to the durable end of rl's newest file and
 // returns a copy of it.
-func (h *headState) look(rl *binlog.Log) (snapshot, error) {
+func (h *headState) look(rl *Log) (State, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	files := rl.Files()
-	newest := last(files)
+	newest := ""
+	if len(files) > 0 {
+		newest = files[len(files)-1]
+	}
 	if dur := rl.Durable(); newest != h.file || h.maria == nil || dur.File == newest && dur.Offset < h.off {
 		h.reset(newest)
 	}
@@ -53,21 +66,21 @@ func (h *headState) look(rl *binlog.Log) (snapshot, error) {
 		if dur := rl.Durable(); dur.File != newest || dur.Offset != h.off {
 			if err := h.read(rl); err != nil {
 				h.reset("") // read again from the start next time
-				return snapshot{}, err
+				return State{}, err
 			}
 		}
 	}
-	return snapshot{maria: h.maria.Clone(), masterID: h.masterID, executed: h.executed.Clone().(*mysql.MysqlGTIDSet), sawGTID: h.sawGTID}, nil
+	return State{Maria: h.maria.Clone(), MasterID: h.masterID, Executed: h.executed.Clone().(*mysql.MysqlGTIDSet), SawGTID: h.sawGTID}, nil
 }
 
 func (h *headState) reset(file string) {
 	set := mysql.NewMysqlGTIDSet()
 	h.file, h.off, h.checksum = file, 4, 0
-	h.maria, h.masterID, h.executed, h.sawGTID = binlog.NewBinlogState(nil), 0, &set, false
+	h.maria, h.masterID, h.executed, h.sawGTID = NewBinlogState(nil), 0, &set, false
 }
 
 // read takes in the events of h.file from h.off to its durable end.
-func (h *headState) read(rl *binlog.Log) error {
+func (h *headState) read(rl *Log) error {
 	r, err := rl.Open(h.file)
 	if err != nil {
 		return err
@@ -78,7 +91,7 @@ func (h *headState) read(rl *binlog.Log) error {
 	}
 	for {
 		ev, err := r.Next()
-		if errors.Is(err, binlog.ErrNoMore) || errors.Is(err, io.EOF) {
+		if errors.Is(err, ErrNoMore) || errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {
@@ -93,31 +106,31 @@ func (h *headState) read(rl *binlog.Log) error {
 }
 
 // add takes in one event of the newest file.
-func (h *headState) add(ev binlog.Event) error {
+func (h *headState) add(ev Event) error {
 	switch ev.Type() {
-	case binlog.TypeFormatDescription:
-		h.checksum, h.masterID = binlog.FDEChecksum(ev), ev.ServerID()
-	case binlog.TypeMariaGTIDList:
-		list, err := binlog.GTIDListEntries(ev, h.checksum)
+	case TypeFormatDescription:
+		h.checksum, h.masterID = FDEChecksum(ev), ev.ServerID()
+	case TypeMariaGTIDList:
+		list, err := GTIDListEntries(ev, h.checksum)
 		if err != nil {
 			return err
 		}
 		for _, g := range list {
 			h.maria.Add(g)
 		}
-	case binlog.TypeMariaGTID:
-		if g, ok := binlog.GTIDOf(ev, h.checksum); ok {
+	case TypeMariaGTID:
+		if g, ok := GTIDOf(ev, h.checksum); ok {
 			h.maria.Add(g)
 		}
-	case binlog.TypePreviousGTIDs:
-		prev, err := binlog.PreviousGTIDs(ev, h.checksum)
+	case TypePreviousGTIDs:
+		prev, err := PreviousGTIDs(ev, h.checksum)
 		if err != nil {
 			return err
 		}
 		h.executed = prev
 		h.sawGTID = h.sawGTID || !prev.IsEmpty()
-	case binlog.TypeGTID, binlog.TypeGTIDTagged:
-		g, err := binlog.MySQLGTIDOf(ev, h.checksum)
+	case TypeGTID, TypeGTIDTagged:
+		g, err := MySQLGTIDOf(ev, h.checksum)
 		if err != nil {
 			return err
 		}
