@@ -43,26 +43,31 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // Master is the [master] section.
 type Master struct {
-	Host            string `toml:"host"`
-	Port            int    `toml:"port"`
-	User            string `toml:"user"`
-	Password        string `toml:"password"`
-	PasswordFile    string `toml:"password-file"`
-	ServerID        uint32 `toml:"server-id"`
-	Start           string `toml:"start"`
-	SSLMode         string `toml:"ssl-mode"`
-	SSLCA           string `toml:"ssl-ca"`
-	SSLCAPath       string `toml:"ssl-capath"`
-	SSLCert         string `toml:"ssl-cert"`
-	SSLKey          string `toml:"ssl-key"`
-	SSLCipher       string `toml:"ssl-cipher"`
-	TLSCiphersuites string `toml:"tls-ciphersuites"`
-	TLSVersion      string `toml:"tls-version"`
-	SSLCRL          string `toml:"ssl-crl"`
-	SSLCRLPath      string `toml:"ssl-crlpath"`
-	ConnectTimeout  string `toml:"connect-timeout"`
-	HeartbeatPeriod string `toml:"heartbeat-period"`
-	SemiSync        bool   `toml:"semi-sync"`
+	Host         string `toml:"host"`
+	Port         int    `toml:"port"`
+	User         string `toml:"user"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password-file"`
+	ServerID     uint32 `toml:"server-id"`
+	Start        string `toml:"start"`
+	// Candidates are "host:port" of servers that may become the master
+	// after a failover; FailoverWait is how long the master may be
+	// unreachable or read-only before replink looks for it among them.
+	Candidates      []string `toml:"candidates"`
+	FailoverWait    string   `toml:"failover-wait"`
+	SSLMode         string   `toml:"ssl-mode"`
+	SSLCA           string   `toml:"ssl-ca"`
+	SSLCAPath       string   `toml:"ssl-capath"`
+	SSLCert         string   `toml:"ssl-cert"`
+	SSLKey          string   `toml:"ssl-key"`
+	SSLCipher       string   `toml:"ssl-cipher"`
+	TLSCiphersuites string   `toml:"tls-ciphersuites"`
+	TLSVersion      string   `toml:"tls-version"`
+	SSLCRL          string   `toml:"ssl-crl"`
+	SSLCRLPath      string   `toml:"ssl-crlpath"`
+	ConnectTimeout  string   `toml:"connect-timeout"`
+	HeartbeatPeriod string   `toml:"heartbeat-period"`
+	SemiSync        bool     `toml:"semi-sync"`
 }
 
 // RelayUser is one [[relay.users]] entry.
@@ -119,6 +124,7 @@ func Defaults() *Config {
 	c.Master.ServerID = 4001
 	c.Master.Start = "current"
 	c.Master.ConnectTimeout = "10s"
+	c.Master.FailoverWait = "10s"
 	c.Master.HeartbeatPeriod = "1s"
 	c.Relay.Listen = "127.0.0.1:3307"
 	c.Relay.Sync = "transaction"
@@ -284,12 +290,42 @@ func (c *Config) ReplicaConfig() (replica.Config, error) {
 			return replica.Config{}, &Error{File: c.File, Key: key("semi-sync"), Err: errors.New("semi-sync acknowledges durable events; it needs relay.sync = \"event\" or \"transaction\"")}
 		}
 	}
+	ep := replica.Endpoint{Host: m.Host, Port: m.Port, User: m.User, Password: pw, TLS: tc, ConnectTimeout: ct}
+	wait, err := Duration(c.File, key("failover-wait"), m.FailoverWait)
+	if err != nil {
+		return replica.Config{}, err
+	}
+	if wait <= 0 {
+		return replica.Config{}, &Error{File: c.File, Key: key("failover-wait"), Err: errors.New("must be positive")}
+	}
+	seen := map[string]bool{ep.Addr(): true}
+	var candidates []replica.Endpoint
+	for i, addr := range m.Candidates {
+		k := fmt.Sprintf("%s[%d]", key("candidates"), i)
+		host, portText, err := net.SplitHostPort(addr)
+		if err != nil {
+			return replica.Config{}, &Error{File: c.File, Key: k, Err: fmt.Errorf("%q: want host:port: %w", addr, err)}
+		}
+		port, err := strconv.Atoi(portText)
+		if err != nil || port <= 0 || port > 65535 || host == "" {
+			return replica.Config{}, &Error{File: c.File, Key: k, Err: fmt.Errorf("%q: want host:port with a port from 1 to 65535", addr)}
+		}
+		cand := ep
+		cand.Host, cand.Port = host, port
+		if seen[cand.Addr()] {
+			return replica.Config{}, &Error{File: c.File, Key: k, Err: fmt.Errorf("%s is listed twice (host and candidates name each server once)", cand.Addr())}
+		}
+		seen[cand.Addr()] = true
+		candidates = append(candidates, cand)
+	}
 	return replica.Config{
-		Endpoint:        replica.Endpoint{Host: m.Host, Port: m.Port, User: m.User, Password: pw, TLS: tc, ConnectTimeout: ct},
+		Endpoint:        ep,
 		ServerID:        m.ServerID,
 		Start:           start,
 		HeartbeatPeriod: hb,
 		SemiSync:        m.SemiSync,
+		Candidates:      candidates,
+		FailoverWait:    wait,
 	}, nil
 }
 

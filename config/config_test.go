@@ -63,6 +63,12 @@ func TestReplicaConfigValidation(t *testing.T) {
 		{"bad ssl-mode", func(c *Config) { c.Master.SSLMode = "ON" }, "ssl-mode"},
 		{"password file readable by others", func(c *Config) { c.Master.PasswordFile = openPW }, "master.password-file"},
 		{"semi-sync without durability", func(c *Config) { c.Master.SemiSync = true; c.Relay.Sync = "none" }, "master.semi-sync"},
+		{"candidates", func(c *Config) { c.Master.Candidates = []string{"db2.example.com:3306", "[::1]:3307"} }, ""},
+		{"candidate without a port", func(c *Config) { c.Master.Candidates = []string{"db2:3306", "db3"} }, "master.candidates[1]"},
+		{"candidate with a bad port", func(c *Config) { c.Master.Candidates = []string{"db2:70000"} }, "master.candidates[0]"},
+		{"candidate that is the master", func(c *Config) { c.Master.Candidates = []string{"127.0.0.1:3306"} }, "master.candidates[0]"},
+		{"bad failover-wait", func(c *Config) { c.Master.FailoverWait = "soon" }, "master.failover-wait"},
+		{"zero failover-wait", func(c *Config) { c.Master.FailoverWait = "0s" }, "master.failover-wait"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Defaults()
@@ -76,6 +82,14 @@ func TestReplicaConfigValidation(t *testing.T) {
 				}
 				if rc.Password != "secret" {
 					t.Fatalf("password from file not read")
+				}
+				if rc.FailoverWait != 10*time.Second {
+					t.Fatalf("failover-wait %v, want the default 10s", rc.FailoverWait)
+				}
+				for i, cand := range rc.Candidates {
+					if cand.TLS != rc.TLS || cand.User != rc.User || cand.Password != rc.Password || cand.Addr() != cfg.Master.Candidates[i] {
+						t.Fatalf("candidate %d = %s as %s, want %s with the master's login and TLS", i, cand.Addr(), cand.User, cfg.Master.Candidates[i])
+					}
 				}
 				return
 			}

@@ -62,6 +62,13 @@ func newDumpStream(c *client.Conn, raw io.Reader, semi bool) *dumpStream {
 // when wanted and enabled on the master, then COM_REGISTER_SLAVE and the
 // dump command.
 func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) (*dumpStream, error) {
+	// The server followed, for replink_master_info; one that will not say
+	// is followed all the same.
+	if res, err := c.Execute("SELECT @@global.server_id"); err == nil && res.RowNumber() > 0 {
+		if id, err := res.GetUint(0, 0); err == nil {
+			r.masterID.Store(uint32(id))
+		}
+	}
 	res, err := c.Execute("SHOW GLOBAL VARIABLES LIKE 'BINLOG_CHECKSUM'")
 	if err != nil {
 		return nil, fmt.Errorf("checking binlog_checksum: %w", err)

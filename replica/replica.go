@@ -44,6 +44,12 @@ type Config struct {
 	SemiSync        bool
 	// MaxBackoff caps the wait between reconnects (30s when zero).
 	MaxBackoff time.Duration
+	// Candidates may become the master after a failover: each is reached
+	// and verified as the master is, against its own name. FailoverWait
+	// is how long the master may be unreachable or read-only before
+	// replink looks for it among them (docs/failover.md).
+	Candidates   []Endpoint
+	FailoverWait time.Duration
 }
 
 // Start is where to begin when the sink holds nothing.
@@ -89,6 +95,8 @@ type Replica struct {
 
 	flavor    string
 	plaintext bool // PREFERRED against a master without SSL
+	// masterID is the followed server's @@server_id (0 until known).
+	masterID atomic.Uint32
 
 	mu     sync.Mutex
 	status Status

@@ -31,6 +31,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		}
 	})
 	r.m.up.Set(1)
+	r.m.following(r.cfg.Addr(), r.masterID.Load())
 
 	// The stall watchdog: a link on which replink has waited to read for
 	// 3 heartbeat periods with nothing arriving is dead even if its socket
