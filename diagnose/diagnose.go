@@ -149,6 +149,16 @@ func Run(ctx context.Context, cfg replica.Config) *Report {
 
 	// 4. Fitness for replication.
 	checkReplication(r, c, cfg)
+
+	// 5. The servers replink would follow after a failover.
+	if len(cfg.Candidates) > 0 {
+		writable := true
+		if res, err := c.Execute("SELECT @@global.read_only"); err == nil && res.RowNumber() > 0 {
+			ro, _ := res.GetInt(0, 0)
+			writable = ro == 0
+		}
+		checkCandidates(ctx, r, cfg, writable)
+	}
 	return r
 }
 

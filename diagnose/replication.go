@@ -22,8 +22,7 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 			g, _ := res.GetString(i, 0)
 			grants = append(grants, g)
 		}
-		all := strings.ToUpper(strings.Join(grants, "\n"))
-		if strings.Contains(all, "REPLICATION SLAVE") || strings.Contains(all, "REPLICATION REPLICA") || strings.Contains(all, "ALL PRIVILEGES ON *.*") {
+		if hasReplicationGrant(grants) {
 			r.add(Step{Step: "replication_privilege", OK: true, Detail: "REPLICATION SLAVE granted"})
 		} else {
 			r.add(Step{Step: "replication_privilege", Detail: fmt.Sprintf("%s lacks REPLICATION SLAVE", cfg.User), Reason: "access_denied",

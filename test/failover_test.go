@@ -3,9 +3,11 @@ package test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/replink/replink/diagnose"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
@@ -120,4 +122,69 @@ func TestChoosingTheMaster(t *testing.T) {
 	ft.m1.Exec("SET GLOBAL read_only = OFF", "INSERT INTO app.t VALUES (3)", "SET GLOBAL read_only = ON")
 	waitCaughtUp(t, ft.m1, r, 20*time.Second)
 	check("M2 lacking M1's last write", have(), "diverged", ft.m2.Addr(), ft.m1.Query("SELECT @@gtid_binlog_pos")[0][0])
+}
+
+// TestDiagnoseCandidates: diagnose checks every candidate as replink
+// would follow it: reached and verified by its own name, allowed to
+// replicate, with log_slave_updates, and not writable beside the master.
+func TestDiagnoseCandidates(t *testing.T) {
+	ft := newFailoverTopology(t)
+	m4 := StartSSLServer(t, "m4", ft.p, 4) // binary logging, but not what it replicates
+	m4.SetupReplUsers()
+	waitHas(t, ft.m1, ft.m3)
+	ft.m3.Exec("REVOKE REPLICATION SLAVE ON *.* FROM 'repl'@'%'")
+	gone := FreePort(t)
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: ft.p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := func(port int) replica.Endpoint {
+		return replica.Endpoint{Host: "127.0.0.1", Port: port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}
+	}
+	cfg := replica.Config{Endpoint: ep(ft.m1.Port), ServerID: 4001,
+		Candidates: []replica.Endpoint{ep(ft.m2.Port), ep(ft.m3.Port), ep(m4.Port), ep(gone)}}
+	want := []struct {
+		ok     bool
+		reason tlsutil.Reason
+		hint   string
+	}{
+		{true, "", ""},
+		{false, tlsutil.ReasonAccessDenied, "GRANT REPLICATION SLAVE"},
+		{false, "other", "log_slave_updates=ON"},
+		{false, tlsutil.ReasonConnectionRefused, ""},
+	}
+	check := func(step string) {
+		t.Helper()
+		rep := diagnose.Run(context.Background(), cfg)
+		var b strings.Builder
+		rep.WriteText(&b)
+		t.Logf("%s:\n%s", step, b.String())
+		var got []diagnose.Step
+		for _, s := range rep.Steps {
+			if s.Step == "candidate" {
+				got = append(got, s)
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d candidate steps, want %d", step, len(got), len(want))
+		}
+		for i, w := range want {
+			if got[i].OK != w.ok || got[i].Reason != w.reason || !strings.Contains(got[i].Hint, w.hint) ||
+				!strings.Contains(got[i].Detail, cfg.Candidates[i].Addr()) {
+				t.Fatalf("%s: candidate %d: %+v, want ok %v reason %q hint with %q", step, i, got[i], w.ok, w.reason, w.hint)
+			}
+		}
+		if rep.OK {
+			t.Fatalf("%s: the report passed with failed candidates", step)
+		}
+	}
+	check("M2 fit, M3 without the grant, M4 without log_slave_updates, one not listening")
+	// M2 writable beside the master: two masters.
+	ft.m2.Exec("SET GLOBAL read_only = OFF")
+	want[0] = struct {
+		ok     bool
+		reason tlsutil.Reason
+		hint   string
+	}{false, "other", "two writable servers"}
+	check("M2 writable beside M1")
 }
