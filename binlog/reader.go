@@ -16,11 +16,17 @@ func (l *Log) Readable(name string) (end int64, complete bool, err error) {
 	if dur.File == name {
 		return int64(dur.Offset), false, nil
 	}
-	switch i, n := l.place(name); {
-	case i < 0:
+	if i, _ := l.place(name); i < 0 {
 		return 0, false, fmt.Errorf("relay log %s: %w", name, ErrPurged)
-	case i == n-1:
-		return 4, false, nil // the newest file, just created
+	}
+	if _, _, ok := l.NextStart(name); !ok {
+		// The newest file, just created; or the last of a sequence
+		// whose successor's crossing point has not arrived yet.
+		st, err := os.Stat(l.path(name))
+		if err != nil || dur.File != "" && seqOf(dur.File) == seqOf(name) {
+			return 4, false, nil
+		}
+		return st.Size(), false, nil
 	}
 	st, err := os.Stat(l.path(name))
 	if err != nil {
@@ -40,18 +46,20 @@ func (l *Log) BytesAfter(p Pos) int64 {
 		return max(int64(dur.Offset)-int64(p.Offset), 0)
 	}
 	var n int64
-	for f, first := p.File, true; f != "" && f != dur.File; f, first = l.Next(f), false {
+	from := int64(p.Offset)
+	for f := p.File; f != "" && f != dur.File; {
 		st, err := os.Stat(l.path(f))
 		if err != nil {
 			return n
 		}
-		if first {
-			n += max(st.Size()-int64(p.Offset), 0)
-		} else {
-			n += st.Size()
+		n += max(st.Size()-from, 0)
+		next, start, ok := l.NextStart(f)
+		if !ok {
+			return n
 		}
+		f, from = next, int64(start)
 	}
-	return n + int64(dur.Offset)
+	return n + max(int64(dur.Offset)-from, 0)
 }
 
 // GTIDList reads the GTID_LIST event near the start of a relay file: the

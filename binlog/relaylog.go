@@ -55,7 +55,10 @@ type Log struct {
 
 	mu      sync.Mutex // guards files, readers, purging, written, durable, changed and syncErr
 	changed chan struct{}
-	files   []string
+	files   []string // paths, oldest first (sequence.go)
+	// seqs are the masters' runs of files, oldest first; the last is
+	// written to.
+	seqs []Sequence
 	// readers counts the open Readers of each file: a file a reader has
 	// open is never purged, as a master never purges a log a dump thread
 	// uses. purging holds the files Purge is removing, which no reader
@@ -78,11 +81,14 @@ type Log struct {
 	// never fsyncs a file being closed or records a durable end in a file
 	// the log has left. Purge holds syncMu too: no file switch while the
 	// index is rewritten.
-	syncMu  sync.Mutex
-	f       file
-	w       *bufio.Writer
-	cur     Pos // end of what has been appended (possibly mid-transaction)
-	groups  GroupTracker
+	syncMu sync.Mutex
+	f      file
+	w      *bufio.Writer
+	cur    Pos // end of what has been appended (possibly mid-transaction)
+	groups GroupTracker
+	// have is the binlog state at the last switch while the crossing
+	// point of the current sequence has not arrived (nil otherwise).
+	have    *BinlogState
 	syncReq chan struct{}
 	// head: the binlog state of the durable log, kept as it grows (State).
 	head    headState
@@ -118,6 +124,16 @@ func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open o
 		log.Info("removed temporary files a crash left in the data-dir", "files", len(stale))
 	}
 	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, writeFile: WriteFileAtomic, readers: map[string]int{}, purging: map[string]bool{}, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	if l.seqs, err = loadSequences(dir); err != nil {
+		unlockDataDir(lock)
+		return nil, err
+	}
+	if last := l.seqs[len(l.seqs)-1]; len(l.seqs) > 1 && !last.crossKnown() {
+		if l.have, err = ParseBinlogState(last.Have); err != nil {
+			unlockDataDir(lock)
+			return nil, fmt.Errorf("relay log sequences: %s: have: %w", last.Dir, err)
+		}
+	}
 	if err := l.load(); err != nil {
 		unlockDataDir(lock)
 		return nil, err
@@ -141,7 +157,7 @@ func (l *Log) load() error {
 		if line = strings.TrimSpace(line); line == "" {
 			continue
 		}
-		if err := CheckName(line); err != nil {
+		if err := CheckPath(line); err != nil {
 			return fmt.Errorf("relay log index %s: line %d: %w", index, i+1, err)
 		}
 		l.files = append(l.files, line)
@@ -506,17 +522,11 @@ func (l *Log) Changed() <-chan struct{} {
 	return l.changed
 }
 
-// Next returns the file after name in the index, or "" when name is the
-// last (or unknown).
+// Next returns the file a reader goes on in after name (NextStart), or
+// "" when there is none yet (or name is unknown).
 func (l *Log) Next(name string) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, f := range l.files {
-		if f == name && i+1 < len(l.files) {
-			return l.files[i+1]
-		}
-	}
-	return ""
+	next, _, _ := l.NextStart(name)
+	return next
 }
 
 // Has reports whether name is in the index.
@@ -535,12 +545,14 @@ func (l *Log) Dir() string { return l.dir }
 // path is where a relay file lives.
 func (l *Log) path(name string) string { return filepath.Join(l.dir, name) }
 
-// StartFile makes name the file that following events go to. A file the
-// log is already writing is kept; a new name closes the current file.
+// StartFile makes name, the master's file name, the file that following
+// events go to, in the current sequence's directory. A file the log is
+// already writing is kept; a new name closes the current file.
 func (l *Log) StartFile(name string) error {
 	if err := CheckName(name); err != nil {
 		return fmt.Errorf("relay log: refusing binlog file name from the master: %w", err)
 	}
+	name = l.pathOf(name)
 	if l.f != nil && l.cur.File == name {
 		return nil
 	}
@@ -583,6 +595,9 @@ func (l *Log) Append(ev Event) (bool, error) {
 	}
 	if err := l.groups.Verify(ev); err != nil {
 		return false, fmt.Errorf("relay log %s: event type %d at %d from the master: %w", l.cur.File, ev.Type(), l.cur.Offset, err)
+	}
+	if err := l.crossing(ev); err != nil {
+		return false, err
 	}
 	if int64(l.cur.Offset)+int64(len(ev)) > 1<<32-1 {
 		return false, fmt.Errorf("relay log %s: file would pass 4 GiB", l.cur.File)
@@ -834,6 +849,9 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 	for _, name := range purge {
 		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
+		}
+		if dir := filepath.Dir(name); dir != "." {
+			os.Remove(l.path(dir)) // a sequence's directory, once empty
 		}
 	}
 	return purge, nil

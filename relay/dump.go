@@ -89,7 +89,14 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	if pos < 4 {
 		pos = 4
 	}
-	if files := s.rlog.Files(); !s.rlog.Has(file) && !ahead(last(files), file) {
+	if filter == nil && mysqlGTIDs == nil || req.file != "" {
+		// A name of the master's: the relay file it is (failover.go).
+		var err error
+		if file, err = ss.resolve(file, req.serverID); err != nil {
+			return err
+		}
+	}
+	if files := s.rlog.Files(); !s.rlog.Has(file) && !ahead(binlog.MasterName(last(files)), file) {
 		return errBinlog("Could not find first log file name in binary log index file")
 	}
 	// A client that never set @master_binlog_checksum cannot take events
@@ -458,7 +465,7 @@ func (b *beat) stop() {
 
 // heartbeat tells an idle slave the link is alive and where it stands.
 func (d *dumper) heartbeat() error {
-	at := binlog.Pos{File: d.file, Offset: d.pos}
+	at := binlog.Pos{File: binlog.MasterName(d.file), Offset: d.pos}
 	hb := binlog.Heartbeat(d.ss.s.cfg.ServerID, at, d.artificial)
 	if d.heartbeatV2 {
 		hb = binlog.HeartbeatV2(d.ss.s.cfg.ServerID, at, d.artificial)
@@ -479,7 +486,7 @@ func (d *dumper) heartbeat() error {
 
 // fakeRotate names the file and position the slave is served from.
 func (d *dumper) fakeRotate() binlog.Event {
-	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: d.file, Offset: d.pos}, d.artificial)
+	return binlog.FakeRotate(d.ss.s.cfg.ServerID, binlog.Pos{File: binlog.MasterName(d.file), Offset: d.pos}, d.artificial)
 }
 
 // sendEvent sends one event of the file at offset at, as a master sends
@@ -567,27 +574,8 @@ func (d *dumper) run() error {
 		defer func() { r.Close() }()
 	}
 	r := d.r
-	var err error
-	var fde binlog.Event
-	if d.pos > 4 { // then the FDE at 4 is durable too
-		if fde, err = r.FDE(); err != nil {
-			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", d.file, err))
-		}
-		fde = binlog.ResentFDE(fde)
-		if err := r.Seek(d.pos); err != nil {
-			return startErr(r, d.file, d.pos, err)
-		}
-	}
-	if !d.rotated {
-		if err := d.send(d.fakeRotate()); err != nil {
-			return err
-		}
-	}
-	if fde != nil {
-		// The FDE first, with log_pos 0 so the slave does not move its position.
-		if err := d.send(fde); err != nil {
-			return err
-		}
+	if err := d.enter(r, !d.rotated); err != nil {
+		return err
 	}
 	hbTimer := newBeat(d.hb)
 	defer hbTimer.stop()
@@ -618,15 +606,22 @@ func (d *dumper) run() error {
 				"peer", ss.peer, "server_id", ss.serverID)
 			return errBinlog(fmt.Sprintf("replink: %v", err))
 		case errors.Is(err, io.EOF): // the file is complete: on to the next
-			if err := r.Reopen(rl.Next(d.file)); err != nil {
-				return purgedErr(rl.Next(d.file), err)
+			// The next file from its start, or, past a master failover, the
+			// new master's file at the first transaction the old one's
+			// stream did not have (binlog.Log.NextStart).
+			next, start, ok := rl.NextStart(d.file)
+			if !ok {
+				return purgedErr(d.file, binlog.ErrPurged)
 			}
-			d.file, d.pos = r.Name(), 4
+			if err := r.Reopen(next); err != nil {
+				return purgedErr(next, err)
+			}
+			d.file, d.pos = next, start
 			ss.progress(d.file, d.pos)
 			// As a master does at every file switch: after the file's own
 			// ROTATE (if it has one: a master that restarted has none), an
 			// artificial ROTATE to the new file, then the new file's FDE.
-			if err := d.send(d.fakeRotate()); err != nil {
+			if err := d.enter(r, true); err != nil {
 				return err
 			}
 			continue
@@ -641,6 +636,35 @@ func (d *dumper) run() error {
 			return err
 		}
 	}
+}
+
+// enter starts serving r's file at d.pos, as a master starts a dump
+// there: an artificial ROTATE naming it (when rotate), and past the
+// start of the file its FDE first, with log_pos 0 so the slave does not
+// move its position, then the events from d.pos.
+func (d *dumper) enter(r *binlog.Reader, rotate bool) error {
+	var fde binlog.Event
+	if d.pos > 4 { // then the FDE at 4 is durable too
+		var err error
+		if fde, err = r.FDE(); err != nil {
+			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", binlog.MasterName(d.file), err))
+		}
+		fde = binlog.ResentFDE(fde)
+		if err := r.Seek(d.pos); err != nil {
+			return startErr(r, binlog.MasterName(d.file), d.pos, err)
+		}
+	}
+	if rotate {
+		if err := d.send(d.fakeRotate()); err != nil {
+			return err
+		}
+	}
+	if fde != nil {
+		if err := d.send(fde); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // closed fires when replink stops.

@@ -1,0 +1,97 @@
+package relay
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/replink/replink/binlog"
+)
+
+// A slave reading the old master's file when the relay log switched to
+// a new master goes on without a word from its operator: at the end of
+// the old file it gets what a master sends at a file switch, a ROTATE to
+// the new master's file at the first transaction it lacks and that file's
+// format description (log_pos 0), then that transaction; what the new
+// master's file repeats of the old stream is not served again. The new
+// master's file has the old master's first file's name here, as it has
+// when both use the same log_bin base name.
+func TestDumpCrossesToTheNewMaster(t *testing.T) {
+	rl := startRelay(t)
+	conn := rl.slave(t)
+	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+	r := dump(t, conn, testFile, 4)
+	checkRotate(t, mustNext(t, r), testFile, 4)
+	for i := range rl.file.events {
+		if ev := mustNext(t, r); !bytes.Equal(ev, rl.file.events[i]) {
+			t.Fatalf("old master's event %d differs", i)
+		}
+	}
+
+	// The failover, while the slave waits at the end of the old file.
+	if err := rl.rlog.Switch("127.0.0.1:3307", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.rlog.StartFile(testFile); err != nil {
+		t.Fatal(err)
+	}
+	var nf relayFile
+	add := func(server uint32, typ byte, body []byte) binlog.Event {
+		ev := nf.add(typ, body)
+		binary.LittleEndian.PutUint32(ev[5:], server) // the header's server id
+		ev = binlog.WithTimestamp(ev, ev.Timestamp(), binlog.ChecksumCRC32)
+		nf.events[len(nf.events)-1] = ev
+		if _, err := rl.rlog.Append(ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	add(2, binlog.TypeFormatDescription, fdeBody())
+	add(2, binlog.TypeMariaGTIDList, gtidListBody(binlog.MariaGTID{Domain: 0, Server: 1, Seq: 1}))
+	add(1, binlog.TypeMariaGTID, gtidBody(2)) // replicated from the old master: replink has it
+	add(1, typeRows, []byte("rows of transaction 2"))
+	add(1, binlog.TypeXID, binary.LittleEndian.AppendUint64(nil, 2))
+	cross := nf.off
+	first := add(2, binlog.TypeMariaGTID, gtidBody(3))
+	add(2, typeRows, []byte("rows of transaction 3"))
+	add(2, binlog.TypeXID, binary.LittleEndian.AppendUint64(nil, 3))
+
+	checkRotate(t, mustNext(t, r), testFile, uint64(cross))
+	if fde := mustNext(t, r); fde.Type() != binlog.TypeFormatDescription || fde.LogPos() != 0 {
+		t.Fatalf("after the crossing ROTATE: type %d log_pos %d, want the new file's FDE at log_pos 0", fde.Type(), fde.LogPos())
+	}
+	if ev := mustNext(t, r); !bytes.Equal(ev, first) {
+		t.Fatalf("after the crossing: type %d at log_pos %d, want the first new transaction's GTID (0-2-3)", ev.Type(), ev.LogPos())
+	}
+	for range 2 {
+		mustNext(t, r)
+	}
+	conn.Close()
+	waitUnlisted(t, rl.srv)
+
+	// Back with the new master's coordinates, which name the old master's
+	// first file too: the slave is known, and served the new master's.
+	conn = rl.slave(t)
+	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+	r = dump(t, conn, testFile, cross)
+	checkRotate(t, mustNext(t, r), testFile, uint64(cross))
+	mustNext(t, r) // the FDE
+	if ev := mustNext(t, r); !bytes.Equal(ev, first) {
+		t.Fatalf("back at %s:%d: type %d, want the new master's 0-2-3 there", testFile, cross, ev.Type())
+	}
+	conn.Close()
+	waitUnlisted(t, rl.srv)
+
+	// A slave replink never served, with the same name: refused.
+	conn = rl.slave(t)
+	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+	_, err := next(dumpAs(t, conn, testFile, 4, 9999))
+	var me *mysql.MyError
+	if !errors.As(err, &me) || me.Code != 1236 || !strings.Contains(me.Message, "two masters") {
+		t.Fatalf("an unknown slave asking for a name of two masters: %v, want ERR 1236", err)
+	}
+}
