@@ -33,6 +33,13 @@ type Sink interface {
 	// failed to make it so or done was closed. A semi-sync ACK is sent
 	// only after it returned nil for the acknowledged event.
 	WaitDurable(done <-chan struct{}) error
+	// State is the binlog state of what is stored: what a new master's
+	// binlog must hold to be followed.
+	State() (binlog.State, error)
+	// Sequences are the masters the sink holds files of, oldest first;
+	// Switch starts the files of a new one (docs/failover.md).
+	Sequences() []binlog.Sequence
+	Switch(master string, serverID uint32) error
 }
 
 // Config is the [master] section, parsed.
@@ -97,6 +104,13 @@ type Replica struct {
 	plaintext bool // PREFERRED against a master without SSL
 	// masterID is the followed server's @@server_id (0 until known).
 	masterID atomic.Uint32
+	// home is [master] host; cfg.Endpoint is the server followed now,
+	// another one after a failover. fo watches it (failover.go).
+	home Endpoint
+	fo   failover
+	// switchGTID: this session starts a new master's files from this
+	// GTID position.
+	switchGTID string
 
 	mu     sync.Mutex
 	status Status
@@ -122,6 +136,10 @@ type Status struct {
 	Since      time.Time          `json:"since"`
 	Reconnects int                `json:"reconnects"`
 	Failures   []FailureRecord    `json:"recent_failures,omitempty"`
+	// Master is the server followed now (host:port); Switches are the
+	// last switches to a new master after a failover.
+	Master   string         `json:"master"`
+	Switches []SwitchRecord `json:"switches,omitempty"`
 }
 
 // FailureRecord is one recent connection failure.
@@ -134,8 +152,8 @@ type FailureRecord struct {
 
 // New makes a replica. tlsm is shared with the relay.
 func New(cfg Config, sink Sink, log hclog.Logger, m *Metrics, tlsm *tlsutil.Metrics) *Replica {
-	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm}
-	r.status = Status{State: "connecting", Since: time.Now()}
+	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm, home: cfg.Endpoint}
+	r.status = Status{State: "connecting", Since: time.Now(), Master: cfg.Addr()}
 	m.bind(r)
 	return r
 }
@@ -187,10 +205,29 @@ func (r *Replica) setState(f func(*Status)) {
 // towards the backoff only when no event arrived since the last reconnect.
 func (r *Replica) Run(ctx context.Context) error {
 	b := newBackoff(r.cfg.MaxBackoff)
+	r.resumeMaster()
+	r.setState(func(s *Status) { s.Master = r.cfg.Addr() })
 	for {
 		progressed, err := r.session(ctx)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if r.fo.downSince.IsZero() {
+			r.fo.downSince = time.Now()
+		}
+		if errors.Is(err, errReadOnly) {
+			// Not a failure of the link: a failover manager is at work.
+			r.log.Warn("the master has been read-only for failover-wait; looking for the master", "master", r.cfg.Addr(), "failover_wait", r.cfg.FailoverWait)
+			r.m.up.Set(0)
+			for !r.look(ctx) {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(r.cfg.FailoverWait):
+				}
+			}
+			r.fo.downSince = time.Time{}
+			continue
 		}
 		reason := reconnectReason(err)
 		fix := r.hintFor(reason, err)
@@ -207,6 +244,17 @@ func (r *Replica) Run(ctx context.Context) error {
 				s.Failures = s.Failures[len(s.Failures)-10:]
 			}
 		})
+		if r.lookDue(err, time.Now()) {
+			for !r.look(ctx) {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(r.cfg.FailoverWait):
+				}
+			}
+			r.fo.downSince = time.Now() // a whole failover-wait again before the next look
+			wait = minBackoff
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -325,6 +373,20 @@ func (r *Replica) session(ctx context.Context) (progressed bool, err error) {
 		return false, &sinkError{err}
 	}
 	from := r.sink.ResumePoint()
+	// Right after a switch (or a restart right after one) the new
+	// master's sequence has no file yet: start from the new master's
+	// file holding the relay log's GTID position.
+	r.switchGTID = ""
+	if seqs := r.sink.Sequences(); len(seqs) > 1 {
+		if dir := seqs[len(seqs)-1].Dir; from.IsZero() || !strings.HasPrefix(from.File, dir+"/") {
+			st, err := r.sink.State()
+			if err != nil {
+				return false, &sinkError{err}
+			}
+			from, r.switchGTID = binlog.Pos{}, st.Maria.Pos().String()
+		}
+	}
+	from.File = binlog.MasterName(from.File)
 	if r.flavor == "" || from.IsZero() {
 		start, err := r.prepare(ctx, from)
 		if err != nil {
@@ -366,11 +428,18 @@ func (r *Replica) prepare(ctx context.Context, from binlog.Pos) (binlog.Pos, err
 	if !from.IsZero() {
 		return from, nil
 	}
+	if r.switchGTID != "" {
+		name, err := r.gtidFile(ctx, r.switchGTID)
+		if err != nil {
+			return from, err
+		}
+		return binlog.Pos{File: name, Offset: 4}, nil
+	}
 	switch r.cfg.Start.Kind {
 	case "file":
 		return binlog.Pos{File: r.cfg.Start.Pos.File, Offset: 4}, nil
 	case "gtid":
-		name, err := r.gtidFile(ctx)
+		name, err := r.gtidFile(ctx, r.cfg.Start.GTID)
 		if err != nil {
 			return from, err
 		}
@@ -392,16 +461,16 @@ func (r *Replica) prepare(ctx context.Context, from binlog.Pos) (binlog.Pos, err
 // gtidFile finds the binlog file that holds the start GTID: it opens a
 // GTID dump and reads the file name from the artificial ROTATE that
 // starts it. The mirror is then fetched from that file's start.
-func (r *Replica) gtidFile(ctx context.Context) (string, error) {
+func (r *Replica) gtidFile(ctx context.Context, gtid string) (string, error) {
 	var set mysql.GTIDSet
 	var err error
 	if r.flavor == mysql.MariaDBFlavor {
-		set, err = mysql.ParseMariadbGTIDSet(r.cfg.Start.GTID)
+		set, err = mysql.ParseMariadbGTIDSet(gtid)
 	} else {
-		set, err = mysql.ParseMysqlGTIDSet(r.cfg.Start.GTID)
+		set, err = mysql.ParseMysqlGTIDSet(gtid)
 	}
 	if err != nil {
-		return "", fmt.Errorf("start gtid %q: %w", r.cfg.Start.GTID, err)
+		return "", fmt.Errorf("start gtid %q: %w", gtid, err)
 	}
 	useTLS, err := r.cfg.TLS.Use(!r.plaintext)
 	if err != nil {

@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -190,6 +191,15 @@ func (s *pauseSink) Rollback() error { return nil }
 
 // WaitDurable has nothing to wait for: the sink stores nothing.
 func (s *pauseSink) WaitDurable(<-chan struct{}) error { return nil }
+
+// State, Sequences and Switch: one master, nothing stored.
+func (s *pauseSink) State() (binlog.State, error) {
+	return binlog.State{Maria: binlog.NewBinlogState(nil)}, nil
+}
+func (s *pauseSink) Sequences() []binlog.Sequence { return []binlog.Sequence{{}} }
+func (s *pauseSink) Switch(master string, id uint32) error {
+	return errors.New("pauseSink: no failover")
+}
 
 func (s *pauseSink) StartFile(name string) error {
 	if name == s.pauseFile {

@@ -32,6 +32,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	})
 	r.m.up.Set(1)
 	r.m.following(r.cfg.Addr(), r.masterID.Load())
+	r.fo.downSince = time.Time{}
 
 	// The stall watchdog: a link on which replink has waited to read for
 	// 3 heartbeat periods with nothing arriving is dead even if its socket
@@ -65,6 +66,16 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		}
 	}()
 
+	// With candidates, a master read-only for failover-wait ends the
+	// stream: a failover manager is at work (failover.go).
+	readOnly := make(chan struct{})
+	if r.watching() {
+		go r.watchReadOnly(ctx, useTLS, func() {
+			close(readOnly)
+			_ = a.Wire.Close()
+		})
+	}
+
 	h := &handler{r: r, file: from.File, done: ctx.Done()}
 	err = h.run(d)
 	// The link is down from here: say so before ending the dump thread,
@@ -78,6 +89,8 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	select {
 	case <-stalled:
 		return progressed, errStall
+	case <-readOnly:
+		return progressed, errReadOnly
 	default:
 	}
 	if parent.Err() != nil {

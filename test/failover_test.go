@@ -1,12 +1,16 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/diagnose"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
@@ -187,4 +191,130 @@ func TestDiagnoseCandidates(t *testing.T) {
 		hint   string
 	}{false, "other", "two writable servers"}
 	check("M2 writable beside M1")
+}
+
+// failoverStack is the topology with replink following M1 (candidates
+// M2 and M3) and, behind replink, a GTID slave and a file/position slave
+// over TLS.
+type failoverStack struct {
+	*failoverTopology
+	r            *Replink
+	gtid, byFile *Server
+}
+
+func newFailoverStack(t *testing.T) *failoverStack {
+	t.Helper()
+	ft := newFailoverTopology(t)
+	ft.m1.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, note VARCHAR(40))")
+	r := StartReplink(t, ft.p, ft.m1.Port, ReplinkOptions{Users: slaveUsers(), Candidates: []int{ft.m2.Port, ft.m3.Port},
+		Start: replica.Start{Kind: "file", Pos: binlog.Pos{File: "mariadb-bin.000001", Offset: 4}}})
+	fs := &failoverStack{failoverTopology: ft, r: r}
+	fs.gtid = StartServer(t, "gtidslave", ServerOptions{ServerID: 11})
+	changeMaster(t, fs.gtid, ft.p, r.Port, "slave1", "mariadb-bin.000001", "")
+	fs.gtid.Exec("CHANGE MASTER TO MASTER_USE_GTID=slave_pos", "START SLAVE")
+	fs.byFile = StartServer(t, "fileslave", ServerOptions{ServerID: 12})
+	changeMaster(t, fs.byFile, ft.p, r.Port, "slave1", "mariadb-bin.000001", "")
+	fs.byFile.Exec("START SLAVE")
+	return fs
+}
+
+// write inserts n rows on m from id on.
+func write(m *Server, from, n int, note string) {
+	for i := from; i < from+n; i++ {
+		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, '%s')", i, note))
+	}
+}
+
+// waitRows waits until s has the row id, failing on a slave error.
+func waitRows(t *testing.T, s *Server, id int, limit time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for deadline := start.Add(limit); ; time.Sleep(20 * time.Millisecond) {
+		if st := s.SlaveStatus(); st["Last_IO_Error"] != "" || st["Last_SQL_Error"] != "" {
+			t.Fatalf("%s: IO error %q, SQL error %q", s.Name, st["Last_IO_Error"], st["Last_SQL_Error"])
+		}
+		if rows, err := s.TryQuery(fmt.Sprintf("SELECT 1 FROM app.t WHERE id = %d", id)); err == nil && len(rows) == 1 {
+			return time.Since(start)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not have row %d after %s: %v", s.Name, id, limit, s.SlaveStatus())
+		}
+	}
+}
+
+// sameBytes checks that replink's relay file path is the server's file
+// name, or its prefix while the server writes on.
+func sameBytes(t *testing.T, r *Replink, path string, s *Server) {
+	t.Helper()
+	got, err := os.ReadFile(filepath.Join(r.Dir, path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(s.DataDir, binlog.MasterName(path)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The FDE's in-use flag may differ (a file still open on its server).
+	const flags = 4 + 17
+	if len(got) > len(want) || !bytes.Equal(got[:flags], want[:flags]) || !bytes.Equal(got[flags+2:], want[flags+2:len(got)]) {
+		t.Fatalf("relay file %s (%d bytes) is not %s's %s (%d bytes)", path, len(got), s.Name, binlog.MasterName(path), len(want))
+	}
+}
+
+// TestPlannedSwitchover: a switchover as orchestrator runs it (M1
+// read-only, M2 caught up, M2 promoted, M3 and the writer moved to M2)
+// under a writer. replink follows M2 by itself; its GTID slave and its
+// file/position slave go on with no CHANGE MASTER and no error, with
+// every row once; M1's files in replink are M1's bytes, M2's M2's.
+func TestPlannedSwitchover(t *testing.T) {
+	fs := newFailoverStack(t)
+	write(fs.m1, 1, 50, "on m1")
+	waitRows(t, fs.gtid, 50, 30*time.Second)
+	waitRows(t, fs.byFile, 50, 30*time.Second)
+
+	fs.m1.Exec("SET GLOBAL read_only = ON")
+	waitHas(t, fs.m1, fs.m2)
+	waitHas(t, fs.m1, fs.m3)
+	fs.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promoted := time.Now()
+	fs.m3.Exec("STOP SLAVE", fmt.Sprintf("CHANGE MASTER TO MASTER_PORT=%d", fs.m2.Port), "START SLAVE")
+	write(fs.m2, 51, 50, "on m2")
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		waitRows(t, s, 51, 60*time.Second)
+		t.Logf("%s streams again %s after M2's promotion", s.Name, time.Since(promoted).Round(10*time.Millisecond))
+	}
+	write(fs.m2, 101, 50, "on m2, later")
+	want := fs.m2.Checksum("app.t")
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		waitRows(t, s, 150, 30*time.Second)
+		if got := s.Checksum("app.t"); got != want {
+			t.Fatalf("%s: checksum %s, M2 %s", s.Name, got, want)
+		}
+		if n := s.Query("SELECT COUNT(*) FROM app.t")[0][0]; n != "150" {
+			t.Fatalf("%s has %s rows, want 150", s.Name, n)
+		}
+	}
+	if st := fs.byFile.SlaveStatus(); st["Master_Host"] != "127.0.0.1" || st["Master_Port"] != fmt.Sprint(fs.r.Port) {
+		t.Fatalf("the file/position slave's master changed: %v", st)
+	}
+	t.Logf("file/position slave at %s:%s", fs.byFile.SlaveStatus()["Master_Log_File"], fs.byFile.SlaveStatus()["Read_Master_Log_Pos"])
+	if v := counterValue(t, fs.r.Reg, "replink_master_switches_total", map[string]string{"result": "ok"}); v != 1 {
+		t.Fatalf("replink_master_switches_total{result=\"ok\"} = %v, want 1", v)
+	}
+	if v := counterValue(t, fs.r.Reg, "replink_master_info", map[string]string{"address": fs.m2.Addr(), "server_id": "2"}); v != 1 {
+		t.Fatalf("replink_master_info for M2 = %v, want 1", v)
+	}
+	waitCaughtUp(t, fs.m2, fs.r, 20*time.Second)
+	seqs := fs.r.Log.Sequences()
+	if len(seqs) != 2 || seqs[1].Master != fs.m2.Addr() || seqs[1].CrossFile == "" {
+		t.Fatalf("sequences %+v, want M2's after M1's with a crossing point", seqs)
+	}
+	for _, f := range fs.r.Log.Files() {
+		if strings.HasPrefix(f, seqs[1].Dir+"/") {
+			sameBytes(t, fs.r, f, fs.m2)
+		} else {
+			sameBytes(t, fs.r, f, fs.m1)
+		}
+	}
+	t.Logf("relay log: %v, crossing at %s:%d", fs.r.Log.Files(), seqs[1].CrossFile, seqs[1].CrossPos)
 }

@@ -62,6 +62,11 @@ type ReplinkOptions struct {
 	// Relay limits (relay defaults when zero).
 	HandshakeTimeout time.Duration
 	MaxConnections   int
+	// Candidates are the ports of servers that may be promoted, reached
+	// as the master is; FailoverWait is [master] failover-wait (1s when
+	// zero and there are candidates).
+	Candidates   []int
+	FailoverWait time.Duration
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -103,6 +108,15 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	if err != nil {
 		t.Fatal(err)
 	}
+	var candidates []replica.Endpoint
+	for _, port := range o.Candidates {
+		c := *o.Master
+		c.Port = port
+		candidates = append(candidates, c)
+	}
+	if o.FailoverWait == 0 {
+		o.FailoverWait = time.Second
+	}
 	cfg := daemon.Config{
 		Master: replica.Config{
 			Endpoint:        *o.Master,
@@ -111,6 +125,8 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 			HeartbeatPeriod: o.Heartbeat,
 			SemiSync:        o.SemiSync,
 			MaxBackoff:      o.MaxBackoff,
+			Candidates:      candidates,
+			FailoverWait:    o.FailoverWait,
 		},
 		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: o.ServerID, TLS: ts, Users: o.Users, Retain: o.Retain, KeepForAbsentSlaves: o.KeepForAbsent,
 			HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections},

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
 )
 
@@ -21,7 +22,7 @@ func waitCaughtUp(t *testing.T, m *Server, s *Replink, timeout time.Duration) {
 	for {
 		file, pos := m.MasterStatus()
 		got := s.Log.Durable()
-		if got.File == file && got.Offset == pos {
+		if binlog.MasterName(got.File) == file && got.Offset == pos {
 			return
 		}
 		if time.Now().After(deadline) {
