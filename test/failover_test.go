@@ -318,3 +318,103 @@ func TestPlannedSwitchover(t *testing.T) {
 	}
 	t.Logf("relay log: %v, crossing at %s:%d", fs.r.Log.Files(), seqs[1].CrossFile, seqs[1].CrossPos)
 }
+
+// TestCrashFailover: M1 is killed (-9) and a caught-up M2 promoted:
+// replink, its master unreachable for failover-wait, follows M2, and its
+// slaves go on with no error and every row once.
+func TestCrashFailover(t *testing.T) {
+	fs := newFailoverStack(t)
+	write(fs.m1, 1, 50, "on m1")
+	waitRows(t, fs.gtid, 50, 30*time.Second)
+	waitRows(t, fs.byFile, 50, 30*time.Second)
+	waitHas(t, fs.m1, fs.m2)
+	waitHas(t, fs.m1, fs.m3)
+	fs.m1.Kill()
+	fs.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promoted := time.Now()
+	fs.m3.Exec("STOP SLAVE", fmt.Sprintf("CHANGE MASTER TO MASTER_PORT=%d", fs.m2.Port), "START SLAVE")
+	write(fs.m2, 51, 50, "on m2")
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		waitRows(t, s, 100, 60*time.Second)
+		t.Logf("%s has M2's rows %s after its promotion (M1 killed at the promotion; failover-wait 1s)", s.Name, time.Since(promoted).Round(10*time.Millisecond))
+	}
+	want := fs.m2.Checksum("app.t")
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		if got, n := s.Checksum("app.t"), s.Query("SELECT COUNT(*) FROM app.t")[0][0]; got != want || n != "100" {
+			t.Fatalf("%s: checksum %s with %s rows, M2 %s with 100", s.Name, got, n, want)
+		}
+	}
+	if v := counterValue(t, fs.r.Reg, "replink_master_switches_total", map[string]string{"result": "ok"}); v != 1 {
+		t.Fatalf("replink_master_switches_total{result=\"ok\"} = %v, want 1", v)
+	}
+}
+
+// TestFailoverRefusals: replink never follows a server that lacks what it
+// has, nor chooses between two writable servers. M2, cut off from M1
+// before M1's last writes, is promoted: replink stays unattached naming
+// the GTIDs M2 lacks, and serves nothing of M2's; M3, which has them, is
+// promoted instead: replink follows it. Then two servers writable at once:
+// no switch.
+func TestFailoverRefusals(t *testing.T) {
+	fs := newFailoverStack(t)
+	write(fs.m1, 1, 20, "on m1")
+	waitHas(t, fs.m1, fs.m2)
+	fs.m2.Exec("STOP SLAVE")
+	write(fs.m1, 21, 10, "m2 never gets these")
+	waitHas(t, fs.m1, fs.m3)
+	waitRows(t, fs.gtid, 30, 30*time.Second)
+	waitRows(t, fs.byFile, 30, 30*time.Second)
+	missing := fs.m1.Query("SELECT @@gtid_binlog_pos")[0][0]
+
+	fs.m1.Exec("SET GLOBAL read_only = ON")
+	fs.m2.Exec("RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	waitUntil(t, 20*time.Second, func() bool {
+		return counterValue(t, fs.r.Reg, "replink_master_switches_total", map[string]string{"result": "diverged"}) == 1
+	})
+	st := fs.r.Replica.Status()
+	if st.State != "unattached" || st.LastReason != "diverged" || !strings.Contains(st.LastError, missing) || st.Master != fs.m1.Addr() {
+		t.Fatalf("status %+v, want unattached, diverged, naming %s, still on M1", st, missing)
+	}
+	if !strings.Contains(fs.r.Logs(), "missing="+missing) {
+		t.Fatalf("the log does not name the missing GTID %s", missing)
+	}
+	fs.m2.Exec("INSERT INTO app.t VALUES (1000, 'written on the diverged m2')")
+	time.Sleep(3 * time.Second) // three failover-waits: replink must stay away from M2
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		if rows := s.Query("SELECT COUNT(*) FROM app.t WHERE id = 1000")[0][0]; rows != "0" {
+			t.Fatalf("%s got a row of the diverged M2", s.Name)
+		}
+	}
+	if v := counterValue(t, fs.r.Reg, "replink_master_switches_total", map[string]string{"result": "diverged"}); v != 1 {
+		t.Fatalf("diverged counted %v times for one incident, want 1", v)
+	}
+
+	// The failover manager sets it right: M2 read-only, M3 promoted.
+	fs.m2.Exec("SET GLOBAL read_only = ON")
+	fs.m3.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	write(fs.m3, 31, 10, "on m3")
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		waitRows(t, s, 40, 30*time.Second)
+	}
+	if fs.r.Replica.Status().Master != fs.m3.Addr() {
+		t.Fatalf("following %s, want M3", fs.r.Replica.Status().Master)
+	}
+
+	// Two writable servers: no switch.
+	fs.m3.Exec("SET GLOBAL read_only = ON")
+	fs.m1.Exec("SET GLOBAL read_only = OFF")
+	fs.m2.Exec("SET GLOBAL read_only = OFF")
+	waitUntil(t, 20*time.Second, func() bool {
+		return counterValue(t, fs.r.Reg, "replink_master_switches_total", map[string]string{"result": "ambiguous"}) == 1
+	})
+	if st := fs.r.Replica.Status(); st.State != "unattached" || st.Master != fs.m3.Addr() ||
+		!strings.Contains(st.LastError, fs.m1.Addr()) || !strings.Contains(st.LastError, fs.m2.Addr()) {
+		t.Fatalf("status %+v, want unattached, still M3, naming M1 and M2", st)
+	}
+	want := fs.m3.Checksum("app.t")
+	for _, s := range []*Server{fs.gtid, fs.byFile} {
+		if got := s.Checksum("app.t"); got != want {
+			t.Fatalf("%s: checksum %s, M3 %s", s.Name, got, want)
+		}
+	}
+}
