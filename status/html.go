@@ -46,7 +46,9 @@ code{font-size:.92em} .muted{color:#777;font-size:.9em}
 <h2>Master link</h2>
 <table>
 <tr><td class="k">state</td><td class="{{stateClass .Master.State}}">{{.Master.State}} for {{ago .Master.Since .Now}}</td></tr>
-<tr><td class="k">server</td><td>{{.Master.ServerVersion}} {{if .Master.Flavor}}({{.Master.Flavor}}){{end}}</td></tr>
+<tr><td class="k">server</td><td>{{if .Master.Master}}<code>{{.Master.Master}}</code> {{end}}{{.Master.ServerVersion}} {{if .Master.Flavor}}({{.Master.Flavor}}){{end}}</td></tr>
+{{range .Master.Switches}}<tr><td class="k">switched</td><td>{{date .Time}}: from <code>{{.From}}</code> to <code>{{.To}}</code> (server_id {{.ServerID}})</td></tr>
+{{end}}
 <tr><td class="k">TLS</td><td>{{if .Master.TLSVersion}}{{.Master.TLSVersion}} <code>{{.Master.Cipher}}</code>{{else if eq .Master.State "streaming"}}<span class="bad">none: plaintext</span>{{else}}—{{end}}</td></tr>
 <tr><td class="k">position</td><td><code>{{.Relay.Position}}</code> (durable <code>{{.Relay.Durable}}</code>)</td></tr>
 <tr><td class="k">lag</td><td>{{printf "%.1f" .LagSec}} s</td></tr>

@@ -147,6 +147,12 @@ func ValidateWebConfig(path string) error {
 func WriteText(w io.Writer, d Doc, now time.Time) {
 	m := d.Master
 	fmt.Fprintf(w, "master:     %s since %s (%s)\n", m.State, m.Since.Format(time.RFC3339), now.Sub(m.Since).Round(time.Second))
+	if m.Master != "" {
+		fmt.Fprintf(w, "following:  %s\n", m.Master)
+	}
+	for _, sw := range m.Switches {
+		fmt.Fprintf(w, "switched:   %s from %s to %s (server_id %d)\n", sw.Time.Format(time.RFC3339), sw.From, sw.To, sw.ServerID)
+	}
 	if m.ServerVersion != "" {
 		fmt.Fprintf(w, "server:     %s (%s)\n", m.ServerVersion, m.Flavor)
 	}
