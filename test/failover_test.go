@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -228,9 +229,16 @@ func write(m *Server, from, n int, note string) {
 // waitRows waits until s has the row id, failing on a slave error.
 func waitRows(t *testing.T, s *Server, id int, limit time.Duration) time.Duration {
 	t.Helper()
+	return waitRowsIO(t, s, id, limit, true)
+}
+
+// waitRowsIO is waitRows that takes an IO thread error (the slave
+// reconnecting to a replink that restarts) as fatal only when ioFatal.
+func waitRowsIO(t *testing.T, s *Server, id int, limit time.Duration, ioFatal bool) time.Duration {
+	t.Helper()
 	start := time.Now()
 	for deadline := start.Add(limit); ; time.Sleep(20 * time.Millisecond) {
-		if st := s.SlaveStatus(); st["Last_IO_Error"] != "" || st["Last_SQL_Error"] != "" {
+		if st := s.SlaveStatus(); ioFatal && st["Last_IO_Error"] != "" || st["Last_SQL_Error"] != "" {
 			t.Fatalf("%s: IO error %q, SQL error %q", s.Name, st["Last_IO_Error"], st["Last_SQL_Error"])
 		}
 		if rows, err := s.TryQuery(fmt.Sprintf("SELECT 1 FROM app.t WHERE id = %d", id)); err == nil && len(rows) == 1 {
@@ -416,5 +424,50 @@ func TestFailoverRefusals(t *testing.T) {
 		if got := s.Checksum("app.t"); got != want {
 			t.Fatalf("%s: checksum %s, M3 %s", s.Name, got, want)
 		}
+	}
+}
+
+// TestKilledDuringASwitch: the replink binary, configured with
+// candidates in its TOML, is killed (-9) the moment it has started the
+// new master's files during a switchover, and started again: it goes on
+// with the new master (not host, which is read-only), and its slave gets
+// every row once.
+func TestKilledDuringASwitch(t *testing.T) {
+	ft := newFailoverTopology(t)
+	ft.m1.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, note VARCHAR(40))")
+	relayPort, metricsPort := FreePort(t), FreePort(t)
+	conf := WriteReplinkConfigWith(t, ft.p, ft.m1.Port, relayPort, metricsPort, t.TempDir(),
+		ConfigOptions{Start: "file:mariadb-bin.000001:4", Candidates: []int{ft.m2.Port, ft.m3.Port}})
+	logFile := filepath.Join(t.TempDir(), "replink.log")
+	proc := StartProcess(t, conf, logFile)
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 11})
+	changeMaster(t, slave, ft.p, relayPort, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	write(ft.m1, 1, 30, "on m1")
+	waitRows(t, slave, 30, 30*time.Second)
+
+	ft.m1.Exec("SET GLOBAL read_only = ON")
+	waitHas(t, ft.m1, ft.m2)
+	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	waitUntil(t, 20*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		return bytes.Contains(b, []byte("a new master's files follow"))
+	})
+	proc.Signal(syscall.SIGKILL)
+	if !proc.Wait(10 * time.Second) {
+		t.Fatal("replink survived SIGKILL")
+	}
+	write(ft.m2, 31, 30, "on m2")
+	proc.Restart()
+	waitRowsIO(t, slave, 60, 60*time.Second, false)
+	if got, want := slave.Checksum("app.t"), ft.m2.Checksum("app.t"); got != want {
+		t.Fatalf("checksum slave %s, M2 %s", got, want)
+	}
+	if n := slave.Query("SELECT COUNT(*) FROM app.t")[0][0]; n != "60" {
+		t.Fatalf("slave has %s rows, want 60", n)
+	}
+	b, _ := os.ReadFile(logFile)
+	if !bytes.Contains(b, []byte("following the master the relay log switched to before the restart")) {
+		t.Fatalf("after the restart replink did not say it follows M2:\n%s", b)
 	}
 }

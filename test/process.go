@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -112,6 +113,9 @@ type ConfigOptions struct {
 	ServerID uint32 // [master] server-id; replink's default when zero
 	Sync     string // [relay] sync; "transaction" when empty
 	LogLevel string // [log] level; "debug" when empty
+	// Candidates are the ports of [master] candidates on 127.0.0.1, with
+	// failover-wait 1s.
+	Candidates []int
 }
 
 // WriteReplinkConfigWith is WriteReplinkConfig with other settings.
@@ -131,6 +135,13 @@ func WriteReplinkConfigWith(t testing.TB, p *PKI, masterPort, relayPort, metrics
 	}
 	if o.ServerID != 0 {
 		extra += fmt.Sprintf("server-id = %d\n", o.ServerID)
+	}
+	if len(o.Candidates) > 0 {
+		var c []string
+		for _, port := range o.Candidates {
+			c = append(c, fmt.Sprintf("%q", fmt.Sprintf("127.0.0.1:%d", port)))
+		}
+		extra += fmt.Sprintf("candidates = [%s]\nfailover-wait = \"1s\"\n", strings.Join(c, ", "))
 	}
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "repl.pass")
