@@ -18,6 +18,10 @@ import (
 // Diverged or ambiguous, it stays unattached and looks again every
 // FailoverWait until that changes.
 
+// errUpstreamSwitched ends a stream from a replink upstream that crossed
+// to a new master's files: this relay log starts a sequence too.
+var errUpstreamSwitched = errors.New("the replink upstream follows a new master")
+
 // errReadOnly ends a stream whose master has been read-only for
 // FailoverWait: a failover manager is at work.
 var errReadOnly = errors.New("the master has been read-only for failover-wait")

@@ -215,6 +215,20 @@ func (r *Replica) Run(ctx context.Context) error {
 		if r.fo.downSince.IsZero() {
 			r.fo.downSince = time.Now()
 		}
+		if errors.Is(err, errUpstreamSwitched) {
+			// A replink upstream switched masters: so does this relay log,
+			// on the same upstream.
+			if err := r.sink.Rollback(); err != nil {
+				r.log.Error("following the upstream's new master: cutting back the partial transaction failed", "error", err)
+			} else if err := r.sink.Switch(r.cfg.Addr(), 0); err != nil {
+				r.log.Error("following the upstream's new master: the relay log could not start its files", "error", err)
+			} else {
+				r.log.Warn("the replink upstream follows a new master; so does this relay log", "upstream", r.cfg.Addr())
+				r.m.switches.WithLabelValues("ok").Inc()
+				r.fo.downSince = time.Time{}
+				continue
+			}
+		}
 		if errors.Is(err, errReadOnly) {
 			// Not a failure of the link: a failover manager is at work.
 			r.log.Warn("the master has been read-only for failover-wait; looking for the master", "master", r.cfg.Addr(), "failover_wait", r.cfg.FailoverWait)

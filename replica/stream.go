@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -96,6 +97,9 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	if parent.Err() != nil {
 		return progressed, nil // stopping
 	}
+	if errors.Is(h.err, errUpstreamSwitched) {
+		return progressed, errUpstreamSwitched
+	}
 	if h.err != nil {
 		return progressed, &sinkError{h.err}
 	}
@@ -106,6 +110,8 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 type handler struct {
 	r      *Replica
 	file   string // the master's binlog file the events belong to
+	// started: the dump has sent its first event.
+	started bool
 	events int
 	err    error
 	done   <-chan struct{}
@@ -160,10 +166,20 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 			// The master had nothing newer than what we hold.
 			r.caughtUpTo.Store(heartbeatMark(ev.Timestamp(), time.Now()))
 		case binlog.TypeRotate: // the fake ROTATE that names the file a dump starts in
+			if _, pos, err := binlog.RotateTarget(ev); err == nil && h.started && pos > 4 {
+				// Mid-stream, past a file's start: a replink upstream
+				// crossed to a new master's files (relay/dump.go). This
+				// relay log follows with a sequence of its own, each file
+				// fetched from its start.
+				return ev, errUpstreamSwitched
+			}
+			h.started = true
 			return ev, h.startFile(ev)
 		}
+		h.started = true
 		return ev, nil
 	}
+	h.started = true
 	written, err := r.sink.Append(ev)
 	if err != nil || !written {
 		return ev, err

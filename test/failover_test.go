@@ -13,6 +13,7 @@ import (
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/diagnose"
+	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
 )
@@ -470,4 +471,53 @@ func TestKilledDuringASwitch(t *testing.T) {
 	if !bytes.Contains(b, []byte("following the master the relay log switched to before the restart")) {
 		t.Fatalf("after the restart replink did not say it follows M2:\n%s", b)
 	}
+}
+
+// TestChainAcrossASwitchover: master → replink A → replink B → slave,
+// A with the candidates. A follows M2 after a planned switchover; B sees
+// A cross to M2's files and follows with a sequence of its own (each of
+// M2's files fetched from its start), and the slave of B goes on with
+// every row once.
+func TestChainAcrossASwitchover(t *testing.T) {
+	ft := newFailoverTopology(t)
+	ft.m1.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, note VARCHAR(40))")
+	start := replica.Start{Kind: "file", Pos: binlog.Pos{File: "mariadb-bin.000001", Offset: 4}}
+	a := StartReplink(t, ft.p, ft.m1.Port, ReplinkOptions{ServerID: 4001, Start: start, Candidates: []int{ft.m2.Port, ft.m3.Port},
+		Users: []relay.User{{Name: "replinkb", Password: "chainpass", Require: relay.RequireX509, Subject: ClientSubject}}})
+	toA := verifiedEndpoint(t, ft.p, a.Port, "replinkb", "chainpass", true)
+	b := StartReplink(t, ft.p, 0, ReplinkOptions{Master: &toA, ServerID: 4002, Start: start, MaxBackoff: 300 * time.Millisecond, Users: slaveUsers()})
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 11})
+	changeMaster(t, slave, ft.p, b.Port, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+	write(ft.m1, 1, 30, "on m1")
+	waitRows(t, slave, 30, 30*time.Second)
+
+	ft.m1.Exec("SET GLOBAL read_only = ON")
+	waitHas(t, ft.m1, ft.m2)
+	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promoted := time.Now()
+	write(ft.m2, 31, 30, "on m2")
+	waitRows(t, slave, 60, 60*time.Second)
+	t.Logf("the slave of B has M2's rows %s after the promotion", time.Since(promoted).Round(10*time.Millisecond))
+	if got, want := slave.Checksum("app.t"), ft.m2.Checksum("app.t"); got != want {
+		t.Fatalf("checksum slave of B %s, M2 %s", got, want)
+	}
+	if n := slave.Query("SELECT COUNT(*) FROM app.t")[0][0]; n != "60" {
+		t.Fatalf("slave of B has %s rows, want 60", n)
+	}
+	waitCaughtUp(t, ft.m2, b, 20*time.Second)
+	for _, r := range []*Replink{a, b} {
+		seqs := r.Log.Sequences()
+		if len(seqs) != 2 || seqs[1].CrossFile == "" {
+			t.Fatalf("sequences %+v, want two with a crossing point", seqs)
+		}
+		for _, f := range r.Log.Files() {
+			if strings.HasPrefix(f, seqs[1].Dir+"/") {
+				sameBytes(t, r, f, ft.m2)
+			} else {
+				sameBytes(t, r, f, ft.m1)
+			}
+		}
+	}
+	t.Logf("A: %v; B: %v", a.Log.Files(), b.Log.Files())
 }
