@@ -108,13 +108,13 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 
 // handler hands each raw event to the sink.
 type handler struct {
-	r      *Replica
-	file   string // the master's binlog file the events belong to
+	r    *Replica
+	file string // the master's binlog file the events belong to
 	// started: the dump has sent its first event.
 	started bool
-	events int
-	err    error
-	done   <-chan struct{}
+	events  int
+	err     error
+	done    <-chan struct{}
 }
 
 // run hands each event of the dump to the sink until the stream or the
