@@ -86,6 +86,20 @@ func TestDumpCrossesToTheNewMaster(t *testing.T) {
 	conn.Close()
 	waitUnlisted(t, rl.srv)
 
+	// What replink says of its binlogs names the masters' files.
+	ss := &session{s: rl.srv, vars: map[string]string{}}
+	for _, q := range []string{"SHOW MASTER STATUS", "SHOW BINARY LOGS"} {
+		res, err := ss.HandleQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range res.RowDatas {
+			if bytes.Contains(row, []byte("seq-")) {
+				t.Fatalf("%s shows a relay path: %q", q, row)
+			}
+		}
+	}
+
 	// A slave replink never served, with the same name: refused.
 	conn = rl.slave(t)
 	exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")

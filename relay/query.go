@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/replink/replink/binlog"
 )
 
 // HandleQuery answers what slaves, binlog clients and CDC tools ask a
@@ -331,13 +333,15 @@ func (ss *session) show(q, st string) (*mysql.Result, error) {
 			if err != nil {
 				continue
 			}
-			rows = append(rows, []any{f, end})
+			// By the master's names: after a failover, the old master's
+			// files, then the new master's (docs/failover.md).
+			rows = append(rows, []any{binlog.MasterName(f), end})
 		}
 		return resultset([]string{"Log_name", "File_size"}, rows)
 	case up == "SHOW MASTER STATUS" || up == "SHOW BINLOG STATUS" || up == "SHOW BINARY LOG STATUS":
 		cols := []string{"File", "Position", "Binlog_Do_DB", "Binlog_Ignore_DB"}
 		d := ss.s.rlog.Durable()
-		row := []any{d.File, int64(d.Offset), "", ""}
+		row := []any{binlog.MasterName(d.File), int64(d.Offset), "", ""}
 		if ss.s.mysqlSource() {
 			cols = append(cols, "Executed_Gtid_Set") // as MySQL 5.6 and later
 			e, _, _, err := ss.s.mysqlExecuted()
