@@ -220,3 +220,16 @@ func (b *BinlogState) Lacks(other *BinlogState) []MariaGTID {
 	})
 	return out
 }
+
+// MaxSeq is the highest sequence number b holds in domain (0, false when
+// it holds none there).
+func (b *BinlogState) MaxSeq(domain uint32) (uint64, bool) {
+	var max uint64
+	found := false
+	for k, seq := range b.seqs {
+		if k[0] == domain && (!found || seq > max) {
+			max, found = seq, true
+		}
+	}
+	return max, found
+}

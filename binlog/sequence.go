@@ -178,14 +178,21 @@ func (l *Log) pathOf(name string) string {
 
 // crossing records, before ev is written at l.cur, whether ev begins the
 // first transaction of the current sequence that the relay log did not
-// have at the switch: readers from the previous sequence go on there. It
-// is recorded durably before anything of that transaction is.
+// have at the switch and that comes after all it had in its domain:
+// readers from the previous sequence go on there. It is recorded durably
+// before anything of that transaction is.
 func (l *Log) crossing(ev Event) error {
 	if l.have == nil || ev.Type() != TypeMariaGTID {
 		return nil
 	}
 	g, ok := GTIDOf(ev, l.groups.Checksum())
 	if !ok || l.have.Has(g) {
+		return nil
+	}
+	if max, ok := l.have.MaxSeq(g.Domain); ok && g.Seq <= max {
+		// Older than what the relay log has in its domain: a transaction
+		// of the new master's own from before (an errant one), which a
+		// master does not send a slave past it either.
 		return nil
 	}
 	l.mu.Lock()

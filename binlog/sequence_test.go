@@ -96,6 +96,7 @@ func TestSwitchToANewMaster(t *testing.T) {
 	var s2 stream
 	appendFrom(t, l, &s2, 2, typedBody{TypeFormatDescription, fdeBody()}, typedBody{TypeMariaGTIDList, gtidListBody(0, 1, 1)})
 	appendFrom(t, l, &s2, 1, txn(2)...) // replicated by the new master before its promotion
+	appendFrom(t, l, &s2, 2, txn(1)...) // the new master's own, from long before: not new
 	appendFrom(t, l, &s2, 1, txn(3)...)
 	if _, _, ok := l.NextStart("mariadb-bin.000001"); ok {
 		t.Fatal("a reader may cross before the first new transaction arrived")

@@ -186,12 +186,12 @@ type SwitchRecord struct {
 	ServerID uint32    `json:"server_id"`
 }
 
-// watchReadOnly asks the followed server @@read_only on a connection of
-// its own every period while the stream runs, and calls stop once it has
-// answered read-only for FailoverWait. It returns when ctx ends.
-func (r *Replica) watchReadOnly(ctx context.Context, useTLS bool, stop func()) {
-	period := min(max(r.cfg.FailoverWait/5, 100*time.Millisecond), time.Second)
-	c, _, err := r.cfg.connect(ctx, "master", r.tlsm, useTLS)
+// watchReadOnly asks ep, the followed server, @@read_only on a
+// connection of its own every period while the stream runs, and calls
+// stop once it has answered read-only for wait. It returns when ctx ends.
+func (r *Replica) watchReadOnly(ctx context.Context, ep Endpoint, wait time.Duration, useTLS bool, stop func()) {
+	period := min(max(wait/5, 100*time.Millisecond), time.Second)
+	c, _, err := ep.connect(ctx, "master", r.tlsm, useTLS)
 	if err != nil {
 		r.log.Debug("cannot watch the master's read_only", "error", err)
 		return
@@ -205,7 +205,7 @@ func (r *Replica) watchReadOnly(ctx context.Context, useTLS bool, stop func()) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			_ = c.SetDeadline(now.Add(r.cfg.ConnectTimeout))
+			_ = c.SetDeadline(now.Add(ep.ConnectTimeout))
 			res, err := c.Execute("SELECT @@global.read_only")
 			if err != nil {
 				return // the stream notices a dead master by itself
@@ -216,8 +216,8 @@ func (r *Replica) watchReadOnly(ctx context.Context, useTLS bool, stop func()) {
 				since = time.Time{}
 			case since.IsZero():
 				since = now
-				r.log.Info("the master is read-only; a failover may be under way", "master", r.cfg.Addr(), "failover_wait", r.cfg.FailoverWait)
-			case now.Sub(since) >= r.cfg.FailoverWait:
+				r.log.Info("the master is read-only; a failover may be under way", "master", ep.Addr(), "failover_wait", wait)
+			case now.Sub(since) >= wait:
 				stop()
 				return
 			}

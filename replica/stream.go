@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/replink/replink/binlog"
@@ -70,12 +71,20 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	// With candidates, a master read-only for failover-wait ends the
 	// stream: a failover manager is at work (failover.go).
 	readOnly := make(chan struct{})
+	var watch sync.WaitGroup
 	if r.watching() {
-		go r.watchReadOnly(ctx, useTLS, func() {
-			close(readOnly)
-			_ = a.Wire.Close()
-		})
+		watch.Add(1)
+		go func() {
+			defer watch.Done()
+			r.watchReadOnly(ctx, r.cfg.Endpoint, r.cfg.FailoverWait, useTLS, func() {
+				close(readOnly)
+				_ = a.Wire.Close()
+			})
+		}()
 	}
+	// The watch ends before the stream returns: the next master may be
+	// another server.
+	defer func() { cancel(); watch.Wait() }()
 
 	h := &handler{r: r, file: from.File, done: ctx.Done()}
 	err = h.run(d)
