@@ -377,7 +377,7 @@ func (l *Log) create(name string) error {
 	l.cur = Pos{File: name, Offset: 4}
 	l.groups.Reset()
 	l.moveTo(l.cur)
-	return syncDir(l.dir)
+	return syncDir(filepath.Dir(path)) // the data-dir, or a sequence's directory in it
 }
 
 // writeIndex replaces the index file with files, atomically.
@@ -850,8 +850,8 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
 		}
-		if dir := filepath.Dir(name); dir != "." {
-			os.Remove(l.path(dir)) // a sequence's directory, once empty
+		if dir := filepath.Dir(name); dir != "." && os.Remove(l.path(dir)) == nil { // a sequence's directory, once empty
+			_ = syncDir(l.dir)
 		}
 	}
 	return purge, nil

@@ -213,9 +213,12 @@ func (l *Log) crossing(ev Event) error {
 
 // NextStart is where a reader goes on after the complete file path: the
 // next file from offset 4, or, at the end of a sequence, the next
-// sequence's crossing point. ok is false when there is none yet (path is
-// the newest file, or the crossing point has not arrived) or path is not
-// in the index.
+// sequence's crossing point once it is durable. A sequence that never got
+// a crossing point (the master was left again before it sent anything
+// new) holds nothing new: the reader goes on to the next sequence's. ok
+// is false when there is nowhere to go yet (path is the newest file, or
+// the crossing point has not arrived or is not durable yet) or path is
+// not in the index.
 func (l *Log) NextStart(path string) (next string, start uint32, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -224,13 +227,26 @@ func (l *Log) NextStart(path string) (next string, start uint32, ok bool) {
 		return "", 0, false
 	}
 	next = l.files[i+1]
-	if k := seqOf(next); k != seqOf(path) {
-		if k >= len(l.seqs) || !l.seqs[k].crossKnown() {
+	k := seqOf(path)
+	if seqOf(next) == k {
+		return next, 4, true
+	}
+	for j := k + 1; j < len(l.seqs); j++ {
+		s := l.seqs[j]
+		if !s.crossKnown() {
+			if j == len(l.seqs)-1 {
+				return "", 0, false // still to come
+			}
+			continue // left before anything new: all of it is in the next one's Have
+		}
+		// Durable up to the crossing point, or past its file.
+		c, d := indexOf(l.files, s.CrossFile), indexOf(l.files, l.durable.File)
+		if c < 0 || d < c || d == c && l.durable.Offset <= s.CrossPos {
 			return "", 0, false
 		}
-		return l.seqs[k].CrossFile, l.seqs[k].CrossPos, true
+		return s.CrossFile, s.CrossPos, true
 	}
-	return next, 4, true
+	return "", 0, false
 }
 
 // Resolve lists the relay files a master's file name may be, oldest

@@ -173,3 +173,59 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+// A crossing point is taken only once it is durable; a master left again
+// before it sent anything new is stepped over; and the relay log's state
+// never goes back below what it had at a switch, though a new master's
+// file begins with its own older GTID_LIST.
+func TestSwitchTwiceAndDurableCrossing(t *testing.T) {
+	l := logWithFiles(t, t.TempDir())
+	if err := l.StartFile("mariadb-bin.000007"); err != nil {
+		t.Fatal(err)
+	}
+	var s1 stream
+	appendFrom(t, l, &s1, 1, typedBody{TypeFormatDescription, fdeBody()}, typedBody{TypeMariaGTIDList, gtidListBody(0, 1, 0)})
+	for seq := uint64(1); seq <= 3; seq++ {
+		appendFrom(t, l, &s1, 1, txn(seq)...)
+	}
+	state := func(want string) {
+		t.Helper()
+		st, err := l.State()
+		if err != nil || st.Maria.String() != want {
+			t.Fatalf("state %v (%v), want %s", st.Maria, err, want)
+		}
+	}
+	// M2: only what replink has, then left.
+	if err := l.Switch("m2:3306", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartFile("mariadb-bin.000002"); err != nil {
+		t.Fatal(err)
+	}
+	var s2 stream
+	appendFrom(t, l, &s2, 2, typedBody{TypeFormatDescription, fdeBody()}, typedBody{TypeMariaGTIDList, gtidListBody(0, 1, 1)})
+	appendFrom(t, l, &s2, 1, txn(2)...)
+	state("0-1-3") // not 0-1-2: M2's file begins at 0-1-1
+	// M3, which goes further.
+	if err := l.Switch("m3:3306", 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.StartFile("mariadb-bin.000005"); err != nil {
+		t.Fatal(err)
+	}
+	var s3 stream
+	appendFrom(t, l, &s3, 3, typedBody{TypeFormatDescription, fdeBody()}, typedBody{TypeMariaGTIDList, gtidListBody(0, 1, 2)})
+	appendFrom(t, l, &s3, 1, txn(3)...)
+	state("0-1-3")
+	cross := s3.off
+	appendFrom(t, l, &s3, 3, typedBody{TypeMariaGTID, gtidBody(4, false)}) // the crossing transaction, not complete yet
+	if _, _, ok := l.NextStart("mariadb-bin.000007"); ok {
+		t.Fatal("a reader may cross to a transaction that is not durable")
+	}
+	appendFrom(t, l, &s3, 3, typedBody{30, []byte("rows")}, typedBody{TypeXID, make([]byte, 8)})
+	next, start, ok := l.NextStart("mariadb-bin.000007")
+	if !ok || next != "seq-3/mariadb-bin.000005" || start != cross {
+		t.Fatalf("after M1's file: %s at %d (%v), want M3's crossing point seq-3/mariadb-bin.000005 at %d, past M2's files", next, start, ok, cross)
+	}
+	state("0-1-3,0-3-4")
+}

@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -61,6 +62,18 @@ func (h *headState) look(rl *Log) (State, error) {
 	}
 	if dur := rl.Durable(); newest != h.file || h.maria == nil || dur.File == newest && dur.Offset < h.off {
 		h.reset(newest)
+		// A new master's files begin with its own, older GTID_LIST: what
+		// the relay log had at the switch counts too, or the state would
+		// go back below what slaves were already served.
+		if k := seqOf(newest); k > 0 {
+			if seqs := rl.Sequences(); k < len(seqs) && seqs[k].Have != "" {
+				have, err := ParseBinlogState(seqs[k].Have)
+				if err != nil {
+					return State{}, fmt.Errorf("relay log sequences: %s: have: %w", seqs[k].Dir, err)
+				}
+				h.maria = have
+			}
+		}
 	}
 	if newest != "" {
 		if dur := rl.Durable(); dur.File != newest || dur.Offset != h.off {
@@ -116,11 +129,11 @@ func (h *headState) add(ev Event) error {
 			return err
 		}
 		for _, g := range list {
-			h.maria.Add(g)
+			h.addMaria(g)
 		}
 	case TypeMariaGTID:
 		if g, ok := GTIDOf(ev, h.checksum); ok {
-			h.maria.Add(g)
+			h.addMaria(g)
 		}
 	case TypePreviousGTIDs:
 		prev, err := PreviousGTIDs(ev, h.checksum)
@@ -138,4 +151,13 @@ func (h *headState) add(ev Event) error {
 		h.sawGTID = true
 	}
 	return nil
+}
+
+// addMaria takes in a GTID logged in the newest file, unless the state
+// already holds it or a later one of its server (what a new master's
+// older GTID_LIST and first transactions repeat of the seeded state).
+func (h *headState) addMaria(g MariaGTID) {
+	if !h.maria.Has(g) {
+		h.maria.Add(g)
+	}
 }

@@ -192,7 +192,7 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 // for a log it cannot open. Any other error is returned as it is.
 func purgedErr(file string, err error) error {
 	if errors.Is(err, binlog.ErrPurged) || errors.Is(err, fs.ErrNotExist) {
-		return errBinlog(fmt.Sprintf("Could not open log file '%s': it is no longer in the relay log (purged)", file))
+		return errBinlog(fmt.Sprintf("Could not open log file '%s': it is no longer in the relay log (purged)", binlog.MasterName(file)))
 	}
 	return err
 }
@@ -329,6 +329,12 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 	}
 	for {
 		changed := rl.Changed()
+		if !rl.Has(d.file) {
+			// A new master's file arrives under its sequence's path.
+			if p := rl.Resolve(binlog.MasterName(d.file)); len(p) == 1 {
+				d.file = p[0]
+			}
+		}
 		if rl.Has(d.file) {
 			end, complete, err := rl.Readable(d.file)
 			if err != nil {
@@ -340,7 +346,8 @@ func (d *dumper) waitAvailable(gone <-chan struct{}) error {
 			if complete {
 				// The master's words, with its coordinates: it checks the
 				// position against the file's length before reading.
-				return errBinlog(readErr("Client requested master to start replication from impossible position", d.file, d.pos, d.file, 4, 4))
+				name := binlog.MasterName(d.file)
+				return errBinlog(readErr("Client requested master to start replication from impossible position", name, d.pos, name, 4, 4))
 			}
 		}
 		if d.nonBlock {

@@ -302,7 +302,7 @@ func (s *Server) Away() []RememberedStatus { return s.awayAt(time.Now()) }
 func (s *Server) awayAt(now time.Time) []RememberedStatus {
 	out := []RememberedStatus{}
 	for _, r := range s.absent(now) {
-		out = append(out, RememberedStatus{ServerID: r.ServerID, User: r.User, Peer: r.Peer, Position: fmt.Sprintf("%s:%d", r.File, r.Pos),
+		out = append(out, RememberedStatus{ServerID: r.ServerID, User: r.User, Peer: r.Peer, Position: fmt.Sprintf("%s:%d", binlog.MasterName(r.File), r.Pos),
 			AwaySince: r.LastSeen, LagBytes: s.rlog.BytesAfter(binlog.Pos{File: r.File, Offset: r.Pos}), KeptUntil: r.LastSeen.Add(s.cfg.KeepForAbsentSlaves)})
 	}
 	return out

@@ -46,7 +46,7 @@ type session struct {
 func (ss *session) status() SlaveStatus {
 	ss.mu.Lock()
 	file, pos := ss.curFile, ss.curPos
-	st := SlaveStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: fmt.Sprintf("%s:%d", file, pos), GTID: ss.gtid}
+	st := SlaveStatus{ServerID: ss.serverID, Peer: ss.peer, User: ss.user, Position: fmt.Sprintf("%s:%d", binlog.MasterName(file), pos), GTID: ss.gtid}
 	ss.mu.Unlock()
 	st.LagBytes = ss.s.rlog.BytesAfter(binlog.Pos{File: file, Offset: pos})
 	if ss.tls != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/replink/replink/tlsutil"
@@ -191,24 +192,40 @@ type SwitchRecord struct {
 // stop once it has answered read-only for wait. It returns when ctx ends.
 func (r *Replica) watchReadOnly(ctx context.Context, ep Endpoint, wait time.Duration, useTLS bool, stop func()) {
 	period := min(max(wait/5, 100*time.Millisecond), time.Second)
-	c, _, err := ep.connect(ctx, "master", r.tlsm, useTLS)
-	if err != nil {
-		r.log.Debug("cannot watch the master's read_only", "error", err)
-		return
-	}
-	defer c.Close()
 	t := time.NewTicker(period)
 	defer t.Stop()
+	var c *client.Conn
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
 	var since time.Time
+	warned := false
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
+			// (Re)connect as needed: one failed query must not leave a
+			// planned switchover unnoticed for the rest of the stream.
+			if c == nil {
+				var err error
+				if c, _, err = ep.connect(ctx, "master", r.tlsm, useTLS); err != nil {
+					if !warned {
+						r.log.Warn("cannot ask the master @@read_only; a planned switchover may go unnoticed until it is unreachable", "master", ep.Addr(), "error", err)
+						warned = true
+					}
+					c = nil
+					continue
+				}
+			}
 			_ = c.SetDeadline(now.Add(ep.ConnectTimeout))
 			res, err := c.Execute("SELECT @@global.read_only")
 			if err != nil {
-				return // the stream notices a dead master by itself
+				c.Close()
+				c = nil
+				continue
 			}
 			ro, _ := res.GetInt(0, 0)
 			switch {
