@@ -185,14 +185,11 @@ func (l *Log) crossing(ev Event) error {
 	if l.have == nil || ev.Type() != TypeMariaGTID {
 		return nil
 	}
+	// Older than what the relay log has in its domain is not new either:
+	// a transaction of the new master's own from before (an errant one),
+	// which a master does not send a slave past it.
 	g, ok := GTIDOf(ev, l.groups.Checksum())
-	if !ok || l.have.Has(g) {
-		return nil
-	}
-	if max, ok := l.have.MaxSeq(g.Domain); ok && g.Seq <= max {
-		// Older than what the relay log has in its domain: a transaction
-		// of the new master's own from before (an errant one), which a
-		// master does not send a slave past it either.
+	if !ok || Repeated(l.have, g) {
 		return nil
 	}
 	l.mu.Lock()
@@ -270,4 +267,33 @@ func indexOf(files []string, path string) int {
 		}
 	}
 	return -1
+}
+
+// Repeats says, for a reader of path, which transactions it must not
+// serve again: those of path's sequence's Have (what the relay log had
+// when it switched to that master), for a file of a sequence after the
+// first; nil otherwise. Past the crossing point a new master's binlog
+// may still hold one (a transaction it applied after its first own).
+func (l *Log) Repeats(path string) *BinlogState {
+	k := seqOf(path)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if k <= 0 || k >= len(l.seqs) || l.seqs[k].Have == "" {
+		return nil
+	}
+	have, err := ParseBinlogState(l.seqs[k].Have)
+	if err != nil {
+		return nil // checked when the log was opened
+	}
+	return have
+}
+
+// Repeated reports whether g is one of have's, or older than all have
+// holds of its domain (a new master's own from before: not new either).
+func Repeated(have *BinlogState, g MariaGTID) bool {
+	if have.Has(g) {
+		return true
+	}
+	max, ok := have.MaxSeq(g.Domain)
+	return ok && g.Seq <= max
 }

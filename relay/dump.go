@@ -145,7 +145,8 @@ func (ss *session) dumpFrom(req dumpRequest) error {
 	s.log.Info("slave dump", "peer", ss.peer, "user", ss.user, "server_id", ss.serverID, "file", file, "pos", pos)
 	d := &dumper{ss: ss, r: r, file: file, pos: pos, hb: hb, filter: filter, mysqlGTIDs: mysqlGTIDs, unaware: unaware, artificial: artificial,
 		from: binlog.Pos{File: file, Offset: pos}, nonBlock: req.flags&dumpNonBlock != 0,
-		masterClock: ss.vars["@replink_master_clock"] == "1" && s.cfg.CaughtUpTo != nil}
+		masterClock: ss.vars["@replink_master_clock"] == "1" && s.cfg.CaughtUpTo != nil,
+		replink:     ss.vars["@replink_master_clock"] == "1"}
 	// Flag 2 is Annotate_rows to a MariaDB master, heartbeats of version 2
 	// to a MySQL source (which has no Annotate_rows events to leave out).
 	if s.mysqlSource() {
@@ -284,6 +285,15 @@ type dumper struct {
 	// masterClock: heartbeats carry the master's clock (a replink
 	// downstream set @replink_master_clock; no other client gets it).
 	masterClock bool
+	// replink: the client is a replink (it set @replink_master_clock).
+	replink bool
+	// repeats, in a new master's files after a failover, are the
+	// transactions the relay log had at the switch: never served twice
+	// (a replink downstream mirrors the bytes and skips them itself);
+	// repeating is the group being skipped.
+	repeats   *binlog.BinlogState
+	repeating bool
+	groups    binlog.GroupTracker
 	// capability is @mariadb_slave_capability (0 when unset); compat holds
 	// an event rewritten for it.
 	capability int
@@ -503,6 +513,9 @@ func (d *dumper) fakeRotate() binlog.Event {
 // BINLOG_CHECKPOINT, Annotate_rows) as the client's capability and dump
 // flags take them.
 func (d *dumper) sendEvent(ev binlog.Event, at uint32) error {
+	if d.repeats != nil && d.repeat(ev) {
+		return nil
+	}
 	if d.mysqlGTIDs != nil {
 		skip, err := d.mysqlGTIDs.skip(ev)
 		if err != nil {
@@ -645,17 +658,39 @@ func (d *dumper) run() error {
 	}
 }
 
+// repeat reports whether ev belongs to a transaction the relay log had
+// before switching to the master of the file served (d.repeats).
+func (d *dumper) repeat(ev binlog.Event) bool {
+	if ev.Type() == binlog.TypeMariaGTID {
+		g, _ := binlog.GTIDOf(ev, d.groups.Checksum())
+		d.repeating = binlog.Repeated(d.repeats, g)
+		d.groups.Add(ev)
+		return d.repeating
+	}
+	skip := d.repeating
+	if d.groups.Add(ev) {
+		d.repeating = false
+	}
+	return skip
+}
+
 // enter starts serving r's file at d.pos, as a master starts a dump
 // there: an artificial ROTATE naming it (when rotate), and past the
 // start of the file its FDE first, with log_pos 0 so the slave does not
 // move its position, then the events from d.pos.
 func (d *dumper) enter(r *binlog.Reader, rotate bool) error {
+	d.repeats, d.repeating = nil, false
+	if !d.replink {
+		d.repeats = d.ss.s.rlog.Repeats(d.file)
+	}
 	var fde binlog.Event
 	if d.pos > 4 { // then the FDE at 4 is durable too
 		var err error
 		if fde, err = r.FDE(); err != nil {
 			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", binlog.MasterName(d.file), err))
 		}
+		d.groups.Reset()
+		d.groups.Add(fde) // the file's checksum algorithm, for repeat
 		fde = binlog.ResentFDE(fde)
 		if err := r.Seek(d.pos); err != nil {
 			return startErr(r, binlog.MasterName(d.file), d.pos, err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -107,5 +108,70 @@ func TestDumpCrossesToTheNewMaster(t *testing.T) {
 	var me *mysql.MyError
 	if !errors.As(err, &me) || me.Code != 1236 || !strings.Contains(me.Message, "two masters") {
 		t.Fatalf("an unknown slave asking for a name of two masters: %v, want ERR 1236", err)
+	}
+}
+
+// A transaction the relay log had before the switch that the new master's
+// binlog holds again after its first own one (applied late) is not served
+// twice to a slave; a replink downstream, which mirrors the bytes, gets it.
+func TestRepeatAfterTheCrossingIsNotServed(t *testing.T) {
+	rl := startRelay(t) // 0-1-1, 0-1-2
+	if err := rl.rlog.Switch("127.0.0.1:3307", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.rlog.StartFile("mariadb-bin.000009"); err != nil {
+		t.Fatal(err)
+	}
+	var nf relayFile
+	add := func(server uint32, typ byte, body []byte) binlog.Event {
+		ev := nf.add(typ, body)
+		binary.LittleEndian.PutUint32(ev[5:], server)
+		ev = binlog.WithTimestamp(ev, ev.Timestamp(), binlog.ChecksumCRC32)
+		nf.events[len(nf.events)-1] = ev
+		if _, err := rl.rlog.Append(ev); err != nil {
+			t.Fatal(err)
+		}
+		return ev
+	}
+	group := func(server uint32, seq uint64) binlog.Event {
+		g := add(server, binlog.TypeMariaGTID, gtidBody(seq))
+		add(server, typeRows, []byte(fmt.Sprintf("rows of %d-%d", server, seq)))
+		add(server, binlog.TypeXID, binary.LittleEndian.AppendUint64(nil, seq))
+		return g
+	}
+	add(2, binlog.TypeFormatDescription, fdeBody())
+	add(2, binlog.TypeMariaGTIDList, gtidListBody())
+	group(1, 1)
+	first := group(2, 3) // the crossing point
+	group(1, 2)          // applied late: replink had it
+	last := group(2, 4)
+	for _, c := range []struct {
+		name    string
+		replink bool
+		want    []binlog.Event // the GTIDs served after the crossing
+	}{
+		{"a slave", false, []binlog.Event{first, last}},
+		{"a replink", true, []binlog.Event{first, nf.events[8], last}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			conn := rl.slave(t)
+			exec(t, conn, "SET @master_binlog_checksum = @@global.binlog_checksum")
+			if c.replink {
+				exec(t, conn, "SET @replink_master_clock = 1")
+			}
+			r := dump(t, conn, testFile, 4)
+			var got []binlog.Event
+			for len(got) < len(c.want) {
+				ev := mustNext(t, r)
+				if ev.Type() == binlog.TypeMariaGTID && ev.ServerID() == 2 || ev.Type() == binlog.TypeMariaGTID && len(got) > 0 {
+					got = append(got, ev)
+				}
+			}
+			for i := range c.want {
+				if !bytes.Equal(got[i], c.want[i]) {
+					t.Fatalf("GTID %d after the crossing differs: want %d-%d", i, c.want[i].ServerID(), binary.LittleEndian.Uint64(c.want[i][binlog.HeaderSize:]))
+				}
+			}
+		})
 	}
 }
