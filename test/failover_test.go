@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -520,4 +521,48 @@ func TestChainAcrossASwitchover(t *testing.T) {
 		}
 	}
 	t.Logf("A: %v; B: %v", a.Log.Files(), b.Log.Files())
+}
+
+// TestPairFollowsTogether: both replinks of a pair, each choosing alone,
+// follow M2 after a switchover, and hold the same files.
+func TestPairFollowsTogether(t *testing.T) {
+	ft := newFailoverTopology(t)
+	ft.m1.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, note VARCHAR(40))")
+	start := replica.Start{Kind: "file", Pos: binlog.Pos{File: "mariadb-bin.000001", Offset: 4}}
+	var pair []*Replink
+	for _, id := range []uint32{4001, 4002} {
+		pair = append(pair, StartReplink(t, ft.p, ft.m1.Port, ReplinkOptions{ServerID: id, Start: start, Users: slaveUsers(),
+			Candidates: []int{ft.m2.Port, ft.m3.Port}}))
+	}
+	write(ft.m1, 1, 20, "on m1")
+	ft.m1.Exec("SET GLOBAL read_only = ON")
+	waitHas(t, ft.m1, ft.m2)
+	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	write(ft.m2, 21, 20, "on m2")
+	for _, r := range pair {
+		waitCaughtUp(t, ft.m2, r, 30*time.Second)
+		if v := counterValue(t, r.Reg, "replink_master_info", map[string]string{"address": ft.m2.Addr(), "server_id": "2"}); v != 1 {
+			t.Fatalf("replink %s does not follow M2", r.Dir)
+		}
+	}
+	a, b := pair[0].Log.Files(), pair[1].Log.Files()
+	if !slices.Equal(a, b) {
+		t.Fatalf("the pair's files differ: %v and %v", a, b)
+	}
+	for _, f := range a {
+		x, err := os.ReadFile(filepath.Join(pair[0].Dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := os.ReadFile(filepath.Join(pair[1].Dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(x[:21], y[:21]) || !bytes.Equal(x[23:], y[23:]) {
+			t.Fatalf("%s differs between the pair", f)
+		}
+	}
+	if x, y := pair[0].Log.Sequences()[1], pair[1].Log.Sequences()[1]; x != y {
+		t.Fatalf("the pair's sequences differ: %+v and %+v", x, y)
+	}
 }
