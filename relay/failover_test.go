@@ -41,16 +41,7 @@ func TestDumpCrossesToTheNewMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nf relayFile
-	add := func(server uint32, typ byte, body []byte) binlog.Event {
-		ev := nf.add(typ, body)
-		binary.LittleEndian.PutUint32(ev[5:], server) // the header's server id
-		ev = binlog.WithTimestamp(ev, ev.Timestamp(), binlog.ChecksumCRC32)
-		nf.events[len(nf.events)-1] = ev
-		if _, err := rl.rlog.Append(ev); err != nil {
-			t.Fatal(err)
-		}
-		return ev
-	}
+	add := func(server uint32, typ byte, body []byte) binlog.Event { return rl.appendAs(t, &nf, server, typ, body) }
 	add(2, binlog.TypeFormatDescription, fdeBody())
 	add(2, binlog.TypeMariaGTIDList, gtidListBody(binlog.MariaGTID{Domain: 0, Server: 1, Seq: 1}))
 	add(1, binlog.TypeMariaGTID, gtidBody(2)) // replicated from the old master: replink has it
@@ -123,16 +114,7 @@ func TestRepeatAfterTheCrossingIsNotServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var nf relayFile
-	add := func(server uint32, typ byte, body []byte) binlog.Event {
-		ev := nf.add(typ, body)
-		binary.LittleEndian.PutUint32(ev[5:], server)
-		ev = binlog.WithTimestamp(ev, ev.Timestamp(), binlog.ChecksumCRC32)
-		nf.events[len(nf.events)-1] = ev
-		if _, err := rl.rlog.Append(ev); err != nil {
-			t.Fatal(err)
-		}
-		return ev
-	}
+	add := func(server uint32, typ byte, body []byte) binlog.Event { return rl.appendAs(t, &nf, server, typ, body) }
 	group := func(server uint32, seq uint64) binlog.Event {
 		g := add(server, binlog.TypeMariaGTID, gtidBody(seq))
 		add(server, typeRows, []byte(fmt.Sprintf("rows of %d-%d", server, seq)))
@@ -174,4 +156,17 @@ func TestRepeatAfterTheCrossingIsNotServed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// appendAs appends an event of server id server to f and the relay log.
+func (rl *relay) appendAs(t *testing.T, f *relayFile, server uint32, typ byte, body []byte) binlog.Event {
+	t.Helper()
+	ev := f.add(typ, body)
+	binary.LittleEndian.PutUint32(ev[5:], server) // the header's server id
+	ev = binlog.WithTimestamp(ev, ev.Timestamp(), binlog.ChecksumCRC32)
+	f.events[len(f.events)-1] = ev
+	if _, err := rl.rlog.Append(ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }

@@ -97,7 +97,7 @@ func TestClientsFollowASwitchover(t *testing.T) {
 
 	ft.m1.Exec("SET GLOBAL read_only = ON")
 	waitHas(t, ft.m1, ft.m2)
-	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promote(ft.m2)
 	write(ft.m2, 21, 20, "on m2")
 	last := ft.m2.Query("SELECT @@gtid_binlog_pos")[0][0]
 	n, _ := strconv.ParseUint(last[strings.LastIndexByte(last, '-')+1:], 10, 64)

@@ -49,6 +49,18 @@ func waitHas(t *testing.T, m, s *Server) {
 	}
 }
 
+// promote makes s the master as a failover manager does (its
+// replication stopped and forgotten, writable) and points the servers in
+// move at it; it returns when s became writable.
+func promote(s *Server, move ...*Server) time.Time {
+	s.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	at := time.Now()
+	for _, o := range move {
+		o.Exec("STOP SLAVE", fmt.Sprintf("CHANGE MASTER TO MASTER_PORT=%d", s.Port), "START SLAVE")
+	}
+	return at
+}
+
 // probeAll probes M1, M2 and M3 as replink's master link would.
 func (ft *failoverTopology) probeAll(t *testing.T) []replica.ServerState {
 	t.Helper()
@@ -115,7 +127,7 @@ func TestChoosingTheMaster(t *testing.T) {
 	// A planned switchover, as orchestrator does it.
 	ft.m1.Exec("SET GLOBAL read_only = ON")
 	waitHas(t, ft.m1, ft.m2)
-	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promote(ft.m2)
 	check("M2 promoted", have(), "ok", ft.m2.Addr(), "")
 
 	ft.m3.Exec("SET GLOBAL read_only = OFF")
@@ -285,9 +297,7 @@ func TestPlannedSwitchover(t *testing.T) {
 	fs.m1.Exec("SET GLOBAL read_only = ON")
 	waitHas(t, fs.m1, fs.m2)
 	waitHas(t, fs.m1, fs.m3)
-	fs.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
-	promoted := time.Now()
-	fs.m3.Exec("STOP SLAVE", fmt.Sprintf("CHANGE MASTER TO MASTER_PORT=%d", fs.m2.Port), "START SLAVE")
+	promoted := promote(fs.m2, fs.m3)
 	write(fs.m2, 51, 50, "on m2")
 	for _, s := range []*Server{fs.gtid, fs.byFile} {
 		waitRows(t, s, 51, 60*time.Second)
@@ -340,9 +350,7 @@ func TestCrashFailover(t *testing.T) {
 	waitHas(t, fs.m1, fs.m2)
 	waitHas(t, fs.m1, fs.m3)
 	fs.m1.Kill()
-	fs.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
-	promoted := time.Now()
-	fs.m3.Exec("STOP SLAVE", fmt.Sprintf("CHANGE MASTER TO MASTER_PORT=%d", fs.m2.Port), "START SLAVE")
+	promoted := promote(fs.m2, fs.m3)
 	write(fs.m2, 51, 50, "on m2")
 	for _, s := range []*Server{fs.gtid, fs.byFile} {
 		waitRows(t, s, 100, 60*time.Second)
@@ -401,7 +409,7 @@ func TestFailoverRefusals(t *testing.T) {
 
 	// The failover manager sets it right: M2 read-only, M3 promoted.
 	fs.m2.Exec("SET GLOBAL read_only = ON")
-	fs.m3.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promote(fs.m3)
 	write(fs.m3, 31, 10, "on m3")
 	for _, s := range []*Server{fs.gtid, fs.byFile} {
 		waitRows(t, s, 40, 30*time.Second)
@@ -450,7 +458,7 @@ func TestKilledDuringASwitch(t *testing.T) {
 
 	ft.m1.Exec("SET GLOBAL read_only = ON")
 	waitHas(t, ft.m1, ft.m2)
-	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promote(ft.m2)
 	waitUntil(t, 20*time.Second, func() bool {
 		b, _ := os.ReadFile(logFile)
 		return bytes.Contains(b, []byte("a new master's files follow"))
@@ -495,8 +503,7 @@ func TestChainAcrossASwitchover(t *testing.T) {
 
 	ft.m1.Exec("SET GLOBAL read_only = ON")
 	waitHas(t, ft.m1, ft.m2)
-	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
-	promoted := time.Now()
+	promoted := promote(ft.m2)
 	write(ft.m2, 31, 30, "on m2")
 	waitRows(t, slave, 60, 60*time.Second)
 	t.Logf("the slave of B has M2's rows %s after the promotion", time.Since(promoted).Round(10*time.Millisecond))
@@ -537,7 +544,7 @@ func TestPairFollowsTogether(t *testing.T) {
 	write(ft.m1, 1, 20, "on m1")
 	ft.m1.Exec("SET GLOBAL read_only = ON")
 	waitHas(t, ft.m1, ft.m2)
-	ft.m2.Exec("STOP SLAVE", "RESET SLAVE ALL", "SET GLOBAL read_only = OFF")
+	promote(ft.m2)
 	write(ft.m2, 21, 20, "on m2")
 	for _, r := range pair {
 		waitCaughtUp(t, ft.m2, r, 30*time.Second)
