@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/replica"
 )
 
 // dumpErr reads a dump's packets until its ERR packet and returns
@@ -35,10 +38,15 @@ func dumpErr(t *testing.T, c *client.Conn) string {
 // replink, the ERR 1236 a 10.11 master gives for the same binlog.
 func TestRefusalsAnswerAsTheMaster(t *testing.T) {
 	p, m := newMaster(t)
-	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	// From the first file: it is complete (the master rotated), so a
+	// position past its end is impossible, not one replink waits for.
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), Start: replica.Start{Kind: "file", Pos: binlog.Pos{File: "mariadb-bin.000001", Offset: 4}}})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)", "INSERT INTO app.t VALUES (1)", "FLUSH BINARY LOGS", "INSERT INTO app.t VALUES (2)")
 	waitCaughtUp(t, m, r, 20*time.Second)
 	first := r.Log.Files()[0]
+	if first != "mariadb-bin.000001" || len(r.Log.Files()) < 2 {
+		t.Fatalf("relay log %v, want mariadb-bin.000001 complete", r.Log.Files())
+	}
 	size := fileSize(t, r, first)
 	// Positions inside events where the bytes, read as a header, give a
 	// length below a header's and one that runs past the end of the file.
