@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -129,20 +130,48 @@ func (is *Issued) Write(dir, name string) (certFile, keyFile string, err error) 
 }
 
 // CertSet is what `replink certs` makes, like mysql_ssl_rsa_setup: a CA,
-// a server and a client certificate.
+// a server and a client certificate. Kept: the files were there already
+// and nothing was written.
 type CertSet struct {
 	CA, CAKey, ServerCert, ServerKey, ClientCert, ClientKey string
+	Kept                                                    bool
 }
+
+// caDays is the least a CA made here lives: its leaves are renewed under
+// it for years, and replacing a CA means touching every slave.
+const caDays = 10 * 365
 
 // MakeCertSet writes ca.pem, ca-key.pem, server-cert.pem, server-key.pem,
 // client-cert.pem and client-key.pem into dir. The server certificate
-// carries hosts as subjectAltNames.
+// carries hosts as subjectAltNames; the leaves live days, the CA at least
+// ten years. Existing files are never overwritten, as mysql_ssl_rsa_setup
+// does not: when all six are there nothing is written (Kept); when only
+// some are, it is an error naming them (a CA replaced under running
+// slaves breaks every one of them).
 func MakeCertSet(dir string, hosts []string, days int, now time.Time) (*CertSet, error) {
+	set := &CertSet{CA: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca-key.pem"),
+		ServerCert: filepath.Join(dir, "server-cert.pem"), ServerKey: filepath.Join(dir, "server-key.pem"),
+		ClientCert: filepath.Join(dir, "client-cert.pem"), ClientKey: filepath.Join(dir, "client-key.pem")}
+	all := []string{set.CA, set.CAKey, set.ServerCert, set.ServerKey, set.ClientCert, set.ClientKey}
+	var there []string
+	for _, f := range all {
+		if _, err := os.Lstat(f); err == nil {
+			there = append(there, f)
+		}
+	}
+	switch len(there) {
+	case len(all):
+		set.Kept = true
+		return set, nil
+	case 0:
+	default:
+		return nil, fmt.Errorf("%s already exist; not overwriting them (remove them, or choose another directory, to make a new set)", strings.Join(there, ", "))
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	notBefore, notAfter := now.Add(-time.Hour), now.Add(time.Duration(days)*24*time.Hour)
-	ca, err := NewCA(pkix.Name{Organization: []string{"replink"}, CommonName: "replink CA"}, notBefore, notAfter)
+	ca, err := NewCA(pkix.Name{Organization: []string{"replink"}, CommonName: "replink CA"}, notBefore, now.Add(time.Duration(max(days, caDays))*24*time.Hour))
 	if err != nil {
 		return nil, err
 	}
@@ -156,18 +185,28 @@ func MakeCertSet(dir string, hosts []string, days int, now time.Time) (*CertSet,
 	if err != nil {
 		return nil, err
 	}
-	set := &CertSet{CA: filepath.Join(dir, "ca.pem"), CAKey: filepath.Join(dir, "ca-key.pem")}
-	if err := os.WriteFile(set.CA, ca.CertPEM, 0o644); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(set.CAKey, ca.KeyPEM, 0o600); err != nil {
-		return nil, err
-	}
-	if set.ServerCert, set.ServerKey, err = server.Write(dir, "server"); err != nil {
-		return nil, err
-	}
-	if set.ClientCert, set.ClientKey, err = client.Write(dir, "client"); err != nil {
-		return nil, err
+	for _, w := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{{set.CA, ca.CertPEM, 0o644}, {set.CAKey, ca.KeyPEM, 0o600}, {set.ServerCert, server.CertPEM, 0o644},
+		{set.ServerKey, server.KeyPEM, 0o600}, {set.ClientCert, client.CertPEM, 0o644}, {set.ClientKey, client.KeyPEM, 0o600}} {
+		if err := writeNew(w.name, w.data, w.perm); err != nil {
+			return nil, err
+		}
 	}
 	return set, nil
+}
+
+// writeNew writes a file that must not exist yet.
+func writeNew(name string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

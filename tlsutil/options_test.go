@@ -1,9 +1,11 @@
 package tlsutil
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -219,4 +221,51 @@ func parseCRLs(t *testing.T, pemData []byte) []*x509.RevocationList {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// `replink certs` never replaces what is there: a second run keeps the
+// set (the CA slaves trust), a partial set is refused naming the files;
+// the CA outlives the leaves.
+func TestMakeCertSetNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	set, err := MakeCertSet(dir, []string{"localhost"}, 30, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := os.ReadFile(set.CA)
+	again, err := MakeCertSet(dir, []string{"localhost"}, 30, now)
+	if err != nil || !again.Kept {
+		t.Fatalf("second run: %+v, %v; want the set kept", again, err)
+	}
+	if now, _ := os.ReadFile(set.CA); !bytes.Equal(now, ca) {
+		t.Fatal("a second run replaced the CA")
+	}
+	if err := os.Remove(set.ClientKey); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MakeCertSet(dir, []string{"localhost"}, 30, now); err == nil || !strings.Contains(err.Error(), set.CA) {
+		t.Fatalf("a partial set: %v, want an error naming %s", err, set.CA)
+	}
+	caCert, leaf := parseCertFile(t, set.CA), parseCertFile(t, set.ServerCert)
+	if caCert.NotAfter.Sub(now) < 9*365*24*time.Hour || leaf.NotAfter.Sub(now) > 31*24*time.Hour {
+		t.Fatalf("CA until %s, server until %s; want the CA for ten years, the leaves for 30 days", caCert.NotAfter, leaf.NotAfter)
+	}
+}
+
+func parseCertFile(t *testing.T, name string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM", name)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

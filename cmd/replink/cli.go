@@ -187,6 +187,10 @@ func cmdCerts(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if set.Kept {
+		fmt.Fprintf(stdout, "%s already holds a CA, a server and a client certificate; nothing written (remove them to make a new set)\n", *out)
+		return nil
+	}
 	fmt.Fprintf(stdout, "CA:     %s (key %s)\nserver: %s (key %s), SANs %s\nclient: %s (key %s)\n",
 		set.CA, set.CAKey, set.ServerCert, set.ServerKey, strings.Join(hs, ","), set.ClientCert, set.ClientKey)
 	return nil
