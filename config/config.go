@@ -121,8 +121,7 @@ type Config struct {
 func Defaults() *Config {
 	c := &Config{}
 	c.Master.Port = 3306
-	c.Master.ServerID = 4001
-	c.Master.Start = "current"
+	c.Master.Start = "oldest"
 	c.Master.ConnectTimeout = "10s"
 	c.Master.FailoverWait = "10s"
 	c.Master.HeartbeatPeriod = "1s"
@@ -247,7 +246,14 @@ func (m Master) TLSOptions() tlsutil.ClientOptions {
 
 // ReplicaConfig validates the [master] section and builds the replica
 // configuration, loading the TLS material.
-func (c *Config) ReplicaConfig() (replica.Config, error) {
+func (c *Config) ReplicaConfig() (replica.Config, error) { return c.replicaConfig(true) }
+
+// ProbeConfig is ReplicaConfig for `replink diagnose`, which probes the
+// master without registering: server-id may be left out (then the check
+// that no replica of the master uses it is not made).
+func (c *Config) ProbeConfig() (replica.Config, error) { return c.replicaConfig(false) }
+
+func (c *Config) replicaConfig(needID bool) (replica.Config, error) {
 	m := c.Master
 	key := func(k string) string { return "master." + k }
 	if m.Host == "" {
@@ -259,8 +265,9 @@ func (c *Config) ReplicaConfig() (replica.Config, error) {
 	if m.User == "" {
 		return replica.Config{}, &Error{File: c.File, Key: key("user"), Err: errors.New("is required")}
 	}
-	if m.ServerID == 0 {
-		return replica.Config{}, &Error{File: c.File, Key: key("server-id"), Err: errors.New("must be non-zero and differ from every server's id")}
+	if m.ServerID == 0 && needID {
+		return replica.Config{}, &Error{File: c.File, Key: key("server-id"),
+			Err: errors.New("is required: the id replink registers with the master, non-zero and unique among the master's replicas (a second replink with the same id knocks the first off the master)")}
 	}
 	start, err := replica.ParseStart(m.Start)
 	if err != nil {

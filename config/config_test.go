@@ -62,6 +62,7 @@ func TestReplicaConfigValidation(t *testing.T) {
 		{"bad duration", func(c *Config) { c.Master.HeartbeatPeriod = "often" }, "master.heartbeat-period"},
 		{"bad ssl-mode", func(c *Config) { c.Master.SSLMode = "ON" }, "ssl-mode"},
 		{"password file readable by others", func(c *Config) { c.Master.PasswordFile = openPW }, "master.password-file"},
+		{"no server-id", func(c *Config) { c.Master.ServerID = 0 }, "master.server-id"},
 		{"semi-sync without durability", func(c *Config) { c.Master.SemiSync = true; c.Relay.Sync = "none" }, "master.semi-sync"},
 		{"candidates", func(c *Config) { c.Master.Candidates = []string{"db2.example.com:3306", "[::1]:3307"} }, ""},
 		{"candidate without a port", func(c *Config) { c.Master.Candidates = []string{"db2:3306", "db3"} }, "master.candidates[1]"},
@@ -73,7 +74,7 @@ func TestReplicaConfigValidation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := Defaults()
 			cfg.File = "x.toml"
-			cfg.Master.Host, cfg.Master.User, cfg.Master.PasswordFile = "127.0.0.1", "repl", pw
+			cfg.Master.Host, cfg.Master.User, cfg.Master.PasswordFile, cfg.Master.ServerID = "127.0.0.1", "repl", pw, 4001
 			c.edit(cfg)
 			rc, err := cfg.ReplicaConfig()
 			if c.key == "" {

@@ -63,6 +63,10 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 	}
 	r.add(Step{Step: "gtid", OK: true, Detail: gtid})
 	id, _ := strconv.ParseUint(v["server_id"], 10, 32)
+	if cfg.ServerID == 0 {
+		r.add(Step{Step: "server_id", OK: true, Warning: true, Detail: fmt.Sprintf("master %d; replink's server-id not given, so not checked against the master's replicas (give -c FILE or --server-id)", id)})
+		return
+	}
 	switch other := sameIDReplica(c, cfg.ServerID); {
 	case uint32(id) == cfg.ServerID:
 		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("master server_id %d equals replink's server-id", id), Reason: "other",

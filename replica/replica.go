@@ -66,10 +66,13 @@ type Start struct {
 	GTID string
 }
 
-// ParseStart reads "current", "file:<name>:<pos>" or "gtid:<set>".
+// ParseStart reads "oldest", "current", "file:<name>:<pos>" or
+// "gtid:<set>" ("" is "oldest").
 func ParseStart(s string) (Start, error) {
 	switch {
-	case s == "" || s == "current":
+	case s == "" || s == "oldest":
+		return Start{Kind: "oldest"}, nil
+	case s == "current":
 		return Start{Kind: "current"}, nil
 	case strings.HasPrefix(s, "file:"):
 		p, err := binlog.ParsePos(strings.TrimPrefix(s, "file:"))
@@ -86,7 +89,7 @@ func ParseStart(s string) (Start, error) {
 		}
 		return Start{Kind: "gtid", GTID: set}, nil
 	}
-	return Start{}, fmt.Errorf("%q: want current, file:<name>:<pos> or gtid:<set>", s)
+	return Start{}, fmt.Errorf("%q: want oldest, current, file:<name>:<pos> or gtid:<set>", s)
 }
 
 // errStall marks a link that went silent for 3 heartbeat periods.
@@ -458,6 +461,18 @@ func (r *Replica) prepare(ctx context.Context, from binlog.Pos) (binlog.Pos, err
 			return from, err
 		}
 		return binlog.Pos{File: name, Offset: 4}, nil
+	}
+	if r.cfg.Start.Kind == "oldest" {
+		// Every file the master still has: any slave it can serve, replink
+		// can serve too.
+		res, err := c.Execute("SHOW BINARY LOGS")
+		if err != nil {
+			return from, fmt.Errorf("master %s: SHOW BINARY LOGS: %w", r.cfg.Addr(), err)
+		}
+		if res.RowNumber() > 0 {
+			name, _ := res.GetString(0, 0)
+			return binlog.Pos{File: name, Offset: 4}, nil
+		}
 	}
 	res, err := c.Execute("SHOW MASTER STATUS")
 	if err != nil {

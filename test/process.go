@@ -110,7 +110,7 @@ func WriteReplinkConfig(t testing.TB, p *PKI, masterPort, relayPort, metricsPort
 type ConfigOptions struct {
 	SSLMode  string // [master] ssl-mode; VERIFY_IDENTITY when empty
 	Start    string // [master] start; replink's default ("current") when empty
-	ServerID uint32 // [master] server-id; replink's default when zero
+	ServerID uint32 // [master] server-id; 4001 when zero
 	Sync     string // [relay] sync; "transaction" when empty
 	LogLevel string // [log] level; "debug" when empty
 	// Candidates are the ports of [master] candidates on 127.0.0.1, with
@@ -133,9 +133,10 @@ func WriteReplinkConfigWith(t testing.TB, p *PKI, masterPort, relayPort, metrics
 	if o.Start != "" {
 		extra += fmt.Sprintf("start = %q\n", o.Start)
 	}
-	if o.ServerID != 0 {
-		extra += fmt.Sprintf("server-id = %d\n", o.ServerID)
+	if o.ServerID == 0 {
+		o.ServerID = 4001
 	}
+	extra += fmt.Sprintf("server-id = %d\n", o.ServerID)
 	if len(o.Candidates) > 0 {
 		var c []string
 		for _, port := range o.Candidates {

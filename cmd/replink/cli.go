@@ -134,7 +134,7 @@ func cmdDiagnose(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if err != nil {
 		return false, err
 	}
-	rc, err := cfg.ReplicaConfig()
+	rc, err := cfg.ProbeConfig()
 	if err != nil {
 		var te *tlsutil.Error
 		if errors.As(err, &te) && te.Reason == tlsutil.ReasonBadLocalKeypair {

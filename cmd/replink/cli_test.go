@@ -28,13 +28,15 @@ func TestExitCodes(t *testing.T) {
 	badKey := filepath.Join(dir, "bad.toml")
 	os.WriteFile(badKey, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\nssl_mode = \"REQUIRED\"\n"), 0o644)
 	noDir := filepath.Join(dir, "nodir.toml")
-	os.WriteFile(noDir, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\n"), 0o644)
+	os.WriteFile(noDir, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\nserver-id = 4001\n"), 0o644)
+	noID := filepath.Join(dir, "noid.toml")
+	os.WriteFile(noID, []byte("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\n"), 0o644)
 	set, err := tlsutil.MakeCertSet(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, 1, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	badCRL := filepath.Join(dir, "badcrl.toml")
-	os.WriteFile(badCRL, []byte(fmt.Sprintf("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\n[relay]\ndata-dir = %q\n"+
+	os.WriteFile(badCRL, []byte(fmt.Sprintf("[master]\nhost = \"127.0.0.1\"\nuser = \"repl\"\nserver-id = 4001\n[relay]\ndata-dir = %q\n"+
 		"ssl-ca = %q\nssl-cert = %q\nssl-key = %q\nssl-crl = %q\n", dir, set.CA, set.ServerCert, set.ServerKey, set.CA)), 0o644)
 	for _, c := range []struct {
 		args []string
@@ -47,6 +49,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "-c", filepath.Join(dir, "missing.toml")}, 2, "missing.toml"},
 		{[]string{"run", "-c", badKey}, 2, "master.ssl_mode"},
 		{[]string{"run", "-c", noDir}, 2, "relay.data-dir"},
+		{[]string{"run", "-c", noID}, 2, "master.server-id: is required"},
 		{[]string{"run", "-c", badCRL}, 2, "relay: ssl-crl " + set.CA},
 		{[]string{"diagnose", "--host", "127.0.0.1", "--user", "x", "--ssl-mode", "VERIFY_CA"}, 2, "CA certificate is required"},
 		{[]string{"certs"}, 2, "--out"},

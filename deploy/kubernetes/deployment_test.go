@@ -537,6 +537,7 @@ func TestConfigMapConfigIsValid(t *testing.T) {
 	if err := c.LoadFile(name); err != nil {
 		t.Fatal(err)
 	}
+	c.Master.ServerID = 4000 // the StatefulSet's --server-id=400<pod index>, which wins over the file
 	if _, err := c.ReplicaConfig(); err != nil {
 		t.Errorf("[master]: %v", err)
 	}
