@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/prometheus/common/model"
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/relay"
@@ -160,17 +161,25 @@ func (c *Config) LoadFile(name string) error {
 
 // Duration parses a duration key; "7d" style days are accepted.
 func Duration(file, key, v string) (time.Duration, error) {
-	if strings.HasSuffix(v, "d") {
-		var n float64
-		if _, err := fmt.Sscanf(strings.TrimSuffix(v, "d"), "%g", &n); err == nil && n >= 0 {
+	t := strings.TrimSpace(v)
+	// Whole seconds, as my.cnf and the mysql client take connect-timeout.
+	if n, err := strconv.ParseUint(t, 10, 32); err == nil {
+		return time.Duration(n) * time.Second, nil
+	}
+	// As Prometheus takes them (1w, 7d, 1h30m, 500ms), then as Go does
+	// (1.5s, 250us), then fractional days (1.5d).
+	if d, err := model.ParseDuration(t); err == nil {
+		return time.Duration(d), nil
+	}
+	if d, err := time.ParseDuration(t); err == nil && d >= 0 {
+		return d, nil
+	}
+	if days, ok := strings.CutSuffix(t, "d"); ok {
+		if n, err := strconv.ParseFloat(days, 64); err == nil && n >= 0 {
 			return time.Duration(n * float64(24*time.Hour)), nil
 		}
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return 0, &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a duration (like 10s, 500ms, 7d)", v)}
-	}
-	return d, nil
+	return 0, &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a duration (like 10s, 500ms, 7d, 1w, or whole seconds)", v)}
 }
 
 // FreeSpace parses a free-space threshold: a share of the file system

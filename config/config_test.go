@@ -134,10 +134,46 @@ user = suffix_user
 	}
 }
 
+// The mysql client's habits: -h, -P, -u, -p and --password, and whole
+// seconds for --connect-timeout.
+func TestMysqlClientFlags(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	mf := AddMasterFlags(fs)
+	if err := fs.Parse([]string{"-h", "db9", "-P", "4151", "-u", "repl", "--password=secret", "--connect-timeout", "5", "--server-id", "7"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := mf.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.ReplicaConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc.Host != "db9" || rc.Port != 4151 || rc.User != "repl" || rc.Password != "secret" || rc.ConnectTimeout != 5*time.Second {
+		t.Fatalf("got %s:%d as %s, timeout %s", rc.Host, rc.Port, rc.User, rc.ConnectTimeout)
+	}
+}
+
 func TestDuration(t *testing.T) {
-	for in, ok := range map[string]bool{"10s": true, "7d": true, "1.5d": true, "500ms": true, "x": false, "-1s": false} {
-		if _, err := Duration("f", "k", in); (err == nil) != ok {
-			t.Errorf("Duration(%q) = %v", in, err)
+	for _, c := range []struct {
+		in   string
+		want time.Duration // -1: refused
+	}{
+		{"10s", 10 * time.Second}, {"7d", 7 * 24 * time.Hour}, {"1w", 7 * 24 * time.Hour}, {"1h30m", 90 * time.Minute},
+		{"1.5d", 36 * time.Hour}, {"500ms", 500 * time.Millisecond}, {"1.5s", 1500 * time.Millisecond},
+		{"5", 5 * time.Second}, {"0", 0}, // whole seconds, as my.cnf's connect-timeout
+		{"x", -1}, {"-1s", -1}, {"-5", -1}, {"1w2", -1},
+	} {
+		got, err := Duration("f", "k", c.in)
+		if c.want < 0 {
+			if err == nil {
+				t.Errorf("Duration(%q) = %v, want an error", c.in, got)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("Duration(%q) = %v, %v; want %v", c.in, got, err, c.want)
 		}
 	}
 }

@@ -14,8 +14,12 @@ type MasterFlags struct {
 	vals         map[string]*string
 }
 
-var masterFlagNames = []string{"host", "port", "user", "password-file", "ssl-mode", "ssl-ca", "ssl-capath", "ssl-cert",
+var masterFlagNames = []string{"host", "port", "user", "password", "password-file", "ssl-mode", "ssl-ca", "ssl-capath", "ssl-cert",
 	"ssl-key", "ssl-cipher", "tls-version", "tls-ciphersuites", "ssl-crl", "ssl-crlpath", "server-id", "connect-timeout"}
+
+// shortFlags are the mysql client's one-letter options (-h is the host,
+// as for mysql; -help still prints the usage).
+var shortFlags = map[string]string{"h": "host", "P": "port", "u": "user", "p": "password"}
 
 // AddMasterFlags registers -c, --defaults-file, --defaults-group-suffix
 // and the master options on fs.
@@ -27,6 +31,9 @@ func AddMasterFlags(fs *flag.FlagSet) *MasterFlags {
 	fs.StringVar(&f.GroupSuffix, "defaults-group-suffix", "", "also read [client<suffix>]")
 	for _, n := range masterFlagNames {
 		f.vals[n] = fs.String(n, "", "master "+n+" (as the mysql client's --"+n+")")
+	}
+	for short, long := range shortFlags {
+		f.vals[short] = fs.String(short, "", "master "+long+" (as the mysql client's -"+short+")")
 	}
 	return f
 }
@@ -56,7 +63,11 @@ func (f *MasterFlags) Load() (*Config, error) {
 			return
 		}
 		m := &c.Master
-		switch fl.Name {
+		name := fl.Name
+		if long, ok := shortFlags[name]; ok {
+			name = long
+		}
+		switch name {
 		case "host":
 			m.Host = *v
 		case "port":
@@ -69,6 +80,10 @@ func (f *MasterFlags) Load() (*Config, error) {
 			m.User = *v
 		case "password-file":
 			m.PasswordFile, m.Password = *v, ""
+		case "password":
+			// As the mysql client takes it; it shows in ps, so the
+			// password-file is the better habit.
+			m.Password, m.PasswordFile = *v, ""
 		case "ssl-mode":
 			m.SSLMode = *v
 		case "ssl-ca":

@@ -52,6 +52,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"run", "-c", noID}, 2, "master.server-id: is required"},
 		{[]string{"run", "-c", badCRL}, 2, "relay: ssl-crl " + set.CA},
 		{[]string{"diagnose", "--host", "127.0.0.1", "--user", "x", "--ssl-mode", "VERIFY_CA"}, 2, "CA certificate is required"},
+		{[]string{"diagnose", "-h", "127.0.0.1", "-P", "4151", "-u", "x", "--ssl-mode", "VERIFY_CA"}, 2, "CA certificate is required"},
 		{[]string{"certs"}, 2, "--out"},
 		{[]string{"version"}, 0, ""},
 	} {
@@ -69,13 +70,17 @@ func TestHelp(t *testing.T) {
 	for _, c := range []struct {
 		cmd  string
 		flag string // one flag the usage must show
+		h    bool   // -h asks for help (for run and diagnose it is the host, as for mysql)
 	}{
-		{"run", "-c"},
-		{"diagnose", "-json"},
-		{"certs", "-out"},
-		{"status", "-addr"},
+		{"run", "-c", false},
+		{"diagnose", "-json", false},
+		{"certs", "-out", true},
+		{"status", "-addr", true},
 	} {
-		for _, h := range []string{"-h", "--help"} {
+		for _, h := range []string{"-h", "--help", "-help"} {
+			if h == "-h" && !c.h {
+				continue
+			}
 			t.Run(c.cmd+h, func(t *testing.T) {
 				var out, errb bytes.Buffer
 				code := Run(context.Background(), []string{c.cmd, h}, &out, &errb)
