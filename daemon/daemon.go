@@ -127,11 +127,12 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	if d.srv, err = relay.New(cfg.Relay, d.rlog, log.Named("relay"), d.tlsm, relay.NewMetrics(reg)); err != nil {
 		return nil, &config.Error{File: cfg.File, Key: "relay", Err: err}
 	}
-	if d.relayLn, err = net.Listen("tcp", cfg.Relay.Listen); err != nil {
-		return nil, &config.Error{File: cfg.File, Key: "relay.listen", Err: err}
+	if d.relayLn, err = listen(cfg.File, "relay.listen", cfg.Relay.Listen); err != nil {
+		return nil, err
 	}
-	if d.httpLn, err = net.Listen("tcp", cfg.HTTP.Listen); err != nil { // its web config was checked by FromConfig
-		return nil, &config.Error{File: cfg.File, Key: "metrics.listen", Err: err}
+	if d.httpLn, err = listen(cfg.File, "metrics.listen", cfg.HTTP.Listen); err != nil { // its web config was checked by FromConfig
+		d.relayLn.Close()
+		return nil, err
 	}
 	d.handler = &status.Sources{Replica: d.rep, Relay: d.srv, Log: d.rlog, Local: d.localCerts,
 		Version: cfg.Version, Started: time.Now()}
@@ -341,3 +342,28 @@ func (d *Daemon) MetricsAddr() net.Addr { return d.httpLn.Addr() }
 func (d *Daemon) RelayLog() *binlog.Log     { return d.rlog }
 func (d *Daemon) Replica() *replica.Replica { return d.rep }
 func (d *Daemon) Relay() *relay.Server      { return d.srv }
+
+// listen opens the listener of the config key key. An address that is
+// not host:port is bad configuration (exit 2); one that cannot be bound
+// now (in use, not this host's) is a runtime failure (exit 1), which a
+// service manager retries: the port may be free in a moment.
+func listen(file, key, addr string) (net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		if _, perr := net.LookupPort("tcp", port); perr != nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		return nil, &config.Error{File: file, Key: key, Err: fmt.Errorf("%q: want host:port: %w", addr, err)}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		where := key
+		if file != "" {
+			where = file + ": " + key
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	return ln, nil
+}

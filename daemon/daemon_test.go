@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/config"
 	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
@@ -136,8 +138,14 @@ func TestNewNamesTheKeyOfABusyListenAddress(t *testing.T) {
 	cfg.Relay.Listen = busy.Addr().String()
 	cfg.File = "replink.toml"
 	_, err = New(cfg, hclog.NewNullLogger(), prometheus.NewRegistry())
-	if err == nil || !strings.Contains(err.Error(), "replink.toml: relay.listen") {
-		t.Fatalf("New with a busy relay port: %v, want an error naming replink.toml and relay.listen", err)
+	var ce *config.Error
+	if err == nil || !strings.Contains(err.Error(), "replink.toml: relay.listen") || errors.As(err, &ce) {
+		t.Fatalf("New with a busy relay port: %v, want a runtime error (exit 1, systemd retries) naming replink.toml and relay.listen", err)
+	}
+	cfg = testConfig(t, nil, nil)
+	cfg.Relay.Listen, cfg.File = "127.0.0.1", "replink.toml"
+	if _, err = New(cfg, hclog.NewNullLogger(), prometheus.NewRegistry()); !errors.As(err, &ce) || ce.Key != "relay.listen" {
+		t.Fatalf("New with relay.listen %q: %v, want a configuration error (exit 2) naming relay.listen", cfg.Relay.Listen, err)
 	}
 }
 
