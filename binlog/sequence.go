@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -219,7 +220,7 @@ func (l *Log) crossing(ev Event) error {
 func (l *Log) NextStart(path string) (next string, start uint32, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	i := indexOf(l.files, path)
+	i := slices.Index(l.files, path)
 	if i < 0 || i+1 >= len(l.files) {
 		return "", 0, false
 	}
@@ -237,7 +238,7 @@ func (l *Log) NextStart(path string) (next string, start uint32, ok bool) {
 			continue // left before anything new: all of it is in the next one's Have
 		}
 		// Durable up to the crossing point, or past its file.
-		c, d := indexOf(l.files, s.CrossFile), indexOf(l.files, l.durable.File)
+		c, d := slices.Index(l.files, s.CrossFile), slices.Index(l.files, l.durable.File)
 		if c < 0 || d < c || d == c && l.durable.Offset <= s.CrossPos {
 			return "", 0, false
 		}
@@ -258,15 +259,6 @@ func (l *Log) Resolve(name string) []string {
 		}
 	}
 	return out
-}
-
-func indexOf(files []string, path string) int {
-	for i, f := range files {
-		if f == path {
-			return i
-		}
-	}
-	return -1
 }
 
 // Repeats says, for a reader of path, which transactions it must not

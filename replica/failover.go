@@ -172,6 +172,19 @@ func (r *Replica) look(ctx context.Context) bool {
 	return true
 }
 
+// lookUntilAttached looks for the master, and again every failover-wait
+// while replink is unattached (diverged, ambiguous); false when ctx ended.
+func (r *Replica) lookUntilAttached(ctx context.Context) bool {
+	for !r.look(ctx) {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(r.cfg.FailoverWait):
+		}
+	}
+	return true
+}
+
 func (r *Replica) unblock() {
 	if r.fo.blocked != "" {
 		r.log.Info("a master can be followed again", "was", r.fo.blocked)

@@ -60,14 +60,8 @@ func Probe(ctx context.Context, ep Endpoint, m *tlsutil.Metrics) ServerState {
 		return st
 	}
 	row := make([]string, 5)
-	for i, v := range res.Values[0] {
-		switch x := v.Value().(type) {
-		case nil:
-		case []byte:
-			row[i] = string(x)
-		default:
-			row[i] = fmt.Sprint(x)
-		}
+	for i := range row {
+		row[i], _ = res.GetString(0, i) // NULL (an empty state) is ""
 	}
 	st.ReadOnly = row[0] != "0" && !strings.EqualFold(row[0], "OFF")
 	id, err := strconv.ParseUint(row[1], 10, 32)

@@ -236,12 +236,8 @@ func (r *Replica) Run(ctx context.Context) error {
 			// Not a failure of the link: a failover manager is at work.
 			r.log.Warn("the master has been read-only for failover-wait; looking for the master", "master", r.cfg.Addr(), "failover_wait", r.cfg.FailoverWait)
 			r.m.up.Set(0)
-			for !r.look(ctx) {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(r.cfg.FailoverWait):
-				}
+			if !r.lookUntilAttached(ctx) {
+				return nil
 			}
 			r.fo.downSince = time.Time{}
 			continue
@@ -262,12 +258,8 @@ func (r *Replica) Run(ctx context.Context) error {
 			}
 		})
 		if r.lookDue(err, time.Now()) {
-			for !r.look(ctx) {
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(r.cfg.FailoverWait):
-				}
+			if !r.lookUntilAttached(ctx) {
+				return nil
 			}
 			r.fo.downSince = time.Now() // a whole failover-wait again before the next look
 			wait = minBackoff
