@@ -290,10 +290,9 @@ type dumper struct {
 	// repeats, in a new master's files after a failover, are the
 	// transactions the relay log had at the switch: never served twice
 	// (a replink downstream mirrors the bytes and skips them itself);
-	// repeating is the group being skipped.
+	// repeating skips their groups.
 	repeats   *binlog.BinlogState
-	repeating bool
-	groups    binlog.GroupTracker
+	repeating groupSkip
 	// capability is @mariadb_slave_capability (0 when unset); compat holds
 	// an event rewritten for it.
 	capability int
@@ -661,17 +660,7 @@ func (d *dumper) run() error {
 // repeat reports whether ev belongs to a transaction the relay log had
 // before switching to the master of the file served (d.repeats).
 func (d *dumper) repeat(ev binlog.Event) bool {
-	if ev.Type() == binlog.TypeMariaGTID {
-		g, _ := binlog.GTIDOf(ev, d.groups.Checksum())
-		d.repeating = binlog.Repeated(d.repeats, g)
-		d.groups.Add(ev)
-		return d.repeating
-	}
-	skip := d.repeating
-	if d.groups.Add(ev) {
-		d.repeating = false
-	}
-	return skip
+	return d.repeating.skip(ev, func(g binlog.MariaGTID) bool { return binlog.Repeated(d.repeats, g) })
 }
 
 // enter starts serving r's file at d.pos, as a master starts a dump
@@ -679,7 +668,7 @@ func (d *dumper) repeat(ev binlog.Event) bool {
 // start of the file its FDE first, with log_pos 0 so the slave does not
 // move its position, then the events from d.pos.
 func (d *dumper) enter(r *binlog.Reader, rotate bool) error {
-	d.repeats, d.repeating = nil, false
+	d.repeats, d.repeating = nil, groupSkip{}
 	if !d.replink {
 		d.repeats = d.ss.s.rlog.Repeats(d.file)
 	}
@@ -689,8 +678,7 @@ func (d *dumper) enter(r *binlog.Reader, rotate bool) error {
 		if fde, err = r.FDE(); err != nil {
 			return errBinlog(fmt.Sprintf("Could not read the format description event of '%s': %v", binlog.MasterName(d.file), err))
 		}
-		d.groups.Reset()
-		d.groups.Add(fde) // the file's checksum algorithm, for repeat
+		d.repeating.groups.Add(fde) // the file's checksum algorithm, for repeat
 		fde = binlog.ResentFDE(fde)
 		if err := r.Seek(d.pos); err != nil {
 			return startErr(r, binlog.MasterName(d.file), d.pos, err)

@@ -81,10 +81,9 @@ func (ss *session) gtidStart(state binlog.MariaState) (string, error) {
 // sequence number is not past the slave's position in their domain. Once a
 // domain has sent a newer group, it is no longer filtered.
 type gtidFilter struct {
-	from     []binlog.MariaGTID // the slave's position, as it gave it
-	state    binlog.MariaState  // the domains still being skipped
-	groups   binlog.GroupTracker
-	skipping bool
+	from  []binlog.MariaGTID // the slave's position, as it gave it
+	state binlog.MariaState  // the domains still being skipped
+	groupSkip
 }
 
 // newGTIDFilter skips up to the slave's position. A domain whose GTID is
@@ -105,22 +104,37 @@ func newGTIDFilter(state binlog.MariaState, startList binlog.MariaState) *gtidFi
 func (f *gtidFilter) pending() bool { return f != nil && len(f.state) > 0 }
 
 func (f *gtidFilter) skip(e binlog.Event) bool {
-	switch {
-	case e.Type() == binlog.TypeMariaGTID:
-		g, _ := binlog.GTIDOf(e, f.groups.Checksum())
+	return f.groupSkip.skip(e, func(g binlog.MariaGTID) bool {
 		s, ok := f.state[g.Domain]
-		f.skipping = ok && g.Seq <= s.Seq
-		if ok && !f.skipping {
+		skip := ok && g.Seq <= s.Seq
+		if ok && !skip {
 			delete(f.state, g.Domain)
 		}
-		f.groups.Add(e)
-		return f.skipping
-	case f.skipping:
-		if f.groups.Add(e) {
-			f.skipping = false
+		return skip
+	})
+}
+
+// groupSkip drops whole transaction groups: whether a group goes is
+// decided at its GTID event, and the rest of the group follows.
+type groupSkip struct {
+	groups   binlog.GroupTracker
+	skipping bool
+}
+
+// skip reports whether e is dropped; drop decides for each GTID.
+func (k *groupSkip) skip(e binlog.Event, drop func(binlog.MariaGTID) bool) bool {
+	switch {
+	case e.Type() == binlog.TypeMariaGTID:
+		g, _ := binlog.GTIDOf(e, k.groups.Checksum())
+		k.skipping = drop(g)
+		k.groups.Add(e)
+		return k.skipping
+	case k.skipping:
+		if k.groups.Add(e) {
+			k.skipping = false
 		}
 		return true
 	}
-	f.groups.Add(e)
+	k.groups.Add(e)
 	return false
 }
