@@ -337,12 +337,27 @@ func (c *Config) replicaConfig(needID bool) (replica.Config, error) {
 	return replica.Config{
 		Endpoint:        ep,
 		ServerID:        m.ServerID,
+		ReportPort:      listenPort(c.Relay.Listen),
 		Start:           start,
 		HeartbeatPeriod: hb,
 		SemiSync:        m.SemiSync,
 		Candidates:      candidates,
 		FailoverWait:    wait,
 	}, nil
+}
+
+// listenPort is the port of a host:port listen address, 0 when it has
+// none (the relay's own check names the key).
+func listenPort(addr string) uint16 {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseUint(p, 10, 16)
+	if err != nil {
+		return 0
+	}
+	return uint16(n)
 }
 
 // RelayLog validates the relay log's keys of [relay]: where it lives

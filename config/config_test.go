@@ -84,6 +84,9 @@ func TestReplicaConfigValidation(t *testing.T) {
 				if rc.Password != "secret" {
 					t.Fatalf("password from file not read")
 				}
+				if rc.ReportPort != 3307 {
+					t.Fatalf("report port %d, want the relay's 3307 (how SHOW SLAVE HOSTS tells two replinks on one host apart)", rc.ReportPort)
+				}
 				if rc.FailoverWait != 10*time.Second {
 					t.Fatalf("failover-wait %v, want the default 10s", rc.FailoverWait)
 				}

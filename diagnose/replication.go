@@ -67,36 +67,20 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 		r.add(Step{Step: "server_id", OK: true, Warning: true, Detail: fmt.Sprintf("master %d; replink's server-id not given, so not checked against the master's replicas (give -c FILE or --server-id)", id)})
 		return
 	}
-	switch other := sameIDReplica(c, cfg.ServerID); {
+	other, err := replica.SameIDReplica(c, cfg.ServerID, cfg.Registration())
+	switch {
 	case uint32(id) == cfg.ServerID:
 		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("master server_id %d equals replink's server-id", id), Reason: "other",
 			Hint: "give replink a server-id no server in the topology uses ([master] server-id)"})
 	case other != "":
-		// The master keeps one dump per id: the two would drop each
-		// other's (ER_SLAVE_SAME_ID) over and over.
-		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("a replica on %s is registered on the master with replink's server-id %d", other, cfg.ServerID), Reason: "other",
-			Hint: "give every replink and slave its own server-id ([master] server-id)"})
+		// The master keeps one dump per id: replink would wait for the
+		// id to be free (reason duplicate_server_id).
+		r.add(Step{Step: "server_id", Detail: fmt.Sprintf("the replica %s is registered on the master with replink's server-id %d", other, cfg.ServerID), Reason: "other",
+			Hint: "give every replink and slave its own server-id ([master] server-id); SHOW SLAVE HOSTS on the master lists them"})
+	case err != nil:
+		r.add(Step{Step: "server_id", OK: true, Warning: true, Detail: fmt.Sprintf("master %d, replink %d; the master's replicas could not be listed, so another one with this id is not ruled out: %v", id, cfg.ServerID, err),
+			Hint: "GRANT REPLICATION MASTER ADMIN ON *.* to the replication user lets replink and diagnose check"})
 	default:
-		r.add(Step{Step: "server_id", OK: true, Detail: fmt.Sprintf("master %d, replink %d", id, cfg.ServerID)})
+		r.add(Step{Step: "server_id", OK: true, Detail: fmt.Sprintf("master %d, replink %d; no other replica registered with it", id, cfg.ServerID)})
 	}
-}
-
-// sameIDReplica returns the host of a replica registered on the master
-// (SHOW SLAVE HOSTS) with id, other than one registered as this host
-// (replink itself when it runs here); "" when there is none or the list is
-// not readable.
-func sameIDReplica(c *client.Conn, id uint32) string {
-	res, err := c.Execute("SHOW SLAVE HOSTS")
-	if err != nil {
-		return ""
-	}
-	self := replica.ReportHost()
-	for i := 0; i < res.RowNumber(); i++ {
-		sid, _ := res.GetUintByName(i, "Server_id")
-		host, _ := res.GetStringByName(i, "Host")
-		if uint32(sid) == id && host != self {
-			return host
-		}
-	}
-	return ""
 }

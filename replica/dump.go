@@ -112,8 +112,18 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) 
 			return nil, fmt.Errorf("asking for semi-sync: %w", err)
 		}
 	}
+	self := r.cfg.Registration()
+	switch holder, err := SameIDReplica(c, r.cfg.ServerID, self); {
+	case err != nil:
+		if !r.sameIDUnchecked {
+			r.sameIDUnchecked = true
+			r.log.Info("cannot see the master's replicas, so a replica with replink's server-id is found only when the master ends one of the two dumps; GRANT REPLICATION MASTER ADMIN to the user to check before registering", "error", err)
+		}
+	case holder != "":
+		return nil, &duplicateServerIDError{id: r.cfg.ServerID, holder: holder}
+	}
 	c.ResetSequence()
-	if err := c.WritePacket(registerSlavePacket(r.cfg.ServerID, r.cfg.User)); err != nil {
+	if err := c.WritePacket(registerSlavePacket(r.cfg.ServerID, r.cfg.User, self)); err != nil {
 		return nil, fmt.Errorf("COM_REGISTER_SLAVE: %w", err)
 	}
 	if _, err := c.ReadOKPacket(); err != nil {
@@ -150,15 +160,15 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) 
 }
 
 // ReportHost is the host name replink registers with on the master, as
-// SHOW SLAVE HOSTS lists it.
+// SHOW SLAVE HOSTS lists it (with the relay port: Config.Registration).
 func ReportHost() string {
 	h, _ := os.Hostname()
 	return trunc(h)
 }
 
 // registerSlavePacket is COM_REGISTER_SLAVE with 4 header bytes to fill.
-func registerSlavePacket(serverID uint32, user string) []byte {
-	host, user := ReportHost(), trunc(user)
+func registerSlavePacket(serverID uint32, user string, self Registration) []byte {
+	host, user := trunc(self.Host), trunc(user)
 	p := make([]byte, 4, 4+1+4+1+len(host)+1+len(user)+1+2+4+4)
 	p = append(p, comRegisterSlave)
 	p = binary.LittleEndian.AppendUint32(p, serverID)
@@ -166,8 +176,8 @@ func registerSlavePacket(serverID uint32, user string) []byte {
 	p = append(p, host...)
 	p = append(p, byte(len(user)))
 	p = append(p, user...)
-	p = append(p, 0)                              // no password
-	p = binary.LittleEndian.AppendUint16(p, 0)    // port: replink reports none
+	p = append(p, 0) // no password
+	p = binary.LittleEndian.AppendUint16(p, self.Port)
 	p = binary.LittleEndian.AppendUint32(p, 0)    // rank, unused
 	return binary.LittleEndian.AppendUint32(p, 0) // master id: 0 is fine
 }

@@ -45,7 +45,12 @@ type Sink interface {
 // Config is the [master] section, parsed.
 type Config struct {
 	Endpoint
-	ServerID        uint32
+	ServerID uint32
+	// ReportPort is the port replink registers with on the master (SHOW
+	// SLAVE HOSTS' Port): its relay port, where its own slaves connect.
+	// With the host name it tells replink's own registration from another
+	// replica's with the same server-id.
+	ReportPort      uint16
 	Start           Start
 	HeartbeatPeriod time.Duration
 	SemiSync        bool
@@ -103,8 +108,11 @@ type Replica struct {
 	m    *Metrics
 	tlsm *tlsutil.Metrics
 
-	flavor    string
-	plaintext bool // PREFERRED against a master without SSL
+	flavor string
+	// sameIDUnchecked: the master's replica list was not readable, said
+	// once.
+	sameIDUnchecked bool
+	plaintext       bool // PREFERRED against a master without SSL
 	// masterID is the followed server's @@server_id (0 until known).
 	masterID atomic.Uint32
 	// home is [master] host; cfg.Endpoint is the server followed now,
@@ -249,6 +257,12 @@ func (r *Replica) Run(ctx context.Context) error {
 		r.m.reconnects.WithLabelValues(reason).Inc()
 		r.tlsm.Disconnected("master")
 		wait := b.next(progressed)
+		if reason == ReasonDuplicateServerID && sameIDEnded(err) {
+			// Ended by the master for another replica with this id: come
+			// back slowly, and look before asking again (startDump), so
+			// as not to end its dump in turn.
+			wait = b.max
+		}
 		r.setState(func(s *Status) {
 			s.State, s.Since, s.LastError, s.Reconnects = "backoff", time.Now(), err.Error(), s.Reconnects+1
 			s.LastReason = tlsutil.Reason(reason)
@@ -302,11 +316,16 @@ func (b *backoff) next(progressed bool) time.Duration {
 }
 
 // reconnectReason is the reconnect label: a handshake reason, stall,
-// disconnected (lost mid-stream), master_error (an ERR packet) or
+// disconnected (lost mid-stream), master_error (an ERR packet),
+// duplicate_server_id (another replica holds replink's server-id) or
 // relay_log (storing failed: a full disk, an I/O error, a bad event).
 func reconnectReason(err error) string {
 	if errors.Is(err, errStall) {
 		return "stall"
+	}
+	var dup *duplicateServerIDError
+	if errors.As(err, &dup) || sameIDEnded(err) {
+		return ReasonDuplicateServerID
 	}
 	var sinkErr *sinkError
 	if errors.As(err, &sinkErr) {
@@ -323,16 +342,11 @@ func reconnectReason(err error) string {
 	return string(tlsutil.Classify(err))
 }
 
-// errSameServerID is MariaDB's ER_SLAVE_SAME_ID: another replica
-// registered with our server-id, and the master dropped one of the dumps.
-const errSameServerID = 4052
-
 // hintFor is the fix for a reconnect of this reason caused by err: the
 // reason's hint, or a sharper one where the error says more.
 func (r *Replica) hintFor(reason string, err error) string {
-	var me *mysql.MyError
-	if errors.As(err, &me) && me.Code == errSameServerID {
-		return fmt.Sprintf("another replica is connected to the master with server-id %d; the master keeps one dump per id, so give every replink and slave its own [master] server-id", r.cfg.ServerID)
+	if reason == ReasonDuplicateServerID {
+		return duplicateHint(r.cfg.ServerID)
 	}
 	return hint(reason)
 }
@@ -346,6 +360,8 @@ func hint(reason string) string {
 		return "the master closed or broke the stream (a restart, KILL, network loss); replink resumes at the last complete transaction"
 	case "master_error":
 		return "the master refused the dump: see the error (1236: the binlog it needs was purged; reset the relay log or start elsewhere)"
+	case ReasonDuplicateServerID:
+		return "another replica streams from the master with replink's server-id: give every replink and slave its own [master] server-id"
 	case "relay_log":
 		return "storing failed: check data-dir (disk full, permissions, I/O errors); replink retries and resumes by itself"
 	}
@@ -354,7 +370,7 @@ func hint(reason string) string {
 
 // ReconnectReasons are the reconnect label values, pre-initialised.
 func ReconnectReasons() []string {
-	out := []string{"stall", "disconnected", "master_error", "relay_log"}
+	out := []string{"stall", "disconnected", "master_error", "relay_log", ReasonDuplicateServerID}
 	for _, r := range tlsutil.Reasons {
 		out = append(out, string(r))
 	}

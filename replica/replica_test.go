@@ -71,6 +71,9 @@ func TestReconnectReason(t *testing.T) {
 		{"TLS", &tlsutil.Error{Reason: tlsutil.ReasonUnknownCA, Err: errors.New("x509: certificate signed by unknown authority")}, "unknown_ca"},
 		{"TLS, wrapped", fmt.Errorf("connect: %w", &tlsutil.Error{Reason: tlsutil.ReasonCertExpired, Err: errors.New("expired")}), "cert_expired"},
 		{"access denied at login", &mysql.MyError{Code: mysql.ER_ACCESS_DENIED_ERROR, Message: "Access denied"}, "access_denied"},
+		{"MariaDB ended the dump for a same-id replica", &streamError{&mysql.MyError{Code: errSameServerID, Message: "A slave with the same server_uuid/server_id is already connected"}}, "duplicate_server_id"},
+		{"MySQL ended the dump for a same-id replica", &streamError{&mysql.MyError{Code: 1236, Message: "A slave with the same server_uuid/server_id as this slave has connected to the master; the first event '' at 4"}}, "duplicate_server_id"},
+		{"id held, seen before the dump", &duplicateServerIDError{id: 4001, holder: "db2:3307"}, "duplicate_server_id"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := reconnectReason(c.err); got != c.want {

@@ -118,17 +118,19 @@ func TestDiagnose(t *testing.T) {
 	})
 }
 
-// TestDiagnoseServerIDInUse: a replica on another host registered with
-// replink's server-id fails the server_id step, naming that host; one on
-// this host (replink itself) does not.
+// TestDiagnoseServerIDInUse: a replica registered with replink's
+// server-id under another name (another host, or this host with another
+// relay port: a second replink here) fails the server_id step, naming it;
+// one under replink's own name (replink itself) does not. A user who may
+// not list the master's replicas gets a warning, not an ok.
 func TestDiagnoseServerIDInUse(t *testing.T) {
 	p, m := newMaster(t)
 	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := replica.Config{Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}, ServerID: 4001}
-	register := func(host string) *client.Conn {
+	cfg := replica.Config{Endpoint: replica.Endpoint{Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}, ServerID: 4001, ReportPort: 3307}
+	register := func(host string, port uint16) *client.Conn {
 		c, err := client.Connect(m.Addr(), "repl", "replpass", "")
 		if err != nil {
 			t.Fatal(err)
@@ -136,7 +138,7 @@ func TestDiagnoseServerIDInUse(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		pkt := []byte{0, 0, 0, 0, 0x15, 0xa1, 0x0f, 0, 0, byte(len(host))} // COM_REGISTER_SLAVE, server-id 4001
 		pkt = append(pkt, host...)
-		pkt = append(pkt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // user, password, port, rank, master id
+		pkt = append(pkt, 0, 0, byte(port), byte(port>>8), 0, 0, 0, 0, 0, 0, 0, 0) // user, password, port, rank, master id
 		c.ResetSequence()
 		if err := c.WritePacket(pkt); err != nil {
 			t.Fatal(err)
@@ -147,21 +149,32 @@ func TestDiagnoseServerIDInUse(t *testing.T) {
 		return c
 	}
 	self := replica.ReportHost()
+	m.Exec("CREATE USER 'replonly'@'%' IDENTIFIED BY 'replpass'", "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'replonly'@'%'")
+	limited := cfg
+	limited.User = "replonly"
 	for _, c := range []struct {
-		host string
-		ok   bool
-	}{{self, true}, {"db-replica-7", false}} {
-		conn := register(c.host)
-		rep := diagnose.Run(context.Background(), cfg)
+		host     string
+		port     uint16
+		cfg      replica.Config
+		ok, warn bool
+	}{
+		{self, 3307, cfg, true, false},
+		{"db-replica-7", 3307, cfg, false, false},
+		{self, 3308, cfg, false, false},
+		{"db-replica-7", 3307, limited, true, true},
+	} {
+		conn := register(c.host, c.port)
+		rep := diagnose.Run(context.Background(), c.cfg)
 		var step diagnose.Step
 		for _, s := range rep.Steps {
 			if s.Step == "server_id" {
 				step = s
 			}
 		}
-		t.Logf("registered from %s: server_id step %+v", c.host, step)
-		if step.OK != c.ok || (!c.ok && (!strings.Contains(step.Detail, c.host) || !strings.Contains(step.Hint, "own server-id"))) {
-			t.Fatalf("replica on %s registered with 4001: step %+v", c.host, step)
+		t.Logf("registered from %s:%d, diagnosed as %s: server_id step %+v", c.host, c.port, c.cfg.User, step)
+		if step.OK != c.ok || step.Warning != c.warn || (!c.ok && (!strings.Contains(step.Detail, c.host) || !strings.Contains(step.Hint, "own server-id"))) ||
+			(c.warn && !strings.Contains(step.Hint, "REPLICATION MASTER ADMIN")) {
+			t.Fatalf("replica on %s:%d registered with 4001, diagnosed as %s: step %+v", c.host, c.port, c.cfg.User, step)
 		}
 		conn.Close()
 		waitUntil(t, 10*time.Second, func() bool { return len(m.Query("SHOW SLAVE HOSTS")) == 0 })

@@ -121,6 +121,7 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 		Master: replica.Config{
 			Endpoint:        *o.Master,
 			ServerID:        o.ServerID,
+			ReportPort:      uint16(o.Port),
 			Start:           o.Start,
 			HeartbeatPeriod: o.Heartbeat,
 			SemiSync:        o.SemiSync,
