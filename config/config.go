@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/alecthomas/units"
 	"github.com/prometheus/common/model"
 
 	"github.com/replink/replink/binlog"
@@ -183,10 +184,11 @@ func Duration(file, key, v string) (time.Duration, error) {
 }
 
 // FreeSpace parses a free-space threshold: a share of the file system
-// ("5%") or a size ("20GiB", "500MB", "1073741824"; K, M, G, T are
-// powers of 1024, as in my.cnf).
+// ("5%") or a size as Prometheus takes one (--storage.tsdb.retention.size:
+// "20GiB", "512MB", "1.5GB", powers of 1024), with my.cnf's habits too: a
+// bare number of bytes, or K, M, G, T without the B ("500M").
 func FreeSpace(file, key, v string) (relay.FreeSpace, error) {
-	bad := &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a share of the disk or a size (like 5%%, 20GiB, 500M)", v)}
+	bad := &Error{File: file, Key: key, Err: fmt.Errorf("%q is not a share of the disk or a size (like 5%%, 20GiB, 500MB, 500M)", v)}
 	t := strings.TrimSpace(v)
 	if p, ok := strings.CutSuffix(t, "%"); ok {
 		n, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
@@ -195,23 +197,17 @@ func FreeSpace(file, key, v string) (relay.FreeSpace, error) {
 		}
 		return relay.FreeSpace{Percent: n}, nil
 	}
-	up := strings.ToUpper(t)
-	mult := uint64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   uint64
-	}{{"TIB", 1 << 40}, {"GIB", 1 << 30}, {"MIB", 1 << 20}, {"KIB", 1 << 10}, {"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
-		{"T", 1 << 40}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}} {
-		if n, ok := strings.CutSuffix(up, u.suffix); ok {
-			up, mult = strings.TrimSpace(n), u.mult
-			break
-		}
+	if n, err := strconv.ParseUint(t, 10, 63); err == nil {
+		return relay.FreeSpace{Bytes: n}, nil
 	}
-	n, err := strconv.ParseUint(up, 10, 64)
-	if err != nil || n > ^uint64(0)/mult {
+	if last := strings.ToUpper(t[len(t)-min(len(t), 1):]); strings.Contains("KMGTPE", last) && last != "" {
+		t += "B" // my.cnf's 500M
+	}
+	n, err := units.ParseBase2Bytes(t)
+	if err != nil || n < 0 {
 		return relay.FreeSpace{}, bad
 	}
-	return relay.FreeSpace{Bytes: n * mult}, nil
+	return relay.FreeSpace{Bytes: uint64(n)}, nil
 }
 
 // MasterPassword resolves the password: password-file, then password,
