@@ -29,7 +29,7 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 				Hint: fmt.Sprintf("GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '%s'@'%%'", cfg.User)})
 		}
 	}
-	res, err = c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_checksum','server_id','gtid_mode','gtid_domain_id','gtid_binlog_pos','version')")
+	res, err = c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('log_bin','binlog_format','binlog_checksum','server_id','gtid_mode','gtid_domain_id','gtid_binlog_pos','version','encrypt_binlog','binlog_encryption')")
 	if err != nil {
 		r.add(Step{Step: "binlog_settings", Detail: "reading the binlog settings (SHOW GLOBAL VARIABLES) failed: " + errText(err), Reason: "other"})
 		return
@@ -62,6 +62,7 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 		gtid = "MySQL gtid_mode=" + v["gtid_mode"]
 	}
 	r.add(Step{Step: "gtid", OK: true, Detail: gtid})
+	checkAtRest(r, v, cfg)
 	id, _ := strconv.ParseUint(v["server_id"], 10, 32)
 	if cfg.ServerID == 0 {
 		r.add(Step{Step: "server_id", OK: true, Warning: true, Detail: fmt.Sprintf("master %d; replink's server-id not given, so not checked against the master's replicas (give -c FILE or --server-id)", id)})
@@ -82,5 +83,20 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 			Hint: "GRANT REPLICATION MASTER ADMIN ON *.* to the replication user lets replink and diagnose check"})
 	default:
 		r.add(Step{Step: "server_id", OK: true, Detail: fmt.Sprintf("master %d, replink %d; no other replica registered with it", id, cfg.ServerID)})
+	}
+}
+
+// checkAtRest warns when the master encrypts its binlog files (MariaDB's
+// encrypt_binlog, MySQL's binlog_encryption) and replink's relay log, which
+// holds the same rows, would not.
+func checkAtRest(r *Report, v map[string]string, cfg replica.Config) {
+	encrypts := v["encrypt_binlog"] == "ON" || v["binlog_encryption"] == "ON"
+	switch {
+	case encrypts && !cfg.RelayEncrypted:
+		r.add(Step{Step: "binlog_encryption", OK: true, Warning: true,
+			Detail: "the master encrypts its binlog files, and replink's relay log would hold the same rows in plaintext: the relay host would hold what the master protects",
+			Hint:   "keep replink's data-dir on an encrypted volume (dm-crypt, an encrypted cloud disk)"})
+	case encrypts:
+		r.add(Step{Step: "binlog_encryption", OK: true, Detail: "the master encrypts its binlog files; so does the relay log"})
 	}
 }

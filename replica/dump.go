@@ -69,6 +69,7 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) 
 			r.masterID.Store(uint32(id))
 		}
 	}
+	r.checkAtRest(c)
 	res, err := c.Execute("SHOW GLOBAL VARIABLES LIKE 'BINLOG_CHECKSUM'")
 	if err != nil {
 		return nil, fmt.Errorf("checking binlog_checksum: %w", err)
@@ -311,4 +312,26 @@ func (r *Replica) killDump(id uint32, useTLS bool) {
 func peerClosed(err error) bool {
 	var me *mysql.MyError
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errEndOfDump) || errors.As(err, &me)
+}
+
+// checkAtRest notes whether the master encrypts its binlog files
+// (MariaDB's encrypt_binlog, MySQL's binlog_encryption) while the relay
+// log, which holds the same rows, does not; it warns when that starts.
+func (r *Replica) checkAtRest(c *client.Conn) {
+	res, err := c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('encrypt_binlog', 'binlog_encryption')")
+	if err != nil {
+		return // a server that will not say is not known to encrypt
+	}
+	encrypts := false
+	for i := 0; i < res.RowNumber(); i++ {
+		if v, _ := res.GetString(i, 1); strings.EqualFold(v, "ON") {
+			encrypts = true
+		}
+	}
+	plaintext := encrypts && !r.cfg.RelayEncrypted
+	if plaintext && !r.plaintextCopy {
+		r.log.Warn("the master encrypts its binlog files but replink's relay log is not encrypted: the relay host holds in plaintext what the master protects; keep the data-dir on an encrypted volume", "master", r.cfg.Addr())
+	}
+	r.plaintextCopy = plaintext
+	r.setState(func(s *Status) { s.PlaintextCopyOfEncrypted = plaintext })
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// replink looks for it among them (docs/failover.md).
 	Candidates   []Endpoint
 	FailoverWait time.Duration
+	// RelayEncrypted: the relay log is encrypted at rest. When it is not
+	// and the master encrypts its binlog, replink warns.
+	RelayEncrypted bool
 }
 
 // Start is where to begin when the sink holds nothing.
@@ -112,7 +115,10 @@ type Replica struct {
 	// sameIDUnchecked: the master's replica list was not readable, said
 	// once.
 	sameIDUnchecked bool
-	plaintext       bool // PREFERRED against a master without SSL
+	// plaintextCopy: the master encrypts its binlog and the relay log
+	// does not, as last seen (warned when it becomes true).
+	plaintextCopy bool
+	plaintext     bool // PREFERRED against a master without SSL
 	// masterID is the followed server's @@server_id (0 until known).
 	masterID atomic.Uint32
 	// home is [master] host; cfg.Endpoint is the server followed now,
@@ -147,6 +153,9 @@ type Status struct {
 	Since      time.Time          `json:"since"`
 	Reconnects int                `json:"reconnects"`
 	Failures   []FailureRecord    `json:"recent_failures,omitempty"`
+	// PlaintextCopyOfEncrypted: the master encrypts its binlog files
+	// (encrypt_binlog, binlog_encryption) and the relay log does not.
+	PlaintextCopyOfEncrypted bool `json:"plaintext_copy_of_encrypted_binlog,omitempty"`
 	// Master is the server followed now (host:port); Switches are the
 	// last switches to a new master after a failover.
 	Master   string         `json:"master"`

@@ -53,6 +53,7 @@ code{font-size:.92em} .muted{color:#777;font-size:.9em}
 <tr><td class="k">position</td><td><code>{{.Relay.Position}}</code> (durable <code>{{.Relay.Durable}}</code>)</td></tr>
 <tr><td class="k">lag</td><td>{{printf "%.1f" .LagSec}} s</td></tr>
 <tr><td class="k">reconnects</td><td>{{.Master.Reconnects}}</td></tr>
+{{if .Master.PlaintextCopyOfEncrypted}}<tr><td class="k">at rest</td><td class="bad">the master encrypts its binlog files; this relay log holds the same rows in plaintext</td></tr>{{end}}
 {{if .Master.LastError}}<tr><td class="k">last error</td><td class="bad">{{.Master.LastReason}}: {{.Master.LastError}}</td></tr>{{end}}
 </table>
 
