@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 
 	"github.com/replink/replink/binlog"
 )
@@ -121,6 +122,15 @@ type EventCipher struct {
 	alg   Algorithm
 	block cipher.Block
 	nonce [NonceSize]byte
+	// CBC modes are reused with SetIV: making one copies the expanded key
+	// (hundreds of bytes), which would cost more than a small event's AES.
+	enc, dec sync.Pool // of cbcMode
+}
+
+// cbcMode is what crypto/cipher's CBC encrypter and decrypter are.
+type cbcMode interface {
+	cipher.BlockMode
+	SetIV([]byte)
 }
 
 // NewEventCipher returns an EventCipher for key (16, 24 or 32 bytes).
@@ -197,11 +207,18 @@ func (c *EventCipher) crypt(b []byte, offset uint64, encrypt bool) {
 	}
 	whole := len(b) &^ (aes.BlockSize - 1)
 	if whole > 0 {
+		pool, mk := &c.dec, cipher.NewCBCDecrypter
 		if encrypt {
-			cipher.NewCBCEncrypter(c.block, iv[:]).CryptBlocks(b[:whole], b[:whole])
-		} else {
-			cipher.NewCBCDecrypter(c.block, iv[:]).CryptBlocks(b[:whole], b[:whole])
+			pool, mk = &c.enc, cipher.NewCBCEncrypter
 		}
+		m, _ := pool.Get().(cbcMode)
+		if m == nil {
+			m = mk(c.block, iv[:]).(cbcMode)
+		} else {
+			m.SetIV(iv[:])
+		}
+		m.CryptBlocks(b[:whole], b[:whole])
+		pool.Put(m)
 	}
 	if tail := b[whole:]; len(tail) > 0 {
 		// MyCTX_nopad::finish: "something CTR-like for the last partial
