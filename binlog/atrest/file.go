@@ -20,6 +20,7 @@ var ErrNoStartEncryption = errors.New("no Start_encryption event after the forma
 type MasterFile struct {
 	Checksum  byte
 	Start     StartEncryption
+	StartAt   int64 // offset of the Start_encryption event
 	Encrypted int64 // offset of the first encrypted event
 }
 
@@ -47,7 +48,7 @@ func ReadHead(data []byte) (MasterFile, error) {
 	if h.Start, err = ParseStartEncryption(se, h.Checksum); err != nil {
 		return h, fmt.Errorf("event at %d: %w", off, err)
 	}
-	h.Encrypted = off + int64(len(se))
+	h.StartAt, h.Encrypted = off, off+int64(len(se))
 	return h, nil
 }
 
