@@ -159,10 +159,6 @@ func MasterCipher(alg Algorithm, keys Keys, start StartEncryption) (*EventCipher
 	return NewEventCipher(alg, key, start.Nonce)
 }
 
-// minEvent is the shortest event the scheme can carry: the size field
-// must be whole.
-const minEvent = offSize + 4
-
 // ErrEventTooShort is an event too short to hold a v4 header.
 var ErrEventTooShort = errors.New("event shorter than a binlog event header")
 
