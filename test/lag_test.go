@@ -15,7 +15,7 @@ import (
 // that one, whose heartbeats carry the master's clock. Once the master
 // link is gone, the lag grows again.
 func TestLagZeroWhileCaughtUp(t *testing.T) {
-	const hb = 500 * time.Millisecond
+	const hb = time.Second
 	p, m := newMaster(t)
 	proxy := StartProxy(t, m.Addr())
 	a := StartReplink(t, p, m.Port, ReplinkOptions{MasterPort: proxy.Port(), Heartbeat: hb, MaxBackoff: 300 * time.Millisecond,
