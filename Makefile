@@ -29,7 +29,9 @@ rules:
 # unit through systemd-analyze verify, and the deploy/ module's tests (the
 # Kubernetes manifests decoded strictly against the API types, the
 # PrometheusRule against dashboards/alerts.yml, the unit's hardening, the
-# Dockerfile's key lines).
+# Dockerfile's key lines, dashboards/replink.json decoded strictly against
+# grafana-foundation-sdk's dashboard schema with every query keeping
+# instance and shown in the unit of what it computes).
 #
 # systemd-analyze verify fails a unit whose ExecStart binary is missing, and
 # the unit names /usr/local/bin/replink. Rather than edit the unit, it is

@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/replink/replink => ../
 
 require (
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
 	github.com/replink/replink v0.0.0-00010101000000-000000000000
 	k8s.io/api v0.37.2

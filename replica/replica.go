@@ -133,7 +133,7 @@ type Replica struct {
 	status Status
 
 	lastEventTS atomic.Int64 // master timestamp (unix s) of the last real event
-	caughtUpTo  atomic.Int64 // unix nanos of the master time we know we have everything up to
+	lag         lagClock     // the master time the stream is complete up to, and whether it is caught up
 }
 
 // Status is the link state for /status and diagnose.
@@ -173,6 +173,7 @@ type FailureRecord struct {
 // New makes a replica. tlsm is shared with the relay.
 func New(cfg Config, sink Sink, log hclog.Logger, m *Metrics, tlsm *tlsutil.Metrics) *Replica {
 	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm, home: cfg.Endpoint}
+	r.lag.period = cfg.HeartbeatPeriod
 	r.status = Status{State: "connecting", Since: time.Now(), Master: cfg.Addr()}
 	m.bind(r)
 	return r
@@ -189,30 +190,19 @@ func (r *Replica) Status() Status {
 }
 
 // Lag is now minus the master time the stream is known to be complete up
-// to: the last event's timestamp, or the time of the last heartbeat
-// (which says the master had nothing newer). It grows while the link is
-// down.
+// to: 0 while it is caught up (the master's last heartbeat, or an event
+// it sent as it wrote it, is no older than the master's silence allows),
+// else now minus the last event's timestamp or the last heartbeat's
+// time. It grows while the link is down.
 func (r *Replica) Lag() float64 {
-	t := r.caughtUpTo.Load()
-	if t == 0 {
-		return 0
-	}
-	lag := time.Since(time.Unix(0, t)).Seconds()
-	if lag < 0 {
-		return 0
-	}
-	return lag
+	return r.lag.lag(time.Now())
 }
 
-// CaughtUpTo is the master time the stream is known complete up to; zero
-// before anything arrived. The relay puts it in the heartbeats it sends a
-// replink downstream.
+// CaughtUpTo is the master time the stream is known complete up to: now
+// while it is caught up; zero before anything arrived. The relay puts it
+// in the heartbeats it sends a replink downstream.
 func (r *Replica) CaughtUpTo() time.Time {
-	t := r.caughtUpTo.Load()
-	if t == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, t)
+	return r.lag.completeTo(time.Now())
 }
 
 func (r *Replica) setState(f func(*Status)) {

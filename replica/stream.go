@@ -91,6 +91,7 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 	// The link is down from here: say so before ending the dump thread,
 	// which may take up to connect-timeout over a dead path.
 	r.m.up.Set(0)
+	r.lag.down()
 	cancel()
 	if !peerClosed(err) {
 		r.killDump(c.GetConnectionID(), useTLS)
@@ -173,7 +174,8 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 		switch ev.Type() {
 		case binlog.TypeHeartbeat, binlog.TypeHeartbeatV2:
 			// The master had nothing newer than what we hold.
-			r.caughtUpTo.Store(heartbeatMark(ev.Timestamp(), time.Now()))
+			now := time.Now()
+			r.lag.heard(heartbeatMark(ev.Timestamp(), now), now)
 		case binlog.TypeRotate: // the fake ROTATE that names the file a dump starts in
 			if _, pos, err := binlog.RotateTarget(ev); err == nil && h.started && pos > 4 {
 				// Mid-stream, past a file's start: a replink upstream
@@ -197,7 +199,7 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 	r.m.countEvent(ev)
 	if ts := ev.Timestamp(); ts != 0 {
 		r.lastEventTS.Store(int64(ts))
-		r.caughtUpTo.Store(time.Unix(int64(ts), 0).UnixNano())
+		r.lag.heard(time.Unix(int64(ts), 0), time.Now())
 	}
 	if ev.Type() == binlog.TypeRotate {
 		return ev, h.startFile(ev)
@@ -205,16 +207,16 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 	return ev, nil
 }
 
-// heartbeatMark is the master time, in unix nanoseconds, that a heartbeat
-// with timestamp ts, received at now, says the stream is complete up to.
+// heartbeatMark is the master time that a heartbeat with timestamp ts,
+// received at now, says the stream is complete up to.
 // A master's heartbeats carry timestamp 0: it had nothing newer, as of
 // now. A heartbeat with a timestamp carries the master's clock: the
 // master time its sender (a replink upstream, itself a replica) is
 // complete up to; "now" would be the intermediate's word, and a replink
 // behind a lagging one would show no lag.
-func heartbeatMark(ts uint32, now time.Time) int64 {
+func heartbeatMark(ts uint32, now time.Time) time.Time {
 	if ts == 0 {
-		return now.UnixNano()
+		return now
 	}
-	return time.Unix(int64(ts), 0).UnixNano()
+	return time.Unix(int64(ts), 0)
 }

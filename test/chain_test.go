@@ -128,10 +128,10 @@ func TestChain(t *testing.T) {
 	})
 
 	// Lag: about 0 and not growing while the master is idle, small
-	// while the master writes. Idle, a tier's lag is a saw: it rises
-	// until the next heartbeat. B's may also include A's own heartbeat
-	// period and the whole seconds of a binlog timestamp once A's
-	// heartbeats carry the master's clock: 2 periods and 1s at most.
+	// while the master writes. Idle, a caught-up tier reads 0
+	// (TestLagZeroWhileCaughtUp); the bounds here are the older, looser
+	// ones: a saw up to the next heartbeat, at B also A's own heartbeat
+	// period and the whole seconds of a binlog timestamp.
 	idleBound := (2*hb + time.Second + 750*time.Millisecond).Seconds()
 	sample := func(d time.Duration) (maxA, maxB float64) {
 		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
