@@ -335,3 +335,56 @@ func TestSecretVolumeKeyAccepted(t *testing.T) {
 		t.Fatalf("a world-readable key: exit %d (%v), want 2 naming the file and chmod:\n%s", code, err, out)
 	}
 }
+
+// TestMasterCAAddedWithoutSIGHUP: the master moves to a certificate from
+// a new CA and replink's handshakes fail with unknown_ca; once the new CA
+// is added to replink's ssl-ca file, replink, the binary with its default
+// watch interval, reloads it by itself and the link comes back, no SIGHUP.
+func TestMasterCAAddedWithoutSIGHUP(t *testing.T) {
+	p, m := newMaster(t)
+	relayPort, metricsPort := FreePort(t), FreePort(t)
+	proc := StartProcess(t, WriteReplinkConfig(t, p, m.Port, relayPort, metricsPort, t.TempDir()), filepath.Join(t.TempDir(), "replink.log"))
+	metric := func(name string, labels map[string]string) float64 {
+		return counterValue(t, scrapeMetrics(t, metricsPort), name, labels)
+	}
+	waitReady(t, metricsPort)
+
+	now := time.Now()
+	newCA, err := tlsutil.NewCA(pkix.Name{CommonName: "replink test CA 2"}, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := newCA.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "localhost"}, Hosts: []string{"localhost", "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := cert.Write(t.TempDir(), "master2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.InstallCert(certFile, keyFile)
+	for _, id := range dumpThreads(m) {
+		m.Exec("KILL CONNECTION " + id)
+	}
+	waitUntil(t, 20*time.Second, func() bool {
+		return metric("replink_tls_handshake_failures_total", map[string]string{"link": "master", "reason": "unknown_ca"}) >= 1
+	})
+
+	old, err := os.ReadFile(p.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replaceFile(t, p.CAFile, append(old, newCA.CertPEM...), 0o644)
+	waitUntil(t, 30*time.Second, func() bool { return metric("replink_master_up", nil) == 1 })
+	if ok := metric("replink_cert_reloads_total", map[string]string{"result": "ok"}); ok != 1 {
+		t.Errorf("reloads ok %v, want 1", ok)
+	}
+	proc.Signal(syscall.SIGTERM)
+	proc.Wait(20 * time.Second)
+	log, _ := os.ReadFile(proc.LogFile)
+	if !strings.Contains(string(log), "certificates reloaded") || !strings.Contains(string(log), "trigger=\"files changed\"") ||
+		!strings.Contains(string(log), "master ssl-ca "+p.CAFile) {
+		t.Fatalf("the log does not say the CA file changed:\n%s", tail(log, 3000))
+	}
+}
