@@ -38,6 +38,10 @@ type Config struct {
 		// process's open files limit.
 		Limits status.Limits
 	}
+	// CertWatchInterval is how often the TLS files of both sides are
+	// read to see whether they changed (0: DefaultCertWatchInterval;
+	// negative: never, only SIGHUP reloads).
+	CertWatchInterval time.Duration
 	// ShutdownTimeout bounds stopping (0: DefaultShutdownTimeout): a part
 	// still running after it is named in the log, and Run returns an error.
 	ShutdownTimeout time.Duration
@@ -89,6 +93,8 @@ type Daemon struct {
 	parts []part
 	// nofile is the open files limit the HTTP limits were chosen for.
 	nofile uint64
+
+	watch certWatch
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,9 +149,14 @@ func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err
 	if d.cfg.ShutdownTimeout <= 0 {
 		d.cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if d.cfg.CertWatchInterval == 0 {
+		d.cfg.CertWatchInterval = DefaultCertWatchInterval
+	}
+	d.watch.loaded = d.fingerprint()
 	d.parts = []part{
 		{"replica", d.rep.Run},
 		{"relay", func(ctx context.Context) error { return d.srv.Serve(ctx, d.relayLn) }},
+		{"certificate watch", d.watchCerts},
 		{"http", func(ctx context.Context) error {
 			return status.Serve(ctx, d.httpLn, d.cfg.HTTP.WebConfigFile, d.cfg.HTTP.Limits, status.Handler(d.m.reg, *d.handler), d.log.Named("http"))
 		}},
@@ -294,36 +305,6 @@ func (d *Daemon) doClose() error {
 	if err := d.rlog.Close(); err != nil {
 		return fmt.Errorf("closing relay log: %w", err)
 	}
-	return nil
-}
-
-// Reload reads the certificates and keys of both sides again (SIGHUP). It
-// parses everything first and swaps both sides or neither: a bad file on
-// one side keeps the old certificates on both.
-func (d *Daemon) Reload() error {
-	err := d.reload()
-	if err != nil {
-		d.m.reloadFailed()
-		d.log.Error("certificate reload failed; keeping the old certificates on both sides", "error", err)
-		return err
-	}
-	d.m.reloadOK()
-	d.tlsm.SetLocalCerts(d.localCerts())
-	d.log.Info("certificates reloaded")
-	return nil
-}
-
-func (d *Daemon) reload() error {
-	master, err := d.cfg.Master.TLS.Stage()
-	if err != nil {
-		return fmt.Errorf("master: %w", err)
-	}
-	relaySide, err := d.cfg.Relay.TLS.Stage()
-	if err != nil {
-		return fmt.Errorf("relay: %w", err)
-	}
-	master()
-	relaySide()
 	return nil
 }
 

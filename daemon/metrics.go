@@ -19,7 +19,7 @@ func newMetrics(reg *prometheus.Registry, version string) *metrics {
 	m := &metrics{
 		reg: reg,
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "replink_cert_reloads_total",
-			Help: "Certificate reloads on SIGHUP, by result."}, []string{"result"}),
+			Help: "Certificate reloads (on SIGHUP, or because the files changed), by result."}, []string{"result"}),
 		lastReload: prometheus.NewGauge(prometheus.GaugeOpts{Name: "replink_config_last_reload_successful",
 			Help: "1 when the last reload of certificates and keys succeeded."}),
 	}

@@ -67,6 +67,16 @@ type ReplinkOptions struct {
 	// zero and there are candidates).
 	Candidates   []int
 	FailoverWait time.Duration
+	// MasterUser is the account replink logs in to the master with (repl
+	// when empty); MasterCert and MasterKey, when set, its client
+	// certificate ([master] ssl-cert, ssl-key).
+	MasterUser, MasterCert, MasterKey string
+	// ServerCert and ServerKey are the relay's certificate ([relay]
+	// ssl-cert, ssl-key; the PKI's server certificate when empty).
+	ServerCert, ServerKey string
+	// CertWatch is how often the TLS files are checked for changes
+	// (daemon.DefaultCertWatchInterval when zero, never when negative).
+	CertWatch time.Duration
 }
 
 // StartReplink runs replink against the master on masterPort over
@@ -97,14 +107,20 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 	if o.ServerID == 0 {
 		o.ServerID = 4001
 	}
+	if o.MasterUser == "" {
+		o.MasterUser = "repl"
+	}
 	if o.Master == nil {
-		tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: o.SSLMode, CA: p.CAFile})
+		tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: o.SSLMode, CA: p.CAFile, Cert: o.MasterCert, Key: o.MasterKey})
 		if err != nil {
 			t.Fatal(err)
 		}
-		o.Master = &replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: "repl", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}
+		o.Master = &replica.Endpoint{Host: "127.0.0.1", Port: masterPort, User: o.MasterUser, Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}
 	}
-	ts, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: p.CAFile, Cert: p.ServerCert, Key: p.ServerKey})
+	if o.ServerCert == "" {
+		o.ServerCert, o.ServerKey = p.ServerCert, p.ServerKey
+	}
+	ts, err := tlsutil.NewServer(tlsutil.ServerOptions{CA: p.CAFile, Cert: o.ServerCert, Key: o.ServerKey})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,9 +147,10 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 		},
 		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: o.ServerID, TLS: ts, Users: o.Users, Retain: o.Retain, KeepForAbsentSlaves: o.KeepForAbsent,
 			HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections},
-		DataDir: o.Dir,
-		Sync:    o.Sync,
-		Version: "test",
+		DataDir:           o.Dir,
+		Sync:              o.Sync,
+		Version:           "test",
+		CertWatchInterval: o.CertWatch,
 	}
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	logs := &lockedBuffer{}

@@ -252,21 +252,29 @@ func pickCRL(crls []*x509.RevocationList, issuer *x509.Certificate, now time.Tim
 	return best
 }
 
-// CheckKeyFile refuses a private key file that group or others can read or
-// write: the key is the link's identity.
+// CheckKeyFile refuses a private key file that others can read or write,
+// or that its group can write: the key is the link's identity. A key its
+// group can read (0640, 0440) is accepted, as a Kubernetes Secret volume
+// with defaultMode 0440 (or 0400) and the pod's fsGroup gives it: root
+// owns the file, the fsGroup reads it, and mode bits cannot say less. The
+// mode is the file's, not a symlink's: a Secret's keys are symlinks into
+// its ..data directory.
 func CheckKeyFile(name string) error {
 	st, err := os.Stat(name)
 	if err != nil {
 		return err
 	}
-	if perm := st.Mode().Perm(); perm&0o066 != 0 {
-		return fmt.Errorf("key file %s is accessible by group or others (mode %04o); run chmod 600 %s", name, perm, name)
+	switch perm := st.Mode().Perm(); {
+	case perm&0o007 != 0:
+		return fmt.Errorf("key file %s is accessible by others (mode %04o); run chmod 600 %s (or 640 to share it with a group)", name, perm, name)
+	case perm&0o030 != 0:
+		return fmt.Errorf("key file %s is writable or executable by its group (mode %04o); run chmod 600 %s (or 640 to share it with a group)", name, perm, name)
 	}
 	return nil
 }
 
 // LoadKeyPair loads a certificate chain and its key, refusing a key file
-// that others can read. Errors carry ReasonBadLocalKeypair.
+// that others can read (CheckKeyFile). Errors carry ReasonBadLocalKeypair.
 func LoadKeyPair(certFile, keyFile string) (*tls.Certificate, error) {
 	if err := CheckKeyFile(keyFile); err != nil {
 		return nil, &Error{Reason: ReasonBadLocalKeypair, Err: fmt.Errorf("ssl-key: %w", err)}

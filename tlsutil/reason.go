@@ -68,7 +68,7 @@ func (r Reason) Hint() string {
 	case ReasonAccessDenied:
 		return "check user and password, and the account's REQUIRE clause (SSL/X509/ISSUER/SUBJECT/CIPHER) against ssl-cert; GRANT REPLICATION SLAVE ON *.* TO the user"
 	case ReasonBadLocalKeypair:
-		return "ssl-cert and ssl-key must be a matching pair, readable by replink only (chmod 600 the key)"
+		return "ssl-cert and ssl-key must be a matching pair, the key not readable by others (chmod 600 it, or 640 to share it with a group)"
 	case ReasonTimeout:
 		return "the peer did not answer in time: check firewalls, that the port is MySQL's, and connect-timeout"
 	case ReasonConnectionRefused:

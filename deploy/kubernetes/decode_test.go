@@ -30,6 +30,7 @@ var kinds = map[string]func() any{
 	"policy/v1/PodDisruptionBudget":           func() any { return new(policyv1.PodDisruptionBudget) },
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return new(monitoringv1.ServiceMonitor) },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(monitoringv1.PrometheusRule) },
+	"cert-manager.io/v1/Certificate":          func() any { return new(certificate) },
 }
 
 // docSep splits a multi-document YAML file.
@@ -142,6 +143,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		{"*v1.PodDisruptionBudget", 1},
 		{"*v1.ServiceMonitor", 1},
 		{"*v1.PrometheusRule", 1},
+		{"*kubernetes.certificate", 2},
 	} {
 		if count[c.typ] != c.want {
 			t.Errorf("%d of %s, want %d", count[c.typ], c.typ, c.want)

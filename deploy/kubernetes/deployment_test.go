@@ -44,6 +44,7 @@ type deployment struct {
 	pdb      *policyv1.PodDisruptionBudget
 	monitor  *monitoringv1.ServiceMonitor
 	rule     *monitoringv1.PrometheusRule
+	certs    []*certificate // cert-manager Certificates
 	toml     string         // the ConfigMap's replink.toml
 	cfg      *config.Config // toml loaded by replink's own loader
 }
@@ -77,6 +78,7 @@ func loadDeployment(t *testing.T) *deployment {
 	one(len(sms), "ServiceMonitor")
 	one(len(rules), "PrometheusRule")
 	d.pdb, d.monitor, d.rule = pdbs[0], sms[0], rules[0]
+	d.certs = ofType[*certificate](objs)
 
 	var ok bool
 	if d.toml, ok = d.cm.Data["replink.toml"]; !ok {
@@ -330,14 +332,6 @@ func TestStatefulSet(t *testing.T) {
 			}
 			return nil
 		}},
-		{"the init container uses the replink image", func() error {
-			for _, c := range d.pod.InitContainers {
-				if c.Image != d.main.Image {
-					return fmt.Errorf("init container %s: image %s, replink's is %s", c.Name, c.Image, d.main.Image)
-				}
-			}
-			return nil
-		}},
 		{"replink runs the ConfigMap's replink.toml", func() error {
 			v, ok := d.volume("config")
 			if !ok || v.ConfigMap == nil || v.ConfigMap.Name != d.cm.Name {
@@ -372,7 +366,7 @@ func TestStatefulSet(t *testing.T) {
 			}
 			return errors.New("no REPLINK_MASTER_PASSWORD")
 		}},
-		{"the files the config names are mounted, secrets from the Secret", func() error {
+		{"the files the config names are mounted, secrets from the Secrets themselves", func() error {
 			return d.checkConfigFiles()
 		}},
 	} {
@@ -405,41 +399,47 @@ func configFiles(c *config.Config) map[string]string {
 }
 
 // checkConfigFiles: every file replink.toml names is under a mount of the
-// replink container; those in the init container's copy of the Secret are
-// keys of the Secret.
+// replink container. Those under a Secret's mount are keys of that Secret:
+// the replink Secret's, or cert-manager's (tls.crt, tls.key, ca.crt) for
+// a Certificate's Secret. Secrets are mounted directly (no init container
+// copying them once, no subPath, both of which would keep a renewed
+// certificate out of the running pod), read-only, with defaultMode 0440
+// and the pod's fsGroup, so replink reads them through its group and
+// others cannot.
 func (d *deployment) checkConfigFiles() error {
-	if len(d.pod.InitContainers) != 1 {
-		return fmt.Errorf("%d init containers, want one that copies the Secret", len(d.pod.InitContainers))
-	}
-	initc := d.pod.InitContainers[0]
-	var secretVol string
-	for _, v := range d.pod.Volumes {
-		if v.Secret != nil && v.Secret.SecretName == d.secret.Name {
-			secretVol = v.Name
-		}
-	}
-	// Root owns the files; the init container reads them as the fsGroup.
-	if v, _ := d.volume(secretVol); v.Secret == nil || v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o440 {
-		return fmt.Errorf("the Secret's volume: defaultMode should be 0440 (YAML 1.1 octal): readable by the fsGroup, not by others")
-	}
-	if _, ok := d.mount(d.main, secretVol); ok {
-		return fmt.Errorf("the replink container mounts the Secret itself; it should read the init container's 0600 copies")
-	}
-	from, ok1 := d.mount(initc, secretVol)
-	var copyVol corev1.VolumeMount
-	for _, m := range initc.VolumeMounts {
-		if !m.ReadOnly {
-			copyVol = m
-		}
-	}
-	to, ok2 := d.mount(d.main, copyVol.Name)
-	script := strings.Join(append(slices.Clone(initc.Command), initc.Args...), " ")
-	if !ok1 || !ok2 || to.MountPath != copyVol.MountPath || !to.ReadOnly ||
-		!strings.Contains(script, from.MountPath+"/*") || !strings.Contains(script, "install -m 0600") {
-		return fmt.Errorf("init container %s should install -m 0600 the Secret volume's files (%s) into a volume the replink container mounts read-only at the same path (%s)",
-			initc.Name, from.MountPath, copyVol.MountPath)
-	}
 	var errs []error
+	if n := len(d.pod.InitContainers); n != 0 {
+		errs = append(errs, fmt.Errorf("%d init containers: mount the Secrets directly, a copy made once is never renewed", n))
+	}
+	if psc := d.pod.SecurityContext; psc == nil || psc.FSGroup == nil || psc.RunAsGroup == nil || *psc.FSGroup != *psc.RunAsGroup {
+		errs = append(errs, errors.New("pod securityContext: fsGroup should be set (to runAsGroup): the Secret volumes' files are group-readable by it"))
+	}
+	keysOf := map[string][]string{} // Secret name -> its keys
+	for k := range d.secret.StringData {
+		keysOf[d.secret.Name] = append(keysOf[d.secret.Name], k)
+	}
+	for _, c := range d.certs {
+		keysOf[c.Spec.SecretName] = certManagerKeys
+	}
+	secretOf := map[string]string{} // volume name -> Secret name
+	for _, v := range d.pod.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		secretOf[v.Name] = v.Secret.SecretName
+		if _, ok := keysOf[v.Secret.SecretName]; !ok {
+			errs = append(errs, fmt.Errorf("volume %s: Secret %s is neither the replink Secret nor a Certificate's", v.Name, v.Secret.SecretName))
+		}
+		if v.Secret.DefaultMode == nil || *v.Secret.DefaultMode != 0o440 {
+			errs = append(errs, fmt.Errorf("volume %s: defaultMode should be 0440 (YAML 1.1 octal): readable by the fsGroup, not by others", v.Name))
+		}
+		m, ok := d.mount(d.main, v.Name)
+		if !ok {
+			errs = append(errs, fmt.Errorf("volume %s (Secret %s) is not mounted by the replink container", v.Name, v.Secret.SecretName))
+		} else if m.SubPath != "" || m.SubPathExpr != "" || !m.ReadOnly {
+			errs = append(errs, fmt.Errorf("volume %s: mount it whole and read-only (a subPath mount is never updated)", v.Name))
+		}
+	}
 	for key, f := range configFiles(d.cfg) {
 		var under *corev1.VolumeMount
 		for i, m := range d.main.VolumeMounts {
@@ -447,13 +447,16 @@ func (d *deployment) checkConfigFiles() error {
 				under = &d.main.VolumeMounts[i]
 			}
 		}
-		switch {
-		case under == nil:
+		if under == nil {
 			errs = append(errs, fmt.Errorf("%s = %s: not under a mount of the replink container", key, f))
-		case under.Name == copyVol.Name:
-			if _, ok := d.secret.StringData[path.Base(f)]; !ok || path.Dir(f) != copyVol.MountPath {
-				errs = append(errs, fmt.Errorf("%s = %s: Secret %s has no key %s", key, f, d.secret.Name, path.Base(f)))
-			}
+			continue
+		}
+		secret, ok := secretOf[under.Name]
+		if !ok {
+			continue
+		}
+		if !slices.Contains(keysOf[secret], path.Base(f)) || path.Dir(f) != path.Clean(under.MountPath) {
+			errs = append(errs, fmt.Errorf("%s = %s: Secret %s has no key %s (its keys: %s)", key, f, secret, path.Base(f), strings.Join(keysOf[secret], ", ")))
 		}
 	}
 	return errors.Join(errs...)
@@ -505,28 +508,65 @@ func TestServerIDPerPod(t *testing.T) {
 }
 
 // TestConfigMapConfigIsValid: the ConfigMap's replink.toml passes replink's
-// own validation of every section, with its files (the Secret's, copied
-// by the init container) replaced by test certificates and passwords.
+// own validation of every section, with its files replaced by test
+// certificates and passwords laid out as the pod sees them: each Secret
+// volume's keys, mode 0440 (defaultMode with fsGroup), reached through a
+// ..data symlink as the kubelet writes them.
 func TestConfigMapConfigIsValid(t *testing.T) {
 	d := loadDeployment(t)
 	dir := t.TempDir()
-	if _, err := tlsutil.MakeCertSet(dir, []string{"replink"}, 1, time.Now()); err != nil {
+	set, err := tlsutil.MakeCertSet(filepath.Join(dir, "pki"), []string{"replink"}, 1, time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
-	for key := range d.secret.StringData {
-		f := filepath.Join(dir, key)
-		if _, err := os.Stat(f); err == nil {
+	certFiles := map[string]map[string]string{ // Secret -> key -> test file
+		"replink-server-tls": {"tls.crt": set.ServerCert, "tls.key": set.ServerKey, "ca.crt": set.CA},
+		"replink-client-tls": {"tls.crt": set.ClientCert, "tls.key": set.ClientKey, "ca.crt": set.CA},
+	}
+	toml := d.toml
+	for _, v := range d.pod.Volumes {
+		if v.Secret == nil {
 			continue
 		}
-		if err := os.WriteFile(f, []byte("test-password\n"), 0o600); err != nil {
+		m, ok := d.mount(d.main, v.Name)
+		if !ok {
+			t.Fatalf("volume %s is not mounted", v.Name)
+		}
+		vol := filepath.Join(dir, v.Name)
+		gen := filepath.Join(vol, "..2026_01_01_00_00_00.000000001")
+		if err := os.MkdirAll(gen, 0o755); err != nil {
 			t.Fatal(err)
 		}
+		content := map[string][]byte{}
+		for key := range d.secret.StringData {
+			content[key] = []byte("test-password\n")
+		}
+		if files, ok := certFiles[v.Secret.SecretName]; ok {
+			content = map[string][]byte{}
+			for key, f := range files {
+				if content[key], err = os.ReadFile(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+		} else if v.Secret.SecretName != d.secret.Name {
+			t.Fatalf("volume %s: no test files for Secret %s", v.Name, v.Secret.SecretName)
+		}
+		for key, data := range content {
+			if err := os.WriteFile(filepath.Join(gen, key), data, 0o440); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(filepath.Join(gen, key), os.FileMode(*v.Secret.DefaultMode)); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(filepath.Join("..data", key), filepath.Join(vol, key)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Symlink(filepath.Base(gen), filepath.Join(vol, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		toml = strings.ReplaceAll(toml, `"`+m.MountPath+"/", `"`+vol+"/")
 	}
-	to, ok := d.mount(d.main, "run")
-	if !ok {
-		t.Fatal("the replink container does not mount the Secret's copy (volume run)")
-	}
-	toml := strings.ReplaceAll(d.toml, `"`+to.MountPath+"/", `"`+dir+"/")
 	toml = strings.ReplaceAll(toml, `"`+d.cfg.Relay.DataDir+`"`, `"`+filepath.Join(dir, "data")+`"`)
 	name := filepath.Join(dir, "replink.toml")
 	if err := os.WriteFile(name, []byte(toml), 0o644); err != nil {
@@ -538,8 +578,10 @@ func TestConfigMapConfigIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Master.ServerID = 4000 // the StatefulSet's --server-id=400<pod index>, which wins over the file
-	if _, err := c.ReplicaConfig(); err != nil {
+	if rc, err := c.ReplicaConfig(); err != nil {
 		t.Errorf("[master]: %v", err)
+	} else if certs := rc.Endpoint.TLS.Certificates(); !slices.ContainsFunc(certs, func(ci tlsutil.CertInfo) bool { return ci.Role == "client" }) {
+		t.Errorf("[master]: no client certificate loaded (%v)", certs)
 	}
 	if _, _, err := c.RelayLog(); err != nil {
 		t.Errorf("[relay]: %v", err)
