@@ -21,9 +21,12 @@ vet:
 test: setup vet build rules deploy-check
 	$(GO) test -race -count=1 -timeout 12m ./...
 
+# The alert rules and their tests, and the Alertmanager configuration
+# (inhibit rules) beside them.
 rules:
 	promtool check rules dashboards/alerts.yml
 	cd dashboards && promtool test rules alerts_test.yml
+	amtool check-config dashboards/alertmanager.yml
 
 # The deployment files: the static build the Dockerfile makes, the systemd
 # unit through systemd-analyze verify, and the deploy/ module's tests (the

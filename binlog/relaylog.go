@@ -539,6 +539,34 @@ func (l *Log) Files() []string {
 	return append([]string(nil), l.files...)
 }
 
+// FileStat is a relay file as it is on disk now.
+type FileStat struct {
+	Name    string
+	Size    int64
+	ModTime time.Time
+	// Writing: the file events go to, which no purge removes.
+	Writing bool
+}
+
+// Stat lists the relay files, oldest first (the index's order, so a
+// file's place is its Index), with their size and last modification on
+// disk; a file that cannot be stat'ed (being purged) has zero values.
+func (l *Log) Stat() []FileStat {
+	l.mu.Lock()
+	files := append([]string(nil), l.files...)
+	current := l.written.File
+	l.mu.Unlock()
+	out := make([]FileStat, 0, len(files))
+	for _, name := range files {
+		f := FileStat{Name: name, Writing: name == current}
+		if st, err := os.Stat(l.path(name)); err == nil {
+			f.Size, f.ModTime = st.Size(), st.ModTime()
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
 // Dir is the data directory.
 func (l *Log) Dir() string { return l.dir }
 

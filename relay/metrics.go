@@ -58,6 +58,29 @@ func (m *Metrics) bind(s *Server) {
 			"Bytes of durable relay log a slave has yet to receive; for a remembered slave while away, from where it stopped.", []string{"server_id"}, nil),
 		seen: prometheus.NewDesc("replink_replica_last_seen_timestamp_seconds",
 			"When a slave was last seen dumping: now while connected, when it left for a remembered slave.", []string{"server_id"}, nil)})
+	m.reg.MustRegister(&relayLogBytes{s: s,
+		total: prometheus.NewDesc("replink_relay_log_bytes",
+			"Bytes of relay log files in the data-dir.", nil, nil),
+		absent: prometheus.NewDesc("replink_relay_log_absent_slaves_bytes",
+			"Bytes of relay log files kept only for absent slaves (remembered, not connected): what retain would purge if they were forgotten.", nil, nil)})
+}
+
+// relayLogBytes reads the relay log's files when scraped, so both series
+// exist from start-up and follow every new file, purge, and slave that
+// comes or goes.
+type relayLogBytes struct {
+	s             *Server
+	total, absent *prometheus.Desc
+}
+
+// Describe implements prometheus.Collector.
+func (c *relayLogBytes) Describe(ch chan<- *prometheus.Desc) { ch <- c.total; ch <- c.absent }
+
+// Collect implements prometheus.Collector.
+func (c *relayLogBytes) Collect(ch chan<- prometheus.Metric) {
+	total, absent := c.s.relayLogBytes(time.Now())
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(total))
+	ch <- prometheus.MustNewConstMetric(c.absent, prometheus.GaugeValue, float64(absent))
 }
 
 type slaveLag struct {

@@ -495,6 +495,98 @@ func (s *Server) Housekeep(now time.Time) {
 	}
 }
 
+// kept is what the retention keeps for slaves' next requests at one
+// moment: floor, the index of the oldest file kept for any slave, and
+// present, for the connected slaves alone (-1: none); the absent
+// remembered slaves; and lost, whether the list of remembered slaves was
+// unreadable (every file is kept then, for slaves it may have named).
+type kept struct {
+	floor, present int
+	away           []Remembered
+	lost           bool
+}
+
+// keptAt is what the retention keeps for slaves at now.
+func (s *Server) keptAt(now time.Time) kept {
+	k := kept{floor: -1, present: -1}
+	need := func(floor *int, i int) {
+		if i >= 0 && (*floor < 0 || i < *floor) {
+			*floor = i
+		}
+	}
+	s.mu.Lock()
+	for ss := range s.slaves {
+		ss.mu.Lock()
+		if now.Sub(ss.dumpStart) < s.cfg.KeepForAbsentSlaves {
+			need(&k.present, s.rlog.Index(ss.from))
+		}
+		// Its reader holds the file it reads, but a listed slave whose
+		// dump is ending (its reader closed, its refusal still being
+		// written) is not absent yet either.
+		need(&k.present, s.rlog.Index(ss.curFile))
+		ss.mu.Unlock()
+	}
+	s.mu.Unlock()
+	k.floor = k.present
+	k.away = s.absent(now)
+	for _, r := range k.away {
+		need(&k.floor, s.rlog.Index(r.From))
+		// And the file before where it stopped: what was sent last may
+		// have been lost with the connection, and the slave asks for it
+		// again.
+		if i := s.rlog.Index(r.File); i > 0 {
+			need(&k.floor, i-1)
+		} else {
+			need(&k.floor, i)
+		}
+	}
+	if k.lost = s.memory.lost(now); k.lost {
+		k.floor = 0
+	}
+	return k
+}
+
+// purgeable is how many of files, oldest first, the retention purges
+// with cutoff when the files from index floor on are kept (floor -1:
+// none is): Purge's prefix of files older than cutoff, up to the one
+// being written or the first kept.
+func purgeable(files []binlog.FileStat, cutoff time.Time, floor int) int {
+	for i, f := range files {
+		if f.Writing || (floor >= 0 && i >= floor) || !f.ModTime.Before(cutoff) {
+			return i
+		}
+	}
+	return len(files)
+}
+
+// heldForAbsent is the bytes of the files kept only for absent slaves
+// (remembered, or possibly named by an unreadable list): those the
+// retention with cutoff would purge if only the connected slaves' files
+// were kept (from present on) and does not purge because it keeps from
+// floor on.
+func heldForAbsent(files []binlog.FileStat, cutoff time.Time, floor, present int) int64 {
+	var n int64
+	for _, f := range files[purgeable(files, cutoff, floor):purgeable(files, cutoff, present)] {
+		n += f.Size
+	}
+	return n
+}
+
+// relayLogBytes is the bytes of relay files on disk at now, and of those
+// kept only for absent slaves (none without retain, which keeps every
+// file).
+func (s *Server) relayLogBytes(now time.Time) (total, absent int64) {
+	files := s.rlog.Stat()
+	for _, f := range files {
+		total += f.Size
+	}
+	if s.cfg.Retain > 0 {
+		k := s.keptAt(now)
+		absent = heldForAbsent(files, now.Add(-s.cfg.Retain), k.floor, k.present)
+	}
+	return total, absent
+}
+
 // PurgeNow applies the retention once, in this order: a file a slave is
 // reading is never purged (the relay log does not purge a file open in a
 // reader); a file older than Retain is purged unless a slave still needs
@@ -506,41 +598,8 @@ func (s *Server) Housekeep(now time.Time) {
 // space is below MinFreeSpace (logged, and counted as reason
 // "free_space").
 func (s *Server) PurgeNow(now time.Time) {
-	floor := -1 // the oldest file kept for a slave's next request
-	need := func(name string) {
-		if i := s.rlog.Index(name); i >= 0 && (floor < 0 || i < floor) {
-			floor = i
-		}
-	}
-	s.mu.Lock()
-	for ss := range s.slaves {
-		ss.mu.Lock()
-		if now.Sub(ss.dumpStart) < s.cfg.KeepForAbsentSlaves {
-			need(ss.from)
-		}
-		// Its reader holds the file it reads, but a listed slave whose
-		// dump is ending (its reader closed, its refusal still being
-		// written) is not absent yet either.
-		need(ss.curFile)
-		ss.mu.Unlock()
-	}
-	s.mu.Unlock()
-	away := s.absent(now)
-	for _, r := range away {
-		need(r.From)
-		// And the file before where it stopped: what was sent last may
-		// have been lost with the connection, and the slave asks for it
-		// again.
-		if i := s.rlog.Index(r.File); i > 0 && (floor < 0 || i-1 < floor) {
-			floor = i - 1
-		} else {
-			need(r.File)
-		}
-	}
-	lost := s.memory.lost(now)
-	if lost {
-		floor = 0
-	}
+	k := s.keptAt(now)
+	floor, away, lost := k.floor, k.away, k.lost
 	lowSpace := false
 	if floor >= 0 {
 		free, total, err := s.cfg.FreeSpace()

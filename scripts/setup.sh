@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what replink's tests and demo need on a Debian machine, only
 # when it is missing: MariaDB server and client, Prometheus (promtool),
-# OpenSSL, Chromium (headless, for the status page test), Node.js and npm
-# with test/zongji's pinned npm packages (the zongji client test); with
+# Alertmanager (amtool), OpenSSL, Chromium (headless, for the status page
+# test), Node.js and npm with test/zongji's pinned npm packages (the
+# zongji client test); with
 # --bench also stunnel4 and gnuplot for `make bench`. Safe to run
 # repeatedly.
 set -euo pipefail
@@ -28,6 +29,7 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v mariadb-binlog >/dev/null 2>&1 || need+=(mariadb-client)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)  # make rules: amtool check-config
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)   # the status page test
 command -v node >/dev/null 2>&1 || need+=(nodejs)       # the zongji client test

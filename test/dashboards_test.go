@@ -129,11 +129,21 @@ func TestDashboardsAndAlertsUseExportedMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An expr is its line and, for a block (expr: |-), the lines indented
+	// deeper than it.
+	exprIndent := -1
 	for _, line := range strings.Split(string(rules), "\n") {
-		if strings.Contains(strings.TrimSpace(line), "expr:") {
-			for _, n := range metricName.FindAllString(line, -1) {
-				used[n] = append(used[n], "alerts.yml")
-			}
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(line), "expr:"):
+			exprIndent = indent
+		case exprIndent >= 0 && strings.TrimSpace(line) != "" && indent > exprIndent:
+		default:
+			exprIndent = -1
+			continue
+		}
+		for _, n := range metricName.FindAllString(line, -1) {
+			used[n] = append(used[n], "alerts.yml")
 		}
 	}
 

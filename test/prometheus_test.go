@@ -13,8 +13,10 @@ import (
 
 // TestAlertsFireInPrometheus runs the shipped alert rules in a real
 // Prometheus scraping a running replink: the certificate alerts fire for
-// a relay certificate that expires in 3 days, ReplinkMasterDown fires
-// when the master link is cut and resolves when it is back.
+// a relay certificate that expires in 3 days, ReplinkDown pages when the
+// master link of this replink (a pair of one) is cut and resolves when it
+// is back, and the stall that ended the link is told once it streams
+// again.
 //
 // The rules Prometheus loads are dashboards/alerts.yml with only the
 // `for:` durations shortened (to a few seconds, see ShortenAlertHolds):
@@ -58,7 +60,8 @@ func TestAlertsFireInPrometheus(t *testing.T) {
 		}
 		return s[0].Value, fmt.Sprintf("%s = %v", q, s[0].Value)
 	}
-	// alerts returns the active alerts named name for replink's instance.
+	// alerts returns the active alerts named name for replink's instance,
+	// or for its pair (job replink) when the alert is per pair.
 	alerts := func(name string) ([]PromAlert, string) {
 		all, err := prom.Alerts()
 		if err != nil {
@@ -66,7 +69,7 @@ func TestAlertsFireInPrometheus(t *testing.T) {
 		}
 		var out []PromAlert
 		for _, a := range all {
-			if a.Labels["alertname"] == name && a.Labels["instance"] == inst {
+			if a.Labels["alertname"] == name && (a.Labels["instance"] == inst || a.Labels["instance"] == "" && a.Labels["job"] == "replink") {
 				out = append(out, a)
 			}
 		}
@@ -106,7 +109,7 @@ func TestAlertsFireInPrometheus(t *testing.T) {
 		return ok1 && ok2, why1 + "; " + why2
 	})
 	crit, _ := alerts("ReplinkCertExpiringCritical")
-	if want := fmt.Sprintf("replink %s: server certificate expires in 2d 23h ", inst); len(crit) != 1 || !strings.HasPrefix(crit[0].Annotations["summary"], want) {
+	if want := "replink: replink's server certificate expires in 2d 23h "; len(crit) != 1 || !strings.HasPrefix(crit[0].Annotations["summary"], want) {
 		t.Errorf("ReplinkCertExpiringCritical: %v, want one alert whose summary starts %q", crit, want)
 	}
 	for _, name := range []string{"ReplinkCertExpiringSoon", "ReplinkCertExpiringCritical"} {
@@ -118,7 +121,7 @@ func TestAlertsFireInPrometheus(t *testing.T) {
 		}
 	}
 	// Silent while all is well: the master's 365-day certificate, the link, the target.
-	for _, name := range []string{"ReplinkMasterCertExpiringSoon", "ReplinkMasterCertExpiringCritical", "ReplinkMasterDown", "ReplinkTargetDown", "ReplinkLinkStalled"} {
+	for _, name := range []string{"ReplinkMasterCertExpiringSoon", "ReplinkMasterCertExpiringCritical", "ReplinkDown", "ReplinkNotStreaming", "ReplinkTargetDown", "ReplinkLinkStalled"} {
 		if as, why := alerts(name); len(as) != 0 {
 			t.Errorf("before the cut, %s", why)
 		}
@@ -129,32 +132,39 @@ func TestAlertsFireInPrometheus(t *testing.T) {
 	proxy.Hold()
 	proxy.Stall()
 	cut := time.Now()
-	prom.WaitFor(30*time.Second, "ReplinkMasterDown firing after the cut", firing("ReplinkMasterDown", map[string]string{"severity": "critical", "job": "replink"}))
-	down, why := alerts("ReplinkMasterDown")
+	prom.WaitFor(30*time.Second, "ReplinkDown firing after the cut", firing("ReplinkDown", map[string]string{"severity": "critical", "job": "replink"}))
+	down, why := alerts("ReplinkDown")
 	if len(down) != 1 {
-		t.Fatalf("want one ReplinkMasterDown alert, got %s", why)
+		t.Fatalf("want one ReplinkDown alert, got %s", why)
 	}
-	if want := fmt.Sprintf("replink %s is not streaming from the master", inst); down[0].Annotations["summary"] != want {
-		t.Errorf("ReplinkMasterDown summary %q, want %q", down[0].Annotations["summary"], want)
+	if want := "none of the 1 replinks of replink streams from the master"; down[0].Annotations["summary"] != want {
+		t.Errorf("ReplinkDown summary %q, want %q", down[0].Annotations["summary"], want)
 	}
 	if held := time.Since(down[0].ActiveAt); held < hold {
-		t.Errorf("ReplinkMasterDown firing %s after it became active, want at least the for: %s", held, hold)
+		t.Errorf("ReplinkDown firing %s after it became active, want at least the for: %s", held, hold)
 	}
-	// The stall that ended the link is its own alert.
-	prom.WaitFor(10*time.Second, "ReplinkLinkStalled firing", firing("ReplinkLinkStalled", map[string]string{"severity": "warning"}))
-	t.Logf("ReplinkMasterDown and ReplinkLinkStalled firing %s after the cut", time.Since(cut).Round(100*time.Millisecond))
+	// The stall that ended the link, and what follows from the master
+	// being gone, wait until replink streams again: one page now.
+	for _, name := range []string{"ReplinkLinkStalled", "ReplinkNotStreaming", "ReplinkTargetDown", "ReplinkReconnectStorm", "ReplinkHandshakeFailures"} {
+		if as, why := alerts(name); len(as) != 0 {
+			t.Errorf("while the master link is cut, %s", why)
+		}
+	}
+	t.Logf("ReplinkDown firing %s after the cut, alone", time.Since(cut).Round(100*time.Millisecond))
 
 	// Restore the link: the alert resolves (neither firing nor pending).
 	proxy.Release()
 	restored := time.Now()
-	prom.WaitFor(30*time.Second, "ReplinkMasterDown resolved after the link is back", func() (bool, string) {
-		as, why := alerts("ReplinkMasterDown")
+	prom.WaitFor(30*time.Second, "ReplinkDown resolved after the link is back", func() (bool, string) {
+		as, why := alerts("ReplinkDown")
 		return len(as) == 0, why
 	})
 	if v, why := value(fmt.Sprintf(`replink_master_up{job="replink",instance=%q}`, inst)); v != 1 {
-		t.Errorf("ReplinkMasterDown resolved but %s", why)
+		t.Errorf("ReplinkDown resolved but %s", why)
 	}
-	t.Logf("ReplinkMasterDown resolved %s after the link was restored", time.Since(restored).Round(100*time.Millisecond))
+	t.Logf("ReplinkDown resolved %s after the link was restored", time.Since(restored).Round(100*time.Millisecond))
+	// Streaming again: the stall that ended the link is told now.
+	prom.WaitFor(15*time.Second, "ReplinkLinkStalled firing once the link is back", firing("ReplinkLinkStalled", map[string]string{"severity": "warning"}))
 	if as, why := alerts("ReplinkTargetDown"); len(as) != 0 {
 		t.Errorf("replink was scraped throughout, yet %s", why)
 	}

@@ -31,6 +31,10 @@ var kinds = map[string]func() any{
 	"monitoring.coreos.com/v1/ServiceMonitor": func() any { return new(monitoringv1.ServiceMonitor) },
 	"monitoring.coreos.com/v1/PrometheusRule": func() any { return new(monitoringv1.PrometheusRule) },
 	"cert-manager.io/v1/Certificate":          func() any { return new(certificate) },
+	// The operator's v1alpha1 package would bring k8s.io/apiextensions-apiserver
+	// and newer Prometheus client modules into this module: the fields the
+	// manifest uses are declared here instead (alertmanager_test.go).
+	"monitoring.coreos.com/v1alpha1/AlertmanagerConfig": func() any { return new(alertmanagerConfig) },
 }
 
 // docSep splits a multi-document YAML file.
