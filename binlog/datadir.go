@@ -79,7 +79,7 @@ func CheckName(name string) error {
 // base name and sequence number, is not one), a file being replaced
 // (*.tmp), a cut kept by recovery (*.corrupt-*).
 func reservedName(name string) bool {
-	if strings.HasSuffix(name, ".tmp") || strings.Contains(name, ".corrupt-") {
+	if strings.HasSuffix(name, ".tmp") || strings.Contains(name, ".corrupt-") || strings.HasSuffix(name, SideSuffix) {
 		return true
 	}
 	base, _, numbered := SplitFile(name)

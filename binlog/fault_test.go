@@ -68,7 +68,7 @@ func faultLog(t *testing.T, policy SyncPolicy) (*Log, *faultFS, string) {
 	t.Helper()
 	dir := t.TempDir()
 	fs := &faultFS{}
-	l, err := openLog(dir, policy, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()), fs.open)
+	l, err := openLog(dir, policy, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()), fs.open, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -283,6 +283,9 @@ func (r *Reader) HeaderAt(pos uint32) ([]byte, error) {
 	if _, err := r.f.ReadAt(b, int64(pos)); err != nil {
 		return nil, fmt.Errorf("relay log %s: read at %d: %w", r.name, pos, err)
 	}
+	if err := r.l.decryptAt(r.name, b, int64(pos)); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -359,6 +362,9 @@ func (r *Reader) fill(pos, length int64) error {
 	n, err := r.f.ReadAt(r.buf[:size], pos)
 	if int64(n) < length {
 		return fmt.Errorf("short read at %d: %w", pos, err)
+	}
+	if err := r.l.decryptAt(r.name, r.buf[:n], pos); err != nil {
+		return err
 	}
 	r.start, r.n = pos, n
 	return nil

@@ -53,6 +53,11 @@ type Log struct {
 
 	lock *os.File // the data-dir's lock, held while the log is open
 
+	// rest encrypts relay files at rest (nil: plaintext); seals are the
+	// files' ciphers as read from their records (rest.go). Both under mu.
+	rest  AtRest
+	seals map[string]sealed
+
 	mu      sync.Mutex // guards files, readers, purging, written, durable, changed and syncErr
 	changed chan struct{}
 	files   []string // paths, oldest first (sequence.go)
@@ -103,11 +108,19 @@ type Log struct {
 // the log is open: a second OpenLog on it, in this process or another,
 // fails naming the holder.
 func OpenLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics) (*Log, error) {
-	return openLog(dir, policy, log, m, openOS)
+	return openLog(dir, policy, log, m, openOS, nil)
+}
+
+// OpenLogAtRest is OpenLog with the relay files encrypted at rest by
+// rest: new files, and what is written to older plaintext ones from now
+// on. Every file's key must be at hand (an error names the file and the
+// key id).
+func OpenLogAtRest(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, rest AtRest) (*Log, error) {
+	return openLog(dir, policy, log, m, openOS, rest)
 }
 
 // openLog is OpenLog with the files written through open.
-func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open openFunc) (*Log, error) {
+func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open openFunc, rest AtRest) (*Log, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("relay log %s: %w", dir, err)
 	}
@@ -123,7 +136,7 @@ func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open o
 		}
 		log.Info("removed temporary files a crash left in the data-dir", "files", len(stale))
 	}
-	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, writeFile: WriteFileAtomic, readers: map[string]int{}, purging: map[string]bool{}, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, writeFile: WriteFileAtomic, rest: rest, seals: map[string]sealed{}, readers: map[string]int{}, purging: map[string]bool{}, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
 	if l.seqs, err = loadSequences(dir); err != nil {
 		unlockDataDir(lock)
 		return nil, err
@@ -164,6 +177,9 @@ func (l *Log) load() error {
 	}
 	if len(l.files) == 0 {
 		return nil
+	}
+	if err := l.checkSealed(); err != nil {
+		return err
 	}
 	return l.recover(l.files[len(l.files)-1])
 }
@@ -244,6 +260,11 @@ func (l *Log) recover(name string) error {
 		f.Close()
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
+	s, err := l.sealOf(name)
+	if err != nil {
+		return fail(err)
+	}
+	f = seal(f, s.c, l.m, 0)
 	sc, err := scanFile(f)
 	if err != nil {
 		return fail(err)
@@ -269,7 +290,7 @@ func (l *Log) recover(name string) error {
 		}
 		sc.end = int64(len(Magic))
 	case size != sc.end && sc.corrupt:
-		kept, err := keepCut(f, path, sc.end, size)
+		kept, err := keepCut(raw(f), path, sc.end, size) // as stored: still encrypted
 		if err != nil {
 			return fail(fmt.Errorf("corrupt event at %d: keep a copy of %d..%d before cutting it: %w", sc.bad, sc.end, size, err))
 		}
@@ -287,6 +308,14 @@ func (l *Log) recover(name string) error {
 			return fail(fmt.Errorf("truncate partial transaction at %d: %w", sc.end, err))
 		}
 	}
+	// What is written from here is encrypted with keystream of its own
+	// when bytes were cut (the cut ones used the old), and at all when
+	// the file was plaintext so far and encryption is on now.
+	c, err := l.startSealed(name, max(sc.end, 4), size != sc.end)
+	if err != nil {
+		return fail(err)
+	}
+	f = seal(raw(f), c, l.m, 0)
 	// Always: what a crashed replink left in the page cache is served as
 	// durable from here on.
 	if err := f.Sync(); err != nil {
@@ -346,16 +375,32 @@ func (l *Log) create(name string) error {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	path := l.path(name)
+	// A new file's record (encryption at rest) is durable before the
+	// file; a record left from an earlier file of this name is not reused.
+	if err := os.Remove(l.sidePath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("relay log %s: %w", path, err)
+	}
+	l.mu.Lock()
+	delete(l.seals, name)
+	l.mu.Unlock()
+	c, err := l.startSealed(name, 4, false)
+	if err != nil {
+		os.Remove(l.sidePath(name))
+		return err
+	}
 	// The file is complete (magic, fsynced) before the index names it; on
 	// any failure it is removed again, so the index never lists a file
 	// that is not there (a full disk must leave nothing half made).
 	f, err := l.open(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
+		os.Remove(l.sidePath(name))
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
+	f = seal(f, c, l.m, 0)
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(path)
+		os.Remove(l.sidePath(name))
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
 	if _, err := f.Write(Magic); err != nil {
@@ -692,6 +737,13 @@ func (l *Log) cutBack(to Pos) error {
 			return fmt.Errorf("relay log %s: truncate back to %d: %w", l.cur.File, to.Offset, err)
 		}
 		l.log.Info("dropped what followed the last complete transaction", "file", l.cur.File, "from", st.Size(), "to", to.Offset)
+		// Written again from to: with keystream of its own.
+		c, err := l.startSealed(l.cur.File, int64(to.Offset), true)
+		if err != nil {
+			return err
+		}
+		l.f = seal(raw(l.f), c, l.m, 0)
+		l.w.Reset(l.f)
 	}
 	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
 		return fmt.Errorf("relay log %s: seek to %d: %w", l.cur.File, to.Offset, err)
@@ -878,6 +930,12 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
 		}
+		if err := os.Remove(l.sidePath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return purge, fmt.Errorf("relay log: remove purged %s's record: %w", name, err)
+		}
+		l.mu.Lock()
+		delete(l.seals, name)
+		l.mu.Unlock()
 		if dir := filepath.Dir(name); dir != "." && os.Remove(l.path(dir)) == nil { // a sequence's directory, once empty
 			_ = syncDir(l.dir)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/binlog/atrest"
 	"github.com/replink/replink/relay"
 	"github.com/replink/replink/replica"
 	"github.com/replink/replink/tlsutil"
@@ -85,21 +86,27 @@ type RelayUser struct {
 
 // Relay is the [relay] section.
 type Relay struct {
-	Listen                 string      `toml:"listen"`
-	ServerID               uint32      `toml:"server-id"`
-	DataDir                string      `toml:"data-dir"`
-	Sync                   string      `toml:"sync"`
-	Retain                 string      `toml:"retain"`
-	KeepForAbsentSlaves    string      `toml:"keep-for-absent-slaves"`
-	MinFreeSpace           string      `toml:"min-free-space"`
-	WaitWhenBehind         string      `toml:"wait-when-behind"`
-	SSLCA                  string      `toml:"ssl-ca"`
-	SSLCert                string      `toml:"ssl-cert"`
-	SSLKey                 string      `toml:"ssl-key"`
-	SSLCRL                 string      `toml:"ssl-crl"`
-	SSLCRLPath             string      `toml:"ssl-crlpath"`
-	RequireSecureTransport *bool       `toml:"require-secure-transport"`
-	Users                  []RelayUser `toml:"users"`
+	Listen                 string `toml:"listen"`
+	ServerID               uint32 `toml:"server-id"`
+	DataDir                string `toml:"data-dir"`
+	Sync                   string `toml:"sync"`
+	Retain                 string `toml:"retain"`
+	KeepForAbsentSlaves    string `toml:"keep-for-absent-slaves"`
+	MinFreeSpace           string `toml:"min-free-space"`
+	WaitWhenBehind         string `toml:"wait-when-behind"`
+	SSLCA                  string `toml:"ssl-ca"`
+	SSLCert                string `toml:"ssl-cert"`
+	SSLKey                 string `toml:"ssl-key"`
+	SSLCRL                 string `toml:"ssl-crl"`
+	SSLCRLPath             string `toml:"ssl-crlpath"`
+	RequireSecureTransport *bool  `toml:"require-secure-transport"`
+	// KeyFile encrypts the relay log at rest with keys in MariaDB
+	// file_key_management's format; KeyFileKeyFile is the password of an
+	// encrypted one; KeyID is the key new files use.
+	KeyFile        string      `toml:"key-file"`
+	KeyFileKeyFile string      `toml:"key-file-key-file"`
+	KeyID          uint32      `toml:"key-id"`
+	Users          []RelayUser `toml:"users"`
 }
 
 // Config is the whole file.
@@ -133,6 +140,7 @@ func Defaults() *Config {
 	c.Relay.KeepForAbsentSlaves = "24h"
 	c.Relay.MinFreeSpace = "5%"
 	c.Relay.WaitWhenBehind = "10m"
+	c.Relay.KeyID = 1
 	c.Metrics.Listen = "127.0.0.1:9105"
 	c.Log.Level = "info"
 	c.Log.Format = "text"
@@ -354,6 +362,32 @@ func listenPort(addr string) uint16 {
 		return 0
 	}
 	return uint16(n)
+}
+
+// AtRest is the relay log's encryption at rest from [relay] key-file,
+// key-file-key-file and key-id: nil when key-file is not set. The key
+// files are read now; their errors name the key.
+func (c *Config) AtRest() (*atrest.Sealer, error) {
+	r := c.Relay
+	if r.KeyFile == "" {
+		if r.KeyFileKeyFile != "" {
+			return nil, &Error{File: c.File, Key: "relay.key-file-key-file", Err: errors.New("is set but relay.key-file is not")}
+		}
+		return nil, nil
+	}
+	keys, err := atrest.LoadKeys(r.KeyFile, r.KeyFileKeyFile)
+	if err != nil {
+		key := "relay.key-file"
+		if r.KeyFileKeyFile != "" && (strings.Contains(err.Error(), r.KeyFileKeyFile) || errors.Is(err, atrest.ErrWrongFileKey) || errors.Is(err, atrest.ErrNotEncrypted)) {
+			key = "relay.key-file-key-file"
+		}
+		return nil, &Error{File: c.File, Key: key, Err: err}
+	}
+	s, err := atrest.NewSealer(keys, r.KeyID)
+	if err != nil {
+		return nil, &Error{File: c.File, Key: "relay.key-id", Err: fmt.Errorf("%w in %s", err, r.KeyFile)}
+	}
+	return s, nil
 }
 
 // RelayLog validates the relay log's keys of [relay]: where it lives

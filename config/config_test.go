@@ -421,3 +421,42 @@ func TestRelayCRLKeys(t *testing.T) {
 		})
 	}
 }
+
+func TestAtRestKeys(t *testing.T) {
+	keys := write(t, "keys", "1;"+strings.Repeat("ab", 32)+"\n2;"+strings.Repeat("cd", 16)+"\n", 0o600)
+	open := write(t, "keys-open", "1;"+strings.Repeat("ab", 32)+"\n", 0o644)
+	bad := write(t, "keys-bad", "1;nothex\n", 0o600)
+	for _, c := range []struct {
+		name          string
+		file, pass    string
+		id            uint32
+		key, mentions string // "" key: no error
+	}{
+		{"off", "", "", 1, "", ""},
+		{"key 2", keys, "", 2, "", ""},
+		{"password without a key file", "", keys, 1, "relay.key-file-key-file", "relay.key-file is not"},
+		{"readable by others", open, "", 1, "relay.key-file", "0644"},
+		{"not a key file", bad, "", 1, "relay.key-file", "Invalid key"},
+		{"no such key id", keys, "", 7, "relay.key-id", "no key with id 7"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Defaults()
+			cfg.File = "x.toml"
+			cfg.Relay.KeyFile, cfg.Relay.KeyFileKeyFile, cfg.Relay.KeyID = c.file, c.pass, c.id
+			s, err := cfg.AtRest()
+			if c.key == "" {
+				if err != nil || (c.file != "" && s == nil) || (c.file == "" && s != nil) {
+					t.Fatalf("AtRest() = %v, %v", s, err)
+				}
+				return
+			}
+			var ce *Error
+			if !errors.As(err, &ce) || ce.Key != c.key || !strings.Contains(err.Error(), c.mentions) {
+				t.Fatalf("err %v, want a config error on %s saying %q", err, c.key, c.mentions)
+			}
+			if strings.Contains(err.Error(), "abab") {
+				t.Fatalf("error shows key material: %v", err)
+			}
+		})
+	}
+}

@@ -113,6 +113,17 @@ func (d *Daemon) reload() error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
+	if d.cfg.ReloadAtRest != nil {
+		// The at-rest keys with the certificates, all or nothing: every
+		// relay file must still be readable with the new ones.
+		rest, err := d.cfg.ReloadAtRest()
+		if err != nil {
+			return fmt.Errorf("relay key-file: %w", err)
+		}
+		if err := d.rlog.SetAtRest(rest); err != nil {
+			return fmt.Errorf("relay key-file: %w", err)
+		}
+	}
 	master()
 	relaySide()
 	return nil

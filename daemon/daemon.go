@@ -30,6 +30,11 @@ type Config struct {
 	Relay   relay.Config
 	DataDir string
 	Sync    binlog.SyncPolicy
+	// AtRest encrypts the relay log at rest (nil: it does not);
+	// ReloadAtRest reads its keys again on a reload (SIGHUP), nil when
+	// there is nothing to read again.
+	AtRest       binlog.AtRest
+	ReloadAtRest func() (binlog.AtRest, error)
 	// HTTP is the [metrics] section: /metrics, /status and the probes.
 	HTTP struct {
 		Listen        string
@@ -63,6 +68,30 @@ func FromConfig(c *config.Config, version string) (Config, error) {
 	}
 	if dc.Relay, err = c.RelayConfig(); err != nil {
 		return dc, err
+	}
+	rest, err := c.AtRest()
+	if err != nil {
+		return dc, err
+	}
+	if rest != nil {
+		dc.AtRest = rest
+		dc.Master.RelayEncrypted = true
+	}
+	if c.File != "" {
+		// key-file and key-id as the file says them at the reload: a new
+		// key id for new files, a key file with one more key.
+		file := c.File
+		dc.ReloadAtRest = func() (binlog.AtRest, error) {
+			nc := config.Defaults()
+			if err := nc.LoadFile(file); err != nil {
+				return nil, err
+			}
+			s, err := nc.AtRest()
+			if s == nil || err != nil {
+				return nil, err // a nil *Sealer is no AtRest at all
+			}
+			return s, nil
+		}
 	}
 	if err := status.ValidateWebConfig(c.Metrics.WebConfigFile); err != nil {
 		return dc, &config.Error{File: c.File, Key: "metrics.web-config-file", Err: err}
@@ -112,7 +141,7 @@ type part struct {
 func New(cfg Config, log hclog.Logger, reg *prometheus.Registry) (_ *Daemon, err error) {
 	d := &Daemon{cfg: cfg, log: log, m: newMetrics(reg, cfg.Version), tlsm: tlsutil.NewMetrics(reg)}
 	d.tlsm.SetLocalCerts(d.localCerts())
-	if d.rlog, err = binlog.OpenLog(cfg.DataDir, cfg.Sync, log.Named("binlog"), binlog.NewMetrics(reg)); err != nil {
+	if d.rlog, err = binlog.OpenLogAtRest(cfg.DataDir, cfg.Sync, log.Named("binlog"), binlog.NewMetrics(reg), cfg.AtRest); err != nil {
 		return nil, err
 	}
 	defer func() {

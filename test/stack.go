@@ -53,6 +53,8 @@ type ReplinkOptions struct {
 	Master *replica.Endpoint
 	// ServerID is replink's [master] and [relay] server-id (4001 when zero).
 	ServerID uint32
+	// AtRest encrypts the relay log at rest (nil: plaintext).
+	AtRest binlog.AtRest
 	// Start is where to begin with an empty relay log ("current" when zero).
 	Start replica.Start
 	// SSLMode for the master link; VERIFY_IDENTITY when empty.
@@ -144,7 +146,9 @@ func StartReplink(t testing.TB, p *PKI, masterPort int, o ReplinkOptions) *Repli
 			MaxBackoff:      o.MaxBackoff,
 			Candidates:      candidates,
 			FailoverWait:    o.FailoverWait,
+			RelayEncrypted:  o.AtRest != nil,
 		},
+		AtRest: o.AtRest,
 		Relay: relay.Config{Listen: "127.0.0.1:" + itoa(o.Port), ServerID: o.ServerID, TLS: ts, Users: o.Users, Retain: o.Retain, KeepForAbsentSlaves: o.KeepForAbsent,
 			HandshakeTimeout: o.HandshakeTimeout, MaxConnections: o.MaxConnections},
 		DataDir:           o.Dir,

@@ -29,6 +29,7 @@ commands:
   diagnose [flags]   probe the master once, step by step (--json for JSON)
   certs --out DIR    make a CA, a server and a client certificate
   status [--addr]    print a running daemon's /status
+  binlog cat FILE... relay files as plaintext binlog on stdout (decrypted)
   version            print version, commit and Go version
 `
 
@@ -53,6 +54,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdCerts(args[1:], stdout, stderr)
 	case "status":
 		err = cmdStatus(ctx, args[1:], stdout, stderr)
+	case "binlog":
+		err = cmdBinlog(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "replink %s (commit %s, %s)\n", version, commit(), runtime.Version())
 		return 0
