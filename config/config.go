@@ -342,6 +342,7 @@ func (c *Config) replicaConfig(needID bool) (replica.Config, error) {
 		Endpoint:        ep,
 		ServerID:        m.ServerID,
 		ReportPort:      listenPort(c.Relay.Listen),
+		RelayEncrypted:  c.Relay.KeyFile != "",
 		Start:           start,
 		HeartbeatPeriod: hb,
 		SemiSync:        m.SemiSync,

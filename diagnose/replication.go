@@ -95,7 +95,7 @@ func checkAtRest(r *Report, v map[string]string, cfg replica.Config) {
 	case encrypts && !cfg.RelayEncrypted:
 		r.add(Step{Step: "binlog_encryption", OK: true, Warning: true,
 			Detail: "the master encrypts its binlog files, and replink's relay log would hold the same rows in plaintext: the relay host would hold what the master protects",
-			Hint:   "keep replink's data-dir on an encrypted volume (dm-crypt, an encrypted cloud disk)"})
+			Hint:   "set [relay] key-file (the master's file_key_management key file works as it is) to encrypt the relay log at rest"})
 	case encrypts:
 		r.add(Step{Step: "binlog_encryption", OK: true, Detail: "the master encrypts its binlog files; so does the relay log"})
 	}

@@ -330,7 +330,7 @@ func (r *Replica) checkAtRest(c *client.Conn) {
 	}
 	plaintext := encrypts && !r.cfg.RelayEncrypted
 	if plaintext && !r.plaintextCopy {
-		r.log.Warn("the master encrypts its binlog files but replink's relay log is not encrypted: the relay host holds in plaintext what the master protects; keep the data-dir on an encrypted volume", "master", r.cfg.Addr())
+		r.log.Warn("the master encrypts its binlog files but replink's relay log is not encrypted: the relay host holds in plaintext what the master protects; set [relay] key-file (the master's key file works as it is) to encrypt the relay log at rest", "master", r.cfg.Addr())
 	}
 	r.plaintextCopy = plaintext
 	r.setState(func(s *Status) { s.PlaintextCopyOfEncrypted = plaintext })
