@@ -31,12 +31,16 @@ const (
 	TypeBinlogCheckpoint   = 161
 	TypeMariaGTID          = 162
 	TypeMariaGTIDList      = 163
+	// TypeStartEncryption follows the FDE in the files of a MariaDB
+	// master with encrypt_binlog: every event after it is encrypted.
+	TypeStartEncryption = 164
 )
 
 // Header flags.
 const (
 	FlagInUse      = 0x0001 // LOG_EVENT_BINLOG_IN_USE_F, on the FDE of an open binlog
 	FlagArtificial = 0x0020 // LOG_EVENT_ARTIFICIAL_F, made up by the sender, not in the file
+	FlagIgnorable  = 0x0080 // LOG_EVENT_IGNORABLE_F: a slave that does not know the type skips it
 )
 
 // Event is one binlog event, exactly as it is in the file and on the
@@ -165,6 +169,18 @@ func VerifyChecksum(e Event) error {
 		return fmt.Errorf("binlog: checksum mismatch: event says %08x, computed %08x", want, got)
 	}
 	return nil
+}
+
+// WithFlags returns a copy of e with its header flags set to flags and,
+// when checksum says the file has them, its CRC32 trailer recomputed.
+func WithFlags(e Event, flags uint16, checksum byte) Event {
+	c := bytes.Clone(e)
+	binary.LittleEndian.PutUint16(c[offFlags:], flags)
+	if checksum == ChecksumCRC32 && len(c) >= HeaderSize+4 {
+		n := len(c) - 4
+		binary.LittleEndian.PutUint32(c[n:], crc32.ChecksumIEEE(c[:n]))
+	}
+	return c
 }
 
 // RotateTarget returns the next file and position a ROTATE event names.

@@ -55,8 +55,9 @@ type Log struct {
 
 	// rest encrypts relay files at rest (nil: plaintext); seals are the
 	// files' ciphers as read from their records (rest.go). Both under mu.
-	rest  AtRest
-	seals map[string]sealed
+	rest      AtRest
+	seals     map[string]sealed
+	masterAlg string
 
 	mu      sync.Mutex // guards files, readers, purging, written, durable, changed and syncErr
 	changed chan struct{}
@@ -91,6 +92,13 @@ type Log struct {
 	w      *bufio.Writer
 	cur    Pos // end of what has been appended (possibly mid-transaction)
 	groups GroupTracker
+	// The current file's encryption at rest (rest.go): its cipher, and
+	// whether its format is chosen yet (it is at the first event after
+	// the FDE); the FDE's checksum algorithm and end.
+	wseal     FileCipher
+	wsealed   bool
+	wchecksum byte
+	wfdeEnd   int64
 	// have is the binlog state at the last switch while the crossing
 	// point of the current sequence has not arrived (nil otherwise).
 	have    *BinlogState
@@ -264,7 +272,7 @@ func (l *Log) recover(name string) error {
 	if err != nil {
 		return fail(err)
 	}
-	f = seal(f, s.c, l.m, 0)
+	f = sealFile(f, s.c, l.m, 0)
 	sc, err := scanFile(f)
 	if err != nil {
 		return fail(err)
@@ -308,14 +316,27 @@ func (l *Log) recover(name string) error {
 			return fail(fmt.Errorf("truncate partial transaction at %d: %w", sc.end, err))
 		}
 	}
-	// What is written from here is encrypted with keystream of its own
-	// when bytes were cut (the cut ones used the old), and at all when
-	// the file was plaintext so far and encryption is on now.
-	c, err := l.startSealed(name, max(sc.end, 4), size != sc.end)
-	if err != nil {
-		return fail(err)
+	l.mu.Lock()
+	rest := l.rest
+	l.mu.Unlock()
+	if s.c.Bytes != nil && size != sc.end {
+		// What is written again from the cut gets keystream of its own.
+		rec, err := rest.Cut(s.record, sc.end)
+		if err != nil {
+			return fail(err)
+		}
+		if s.c, err = l.setRecord(name, rec); err != nil {
+			return fail(err)
+		}
 	}
-	f = seal(raw(f), c, l.m, 0)
+	// A file without a record while encryption is on is encrypted from
+	// its next event (Append), its format chosen there.
+	l.wseal, l.wsealed = s.c, s.record != nil || rest == nil
+	l.wchecksum, l.wfdeEnd = ChecksumCRC32, sc.end
+	if fde, err := readFDE(raw(f)); err == nil {
+		l.wchecksum, l.wfdeEnd = FDEChecksum(fde), 4+int64(len(fde))
+	}
+	f = sealFile(raw(f), s.c, l.m, 0)
 	// Always: what a crashed replink left in the page cache is served as
 	// durable from here on.
 	if err := f.Sync(); err != nil {
@@ -329,6 +350,28 @@ func (l *Log) recover(name string) error {
 	l.groups = sc.tracker
 	l.moveTo(l.cur)
 	return nil
+}
+
+// readFDE reads the format description event at offset 4 of f, as it
+// is (it is never encrypted).
+func readFDE(f file) (Event, error) {
+	if _, err := f.Seek(4, io.SeekStart); err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, HeaderSize)
+	if _, err := io.ReadFull(f, hdr); err != nil {
+		return nil, err
+	}
+	size := SizeOf(hdr)
+	if size < HeaderSize || size > MaxEventSize || Event(hdr).Type() != TypeFormatDescription {
+		return nil, errors.New("no format description event at 4")
+	}
+	ev := make([]byte, size)
+	copy(ev, hdr)
+	if _, err := io.ReadFull(f, ev[HeaderSize:]); err != nil {
+		return nil, err
+	}
+	return ev, nil
 }
 
 // keepCut copies bytes from..to of f to a new file beside path, fsynced,
@@ -383,24 +426,16 @@ func (l *Log) create(name string) error {
 	l.mu.Lock()
 	delete(l.seals, name)
 	l.mu.Unlock()
-	c, err := l.startSealed(name, 4, false)
-	if err != nil {
-		os.Remove(l.sidePath(name))
-		return err
-	}
 	// The file is complete (magic, fsynced) before the index names it; on
 	// any failure it is removed again, so the index never lists a file
 	// that is not there (a full disk must leave nothing half made).
 	f, err := l.open(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
 	if err != nil {
-		os.Remove(l.sidePath(name))
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
-	f = seal(f, c, l.m, 0)
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(path)
-		os.Remove(l.sidePath(name))
 		return fmt.Errorf("relay log %s: %w", path, err)
 	}
 	if _, err := f.Write(Magic); err != nil {
@@ -421,6 +456,10 @@ func (l *Log) create(name string) error {
 	l.f, l.w = f, bufio.NewWriterSize(f, 256<<10)
 	l.cur = Pos{File: name, Offset: 4}
 	l.groups.Reset()
+	l.mu.Lock()
+	l.wseal, l.wsealed = FileCipher{}, l.rest == nil
+	l.mu.Unlock()
+	l.wchecksum, l.wfdeEnd = ChecksumCRC32, 4
 	l.moveTo(l.cur)
 	return syncDir(filepath.Dir(path)) // the data-dir, or a sequence's directory in it
 }
@@ -675,7 +714,23 @@ func (l *Log) Append(ev Event) (bool, error) {
 	if int64(l.cur.Offset)+int64(len(ev)) > 1<<32-1 {
 		return false, fmt.Errorf("relay log %s: file would pass 4 GiB", l.cur.File)
 	}
-	if _, err := l.w.Write(ev); err != nil {
+	out := ev
+	switch {
+	case ev.Type() == TypeFormatDescription:
+		l.wchecksum, l.wfdeEnd = FDEChecksum(ev), int64(l.cur.Offset)+int64(len(ev))
+	case !l.wsealed:
+		var err error
+		if out, err = l.seal(ev); err != nil {
+			return false, err
+		}
+	case ev.Type() == TypeStartEncryption && l.wseal.Events != nil:
+		out = WithFlags(ev, ev.Flags()&^FlagIgnorable, l.wchecksum) // as the master's file holds it
+	}
+	out, err := l.encryptEvent(out, int64(l.cur.Offset))
+	if err != nil {
+		return false, fmt.Errorf("relay log %s: encrypting the event at %d: %w", l.cur.File, l.cur.Offset, err)
+	}
+	if _, err := l.w.Write(out); err != nil {
 		return false, l.undoTail(fmt.Errorf("relay log %s: write at %d: %w", l.cur.File, l.cur.Offset, err))
 	}
 	l.cur.Offset += uint32(len(ev))
@@ -738,11 +793,9 @@ func (l *Log) cutBack(to Pos) error {
 		}
 		l.log.Info("dropped what followed the last complete transaction", "file", l.cur.File, "from", st.Size(), "to", to.Offset)
 		// Written again from to: with keystream of its own.
-		c, err := l.startSealed(l.cur.File, int64(to.Offset), true)
-		if err != nil {
+		if err := l.recutSeal(int64(to.Offset)); err != nil {
 			return err
 		}
-		l.f = seal(raw(l.f), c, l.m, 0)
 		l.w.Reset(l.f)
 	}
 	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {

@@ -317,16 +317,27 @@ func peerClosed(err error) bool {
 // checkAtRest notes whether the master encrypts its binlog files
 // (MariaDB's encrypt_binlog, MySQL's binlog_encryption) while the relay
 // log, which holds the same rows, does not; it warns when that starts.
+// It tells a relay log that encrypts at rest the master's algorithm
+// (file_key_management_encryption_algorithm), which the master's
+// Start_encryption event does not carry.
 func (r *Replica) checkAtRest(c *client.Conn) {
-	res, err := c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('encrypt_binlog', 'binlog_encryption')")
+	res, err := c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('encrypt_binlog', 'binlog_encryption', 'file_key_management_encryption_algorithm')")
 	if err != nil {
 		return // a server that will not say is not known to encrypt
 	}
-	encrypts := false
+	encrypts, alg := false, ""
 	for i := 0; i < res.RowNumber(); i++ {
-		if v, _ := res.GetString(i, 1); strings.EqualFold(v, "ON") {
+		name, _ := res.GetString(i, 0)
+		v, _ := res.GetString(i, 1)
+		switch {
+		case strings.EqualFold(name, "file_key_management_encryption_algorithm"):
+			alg = strings.ToUpper(v)
+		case strings.EqualFold(v, "ON"):
 			encrypts = true
 		}
+	}
+	if s, ok := r.sink.(interface{ MasterAlgorithm(string) }); ok {
+		s.MasterAlgorithm(alg)
 	}
 	plaintext := encrypts && !r.cfg.RelayEncrypted
 	if plaintext && !r.plaintextCopy {

@@ -37,8 +37,13 @@ const NonceLen = 8
 // recordMagic is the first line of a record, with its version.
 const recordMagic = "replink-atrest 1"
 
-// cipherPositions names the format in a record.
-const cipherPositions = "aes-ctr-pos"
+// The formats a record names: replink's own, and the master's with its
+// two algorithms.
+const (
+	cipherPositions = "aes-ctr-pos"
+	cipherMasterCBC = "mariadb-aes-cbc"
+	cipherMasterCTR = "mariadb-aes-ctr"
+)
 
 // Segment: from offset From on, bytes are encrypted with Nonce, up to
 // the next segment's From. A file cut back and written again from c gets
@@ -52,12 +57,22 @@ type Segment struct {
 
 // Record is what a relay file's side file holds: the key's id, a check
 // value that tells a changed key from the one the file was written with,
-// and the segments.
+// and the segments (replink's own format), or where the master's
+// encryption starts, with its nonce and algorithm (the master's format).
 type Record struct {
+	Format   string // cipherPositions (the default), cipherMasterCBC, cipherMasterCTR
 	KeyID    uint32
 	Check    [8]byte
 	Segments []Segment
+	// The master's format: the Start_encryption event at Start, encrypted
+	// events from From, the file's checksum algorithm and the nonce.
+	Start, From int64
+	Checksum    byte
+	Nonce       [NonceSize]byte
 }
+
+// master reports a record of the master's own format.
+func (r Record) master() bool { return r.Format == cipherMasterCBC || r.Format == cipherMasterCTR }
 
 // KeyCheck is the check value of key: the first 8 bytes of
 // HMAC-SHA256(key, "replink key check"). It says whether a key is the one
@@ -90,7 +105,7 @@ func (r Record) Cut(at int64) (Record, error) {
 		return Record{}, fmt.Errorf("a nonce for offset %d: %w", at, err)
 	}
 	s.From = at
-	out := Record{KeyID: r.KeyID, Check: r.Check}
+	out := Record{Format: r.Format, KeyID: r.KeyID, Check: r.Check}
 	for _, old := range r.Segments {
 		if old.From < at {
 			out.Segments = append(out.Segments, old)
@@ -103,7 +118,14 @@ func (r Record) Cut(at int64) (Record, error) {
 // Marshal writes the record as its side file holds it.
 func (r Record) Marshal() []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s\ncipher %s\nkey-id %d\nkey-check %s\n", recordMagic, cipherPositions, r.KeyID, hex.EncodeToString(r.Check[:]))
+	c := r.Format
+	if c == "" {
+		c = cipherPositions
+	}
+	fmt.Fprintf(&b, "%s\ncipher %s\nkey-id %d\nkey-check %s\n", recordMagic, c, r.KeyID, hex.EncodeToString(r.Check[:]))
+	if r.master() {
+		fmt.Fprintf(&b, "start %d\nfrom %d\nchecksum %s\nnonce %s\n", r.Start, r.From, checksumName(r.Checksum), hex.EncodeToString(r.Nonce[:]))
+	}
 	for _, s := range r.Segments {
 		fmt.Fprintf(&b, "segment %d %s\n", s.From, hex.EncodeToString(s.Nonce[:]))
 	}
@@ -133,9 +155,35 @@ func ParseRecord(name string, data []byte) (Record, error) {
 		}
 		switch {
 		case f[0] == "cipher" && len(f) == 2:
-			if f[1] != cipherPositions {
-				return bad(line, "cipher %q is not one this replink reads (%s)", f[1], cipherPositions)
+			if f[1] != cipherPositions && f[1] != cipherMasterCBC && f[1] != cipherMasterCTR {
+				return bad(line, "cipher %q is not one this replink reads (%s, %s, %s)", f[1], cipherPositions, cipherMasterCBC, cipherMasterCTR)
 			}
+			r.Format = f[1]
+		case (f[0] == "start" || f[0] == "from") && len(f) == 2:
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil || n < 4 {
+				return bad(line, "%q", text)
+			}
+			if f[0] == "start" {
+				r.Start = n
+			} else {
+				r.From = n
+			}
+		case f[0] == "checksum" && len(f) == 2:
+			switch f[1] {
+			case "crc32":
+				r.Checksum = binlog.ChecksumCRC32
+			case "none":
+				r.Checksum = binlog.ChecksumOff
+			default:
+				return bad(line, "checksum %q", f[1])
+			}
+		case f[0] == "nonce" && len(f) == 2:
+			n, err := hex.DecodeString(f[1])
+			if err != nil || len(n) != NonceSize {
+				return bad(line, "nonce %q", f[1])
+			}
+			copy(r.Nonce[:], n)
 		case f[0] == "key-id" && len(f) == 2:
 			id, err := strconv.ParseUint(f[1], 10, 32)
 			if err != nil || id == 0 {
@@ -165,7 +213,11 @@ func ParseRecord(name string, data []byte) (Record, error) {
 		}
 		seen[f[0]] = true
 	}
-	for _, k := range []string{"cipher", "key-id", "key-check", "segment"} {
+	need := []string{"cipher", "key-id", "key-check", "segment"}
+	if r.master() {
+		need = []string{"cipher", "key-id", "key-check", "start", "from", "checksum", "nonce"}
+	}
+	for _, k := range need {
 		if !seen[k] {
 			return Record{}, fmt.Errorf("relay file record %s: no %s line", name, k)
 		}
@@ -252,4 +304,11 @@ func (c *PositionCipher) xor(p []byte, off int64, nonce [NonceLen]byte) {
 		s.XORKeyStream(waste[:skip], waste[:skip])
 	}
 	s.XORKeyStream(p, p)
+}
+
+func checksumName(c byte) string {
+	if c == binlog.ChecksumCRC32 {
+		return "crc32"
+	}
+	return "none"
 }

@@ -33,11 +33,13 @@ func (s *Sealer) New(from int64) ([]byte, error) {
 	return r.Marshal(), nil
 }
 
-// Cut is record with fresh keystream from offset at.
+// Cut is record with fresh keystream from offset at; a record of the
+// master's format stays as it is (the same events go to the same
+// offsets, as the master wrote them).
 func (s *Sealer) Cut(record []byte, at int64) ([]byte, error) {
 	r, err := ParseRecord("", record)
-	if err != nil {
-		return nil, err
+	if err != nil || r.master() {
+		return record, err
 	}
 	if r, err = r.Cut(at); err != nil {
 		return nil, err
@@ -45,17 +47,66 @@ func (s *Sealer) Cut(record []byte, at int64) ([]byte, error) {
 	return r.Marshal(), nil
 }
 
-// Cipher is the cipher of relay file name's record.
-func (s *Sealer) Cipher(name string, record []byte) (binlog.Cipher, error) {
-	r, err := ParseRecord(name+SideSuffix, record)
+// Master is the record of a file the master encrypts itself, when keys
+// hold the master's binlog key (id 1): start is the Start_encryption
+// event as in the file, at offset at.
+func (s *Sealer) Master(start binlog.Event, at int64, checksum byte, alg string) ([]byte, error) {
+	var c string
+	switch alg {
+	case "AES_CBC":
+		c = cipherMasterCBC
+	case "AES_CTR":
+		c = cipherMasterCTR
+	default:
+		return nil, fmt.Errorf("%w: the master's file_key_management_encryption_algorithm is %q, not AES_CBC or AES_CTR", binlog.ErrNotMasterKey, alg)
+	}
+	st, err := ParseStartEncryption(start, checksum)
 	if err != nil {
 		return nil, err
 	}
-	c, err := r.Cipher(s.keys)
+	key, err := s.keys.Key(binlogSystemKeyID)
 	if err != nil {
-		return nil, fmt.Errorf("relay file %s is encrypted with key id %d: %w", name, r.KeyID, err)
+		return nil, fmt.Errorf("%w: %v", binlog.ErrNotMasterKey, err)
 	}
-	return c, nil
+	if st.KeyVersion != fileKeyManagementVer {
+		return nil, fmt.Errorf("%w: the master's binlog key has version %d; a key file has version 1 only", binlog.ErrNotMasterKey, st.KeyVersion)
+	}
+	r := Record{Format: c, KeyID: binlogSystemKeyID, Check: KeyCheck(key), Start: at, From: at + int64(len(start)), Checksum: checksum, Nonce: st.Nonce}
+	return r.Marshal(), nil
+}
+
+// Cipher is the cipher of relay file name's record.
+func (s *Sealer) Cipher(name string, record []byte) (binlog.FileCipher, error) {
+	r, err := ParseRecord(name+SideSuffix, record)
+	if err != nil {
+		return binlog.FileCipher{}, err
+	}
+	fail := func(err error) (binlog.FileCipher, error) {
+		return binlog.FileCipher{}, fmt.Errorf("relay file %s is encrypted with key id %d: %w", name, r.KeyID, err)
+	}
+	if !r.master() {
+		c, err := r.Cipher(s.keys)
+		if err != nil {
+			return fail(err)
+		}
+		return binlog.FileCipher{Bytes: c}, nil
+	}
+	key, err := s.keys.Key(r.KeyID)
+	if err != nil {
+		return fail(err)
+	}
+	if KeyCheck(key) != r.Check {
+		return fail(ErrKeyChanged)
+	}
+	alg := AESCBC
+	if r.Format == cipherMasterCTR {
+		alg = AESCTR
+	}
+	ec, err := NewEventCipher(alg, key, r.Nonce)
+	if err != nil {
+		return fail(err)
+	}
+	return binlog.FileCipher{Events: ec, StartAt: r.Start, From: r.From, Checksum: r.Checksum}, nil
 }
 
 var _ binlog.AtRest = (*Sealer)(nil)

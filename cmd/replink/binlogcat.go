@@ -80,7 +80,9 @@ func catFile(w io.Writer, name string, keys atrest.Keys) error {
 		if err != nil {
 			return err
 		}
-		c.XORAt(data, 0)
+		if len(data) > len(binlog.Magic) {
+			c.Decrypt(data[len(binlog.Magic):], int64(len(binlog.Magic)))
+		}
 	}
 	_, err = w.Write(data)
 	return err
