@@ -1,7 +1,9 @@
 package test
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,7 +66,27 @@ func TestAtRestAsTheMasterEncrypts(t *testing.T) {
 				t.Fatalf("markers in plaintext under the data-dir: %v", found)
 			}
 			compareWithMaster(t, m, dir, files)
+			bin := ReplinkBinary(t)
 			for _, f := range files {
+				// replink binlog cat: the plaintext the master's dump sends,
+				// which mariadb-binlog reads from stdin.
+				plain, err := exec.Command(bin, "binlog", "cat", "--key-file", keyFile, filepath.Join(dir, f)).Output()
+				if err != nil {
+					t.Fatalf("replink binlog cat %s: %v", f, err)
+				}
+				want := remoteRawBinlog(t, m, f)
+				if f == files[len(files)-1] && len(want) > len(plain) {
+					want = want[:len(plain)] // the master's binlog checkpoint may have come since
+					want[21] = plain[21]     // and the in-use flag
+				}
+				if !bytes.Equal(plain, want) {
+					t.Fatalf("replink binlog cat %s: %d bytes, not the %d the master's dump sends", f, len(plain), len(want))
+				}
+				cmd := exec.Command("mariadb-binlog", "--no-defaults", "-v", "-")
+				cmd.Stdin = bytes.NewReader(plain)
+				if out, err := cmd.CombinedOutput(); err != nil || !bytes.Contains(out, []byte(markers[len(markers)-1][:10])) && f == files[len(files)-1] {
+					t.Fatalf("replink binlog cat %s | mariadb-binlog -v -: %v\n%s", f, err, tail(out, 2000))
+				}
 				rec, err := os.ReadFile(filepath.Join(dir, f) + ".replink-key")
 				if err != nil || !strings.Contains(string(rec), "cipher mariadb-aes-") {
 					t.Fatalf("%s's record %q (%v): want the master's format", f, rec, err)

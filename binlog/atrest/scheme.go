@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"sync"
 
 	"github.com/replink/replink/binlog"
@@ -23,9 +22,7 @@ const TypeStartEncryption = 164
 const (
 	NonceSize            = 12
 	startEncryptionBody  = 1 + 4 + NonceSize
-	schemeV1             = 1      // the only crypto scheme MariaDB writes or reads
-	flagIgnorable        = 0x0080 // LOG_EVENT_IGNORABLE_F
-	offFlags             = 17
+	schemeV1             = 1 // the only crypto scheme MariaDB writes or reads
 	offSize              = 9
 	offLogPos            = 13
 	binlogSystemKeyID    = 1 // ENCRYPTION_KEY_SYSTEM_DATA: the binlog's key id
@@ -68,13 +65,7 @@ func ParseStartEncryption(e binlog.Event, checksum byte) (StartEncryption, error
 // recomputed (sql_repl.cc); in the file that flag is clear. The result is
 // a new slice.
 func InFile(streamed binlog.Event, checksum byte) binlog.Event {
-	e := append(binlog.Event(nil), streamed...)
-	binary.LittleEndian.PutUint16(e[offFlags:], e.Flags()&^flagIgnorable)
-	if checksum == binlog.ChecksumCRC32 && len(e) >= binlog.HeaderSize+4 {
-		n := len(e) - 4
-		binary.LittleEndian.PutUint32(e[n:], crc32.ChecksumIEEE(e[:n]))
-	}
-	return e
+	return binlog.WithFlags(streamed, streamed.Flags()&^binlog.FlagIgnorable, checksum)
 }
 
 // Algorithm is the AES mode of the events. MariaDB's file_key_management

@@ -98,7 +98,7 @@ func TestStartEncryptionInFileAndParse(t *testing.T) {
 	body := append([]byte{1, 1, 0, 0, 0}, testNonce[:]...)
 	inFile := binlog.Frame(TypeStartEncryption, 1, 1700000000, body, 292, 0)
 	streamed := bytes.Clone(inFile)
-	binary.LittleEndian.PutUint16(streamed[offFlags:], flagIgnorable)
+	binary.LittleEndian.PutUint16(streamed[17:], binlog.FlagIgnorable) // the header's flags
 	n := len(streamed) - 4
 	binary.LittleEndian.PutUint32(streamed[n:], crc32.ChecksumIEEE(streamed[:n]))
 	if got := InFile(streamed, binlog.ChecksumCRC32); !bytes.Equal(got, inFile) {
