@@ -85,8 +85,8 @@ func Handler(reg *prometheus.Registry, s Sources) http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if st := s.Replica.Status(); st.State != "streaming" {
-			http.Error(w, "not streaming: "+st.State+" "+st.LastError, http.StatusServiceUnavailable)
+		if ok, why := Ready(s.Replica.Status(), time.Now()); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
