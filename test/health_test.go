@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -101,5 +103,89 @@ func TestStatusOverHTTPS(t *testing.T) {
 	// Plain HTTP to the HTTPS listener.
 	if code, _, errs = replinkStatus(t, "--addr", addr); code != 1 || !strings.Contains(errs, "the listener speaks HTTPS") || strings.Contains(errs, "invalid character") {
 		t.Fatalf("HTTP to HTTPS: exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestSystemdNotify: run as a Type=notify service (NOTIFY_SOCKET set),
+// replink says READY=1 once its listeners are bound and its relay log is
+// open, with no master to connect to (an outage must not fail the unit's
+// start), a STATUS= line naming the link's state, and STOPPING=1 on
+// SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	p := NewPKI(t)
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	msgs := make(chan string, 32)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := ln.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	metricsPort := FreePort(t)
+	conf := WriteReplinkConfig(t, p, FreePort(t), FreePort(t), metricsPort, t.TempDir()) // nothing listens on the master's port
+	var logs lockedBuffer
+	cmd := exec.Command(ReplinkBinary(t), "run", "-c", conf)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("replink log:\n%s", logs.String())
+		}
+	})
+	next := func(what string) string {
+		t.Helper()
+		select {
+		case m := <-msgs:
+			return m
+		case <-time.After(15 * time.Second):
+			t.Fatalf("no %s from replink in 15s", what)
+		}
+		return ""
+	}
+	ready := next("READY=1")
+	if !strings.Contains(ready, "READY=1") || !strings.Contains(ready, "STATUS=") {
+		t.Fatalf("first notification %q, want READY=1 and a STATUS= line", ready)
+	}
+	// Ready means the listeners answer.
+	if code, _, errs := replinkStatus(t, "--addr", fmt.Sprintf("127.0.0.1:%d", metricsPort)); code != 1 || !strings.Contains(errs, "not ready") {
+		t.Fatalf("after READY=1, replink status: exit %d, %q; want 1, not ready (no master)", code, errs)
+	}
+	t.Logf("first notification: %q", ready)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	for {
+		m := next("STOPPING=1")
+		if strings.Contains(m, "STOPPING=1") {
+			break
+		}
+		if !strings.HasPrefix(m, "STATUS=") {
+			t.Fatalf("notification %q", m)
+		}
+		t.Logf("notification: %q", m)
+	}
+	select {
+	case <-exited:
+		if exitErr != nil {
+			t.Fatalf("replink exited with %v after SIGTERM", exitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("replink did not exit 30s after SIGTERM")
 	}
 }
