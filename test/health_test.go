@@ -189,3 +189,43 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatal("replink did not exit 30s after SIGTERM")
 	}
 }
+
+// TestOneWarningPerLostLink: a master down for a few seconds is one
+// warning in replink's log, a debug line per retry, and one info line when
+// the link is back, saying how long it was down and after how many
+// attempts (it was a warning per retry).
+func TestOneWarningPerLostLink(t *testing.T) {
+	p, m := newMaster(t)
+	r := StartReplink(t, p, m.Port, ReplinkOptions{MaxBackoff: 400 * time.Millisecond})
+	m.Exec("CREATE DATABASE d", "CREATE TABLE d.t (id INT PRIMARY KEY)", "INSERT INTO d.t VALUES (1)")
+	waitCaughtUp(t, m, r, 20*time.Second)
+	before := len(r.Logs())
+
+	m.Kill()
+	time.Sleep(4 * time.Second) // retries every 100-400ms
+	m.Start()
+	waitUntil(t, 30*time.Second, func() bool { return r.Replica.Status().State == "streaming" })
+	time.Sleep(200 * time.Millisecond) // the line after the state
+
+	var warns, retries, back []string
+	for _, line := range splitLines(r.Logs()[before:]) {
+		switch {
+		case strings.Contains(line, "[WARN]") && strings.Contains(line, ".replica:"):
+			warns = append(warns, line)
+		case strings.Contains(line, "[DEBUG]") && strings.Contains(line, "master link still down"):
+			retries = append(retries, line)
+		case strings.Contains(line, "[INFO]") && strings.Contains(line, "master link back"):
+			back = append(back, line)
+		}
+	}
+	if len(warns) != 1 || !strings.Contains(warns[0], "master link lost") {
+		t.Errorf("%d warnings from the replica while the master was down, want 1 (master link lost):\n%s", len(warns), strings.Join(warns, "\n"))
+	}
+	if len(retries) < 5 {
+		t.Errorf("%d debug lines for the retries, want one per retry (at least 5)", len(retries))
+	}
+	if len(back) != 1 || !strings.Contains(back[0], "down_for=") || !strings.Contains(back[0], fmt.Sprintf("attempts=%d", len(retries)+1)) {
+		t.Errorf("info lines when the link came back: %q, want one with down_for= and attempts=%d", back, len(retries)+1)
+	}
+	t.Logf("%d warning, %d retries at debug level, back: %s", len(warns), len(retries), strings.Join(back, ""))
+}
