@@ -2,8 +2,10 @@ package relay
 
 import (
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 )
 
 // Refusal is one connection the relay refused, for /status and the
@@ -33,9 +35,7 @@ type refusals struct {
 }
 
 func (r *refusals) add(x Refusal) {
-	if rs := []rune(x.Message); len(rs) > maxRefusalMessage {
-		x.Message = string(rs[:maxRefusalMessage]) + "…"
-	}
+	x.User, x.Message = printable(x.User, 64), printable(x.Message, maxRefusalMessage)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.list) == maxRefusals {
@@ -60,4 +60,21 @@ func (s *Server) Refusals() []Refusal {
 func (s *Server) refuse(peer, user, reason, message string) {
 	s.m.reject(reason)
 	s.refused.add(Refusal{Time: time.Now(), Peer: peer, User: user, Reason: reason, Message: message})
+}
+
+// printable is s cut to n runes with what a terminal or a log would
+// interpret (control characters, invalid UTF-8) replaced by '?': a user
+// name is whatever the client sent.
+func printable(s string, n int) string {
+	s = strings.ToValidUTF8(s, "?")
+	s = strings.Map(func(r rune) rune {
+		if !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
+	if rs := []rune(s); len(rs) > n {
+		s = string(rs[:n]) + "…"
+	}
+	return s
 }
