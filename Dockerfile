@@ -35,5 +35,11 @@ VOLUME /var/lib/replink
 # [relay] listen and [metrics] listen (the SPEC's ports; the defaults are
 # loopback, so a container's replink.toml listens on 0.0.0.0).
 EXPOSE 3307 9105
+# Healthy only while replink streams from the master and stores (replink
+# status exits 1 otherwise, naming why); -c gives it [metrics] listen and
+# the web-config-file, so it speaks HTTPS when that listener does. The
+# start period covers a first connection and a relay log recovery.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
+  CMD ["/usr/local/bin/replink", "status", "-c", "/etc/replink/replink.toml"]
 ENTRYPOINT ["/usr/local/bin/replink"]
 CMD ["run", "-c", "/etc/replink/replink.toml"]

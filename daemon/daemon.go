@@ -53,6 +53,11 @@ type Config struct {
 	Version         string
 	// File is the configuration file, named in configuration errors.
 	File string
+	// Notify, when set, tells the service manager of the daemon's state
+	// in sd_notify's words: READY=1 once the listeners are bound and the
+	// relay log is open (not waiting for the master), STATUS= lines as the
+	// master link changes, STOPPING=1 on shutdown.
+	Notify func(state string)
 }
 
 // FromConfig checks a configuration file's sections and loads what they
@@ -215,9 +220,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		})
 	}
+	// New bound the listeners and opened the relay log: ready, whether
+	// the master answers or not (an outage is the health check's, not a
+	// reason to fail the service's start).
+	d.notify("READY=1", "STATUS="+linkStatus(d.rep.Status()))
+	watchDone := make(chan struct{})
+	if d.cfg.Notify != nil {
+		go d.notifyLink(ctx, watchDone)
+	} else {
+		close(watchDone)
+	}
 	stopped := make(chan error, 1)
 	go func() {
 		err := g.Wait()
+		<-watchDone
 		d.log.Info("replink stopped; closing the relay log", "position", d.rlog.ResumePoint())
 		if cerr := d.close(); err == nil {
 			err = cerr
@@ -230,6 +246,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	d.log.Info("replink stopping", "within", d.cfg.ShutdownTimeout)
+	d.notify("STOPPING=1", "STATUS=stopping")
 	deadline := time.NewTimer(d.cfg.ShutdownTimeout)
 	defer deadline.Stop()
 	select {
@@ -262,6 +279,42 @@ func (d *Daemon) Run(ctx context.Context) error {
 		err = fmt.Errorf("%w (%w)", failed, err)
 	}
 	return err
+}
+
+// notify sends sd_notify lines, when the service manager listens.
+func (d *Daemon) notify(lines ...string) {
+	if d.cfg.Notify != nil {
+		d.cfg.Notify(strings.Join(lines, "\n"))
+	}
+}
+
+// notifyLink sends a STATUS= line each time the master link changes
+// state, until ctx ends; then it closes done.
+func (d *Daemon) notifyLink(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	last := d.rep.Status().State
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if st := d.rep.Status(); st.State != last {
+			last = st.State
+			d.notify("STATUS=" + linkStatus(st))
+		}
+	}
+}
+
+// linkStatus is the master link's state in one line, for systemctl status.
+func linkStatus(st replica.Status) string {
+	s := st.State + " " + st.Master
+	if st.State != "streaming" && st.LastReason != "" {
+		s += " (" + string(st.LastReason) + ")"
+	}
+	return s
 }
 
 // closeGrace is how long a relay log whose writer stopped may take to

@@ -66,6 +66,7 @@ type conn struct {
 // rejection is a failed login with the reason it is counted under.
 type rejection struct {
 	reason string // auth, require, tls, protocol
+	user   string // the account named, once the login was read
 	err    error  // why, for the log
 	// answer is what the client is told (1045), nil when it is cut off.
 	answer *mysql.MyError

@@ -102,6 +102,9 @@ type Server struct {
 	sem   chan struct{}   // connections
 	hs    chan struct{}   // connections still in the handshake
 
+	// refused are the recent refusals, for /status.
+	refused refusals
+
 	mu     sync.Mutex
 	slaves map[*session]struct{}
 	// memory: every slave served, kept in the data-dir.
@@ -200,7 +203,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		case s.hs <- struct{}{}:
 		default:
 			s.log.Warn("too many connections logging in at once; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxHandshakes)
-			s.m.reject("limit")
+			s.refuse(c.RemoteAddr().String(), "", "limit", fmt.Sprintf("too many connections logging in at once (max %d)", s.cfg.MaxHandshakes))
 			tooMany(c)
 			continue
 		}
@@ -209,7 +212,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		default:
 			<-s.hs
 			s.log.Warn("too many connections; refusing", "peer", c.RemoteAddr().String(), "max", s.cfg.MaxConnections)
-			s.m.reject("limit")
+			s.refuse(c.RemoteAddr().String(), "", "limit", fmt.Sprintf("too many connections (max %d)", s.cfg.MaxConnections))
 			tooMany(c)
 			continue
 		}
@@ -237,7 +240,7 @@ func (s *Server) serve(ctx context.Context, raw net.Conn) {
 		// connection only: the master link and the other slaves go on.
 		if p := recover(); p != nil {
 			s.log.Error("connection failed inside replink; closing it", "peer", peer, "panic", p, "stack", string(debug.Stack()))
-			s.m.reject("protocol")
+			s.refuse(peer, "", "protocol", "the connection failed inside replink (logged)")
 		}
 	}()
 	w := tlsutil.NewServerWireConn(raw, "replica", s.tlsm)
@@ -308,7 +311,7 @@ func (s *Server) login(c *conn, peer string) (*session, error) {
 		if len(hr.auth) == 0 {
 			using = "NO"
 		}
-		return &rejection{reason: reason, err: fmt.Errorf("user %q: %w", hr.user, why),
+		return &rejection{reason: reason, user: hr.user, err: fmt.Errorf("user %q: %w", hr.user, why),
 			answer: mysql.NewDefaultError(mysql.ER_ACCESS_DENIED_ERROR, hr.user, hostOf(peer), using)}
 	}
 	u, known := s.users[hr.user]
@@ -316,41 +319,46 @@ func (s *Server) login(c *conn, peer string) (*session, error) {
 	if known {
 		stored = u.hash
 	}
+	cs := tlsutil.ConnState(c.Conn)
+	if cs != nil {
+		// The TLS handshake is over and succeeded, whatever the login
+		// gives: a refused password is not a TLS failure.
+		s.tlsm.HandshakeOK("replica", c.wire.HandshakeDuration(time.Now()), cs)
+	}
 	if !checkNative(stored, c.salt, hr.auth) || !known {
 		return nil, denied("auth", errors.New("wrong password or unknown user"))
 	}
-	cs := tlsutil.ConnState(c.Conn)
 	if err := u.check(cs, s.cfg.RequireSecureTransport); err != nil {
 		return nil, denied("require", err)
 	}
 	if err := c.writeOK(); err != nil {
 		return nil, reject("protocol", err)
 	}
-	if cs != nil {
-		s.tlsm.HandshakeOK("replica", c.wire.HandshakeDuration(time.Now()), cs)
-	}
 	return &session{s: s, conn: c, peer: peer, user: hr.user, tls: cs, vars: map[string]string{}}, nil
 }
 
-// rejected logs and counts a failed login.
+// rejected logs, counts and keeps a failed login. A refused account
+// (auth, require) comes after a TLS handshake that succeeded (counted
+// then): it is counted only as a rejected connection, not as a TLS
+// handshake failure; its reason word in the log is access_denied.
 func (s *Server) rejected(peer string, w *tlsutil.WireConn, err error) {
-	reason := "protocol"
+	reason, user := "protocol", ""
 	var r *rejection
 	if errors.As(err, &r) {
-		reason = r.reason
+		reason, user = r.reason, r.user
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		reason = "timeout"
 	}
-	s.m.reject(reason)
 	switch reason {
 	case "auth", "require":
 		s.log.Warn("slave refused", "peer", peer, "reason", "access_denied", "why", err.Error())
-		s.tlsm.HandshakeFailed("replica", 0, false, tlsutil.ReasonAccessDenied, nil)
+		s.refuse(peer, user, reason, err.Error())
 	default:
 		tr := tlsutil.Classify(err)
 		s.log.Warn("slave handshake failed", "peer", peer, "reason", tr, "rejected", reason, "error", err)
 		s.tlsm.HandshakeFailed("replica", w.HandshakeDuration(time.Now()), s.cfg.TLS != nil, tr, nil)
+		s.refuse(peer, user, reason, string(tr)+": "+err.Error())
 	}
 }
 

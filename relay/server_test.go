@@ -399,9 +399,16 @@ func TestSlaveLogin(t *testing.T) {
 			}
 		})
 	}
-	// Each refusal is counted once under access_denied.
-	if got := metricValue(t, rl.reg, "replink_tls_handshake_failures_total", "reason", "access_denied"); got != 3 {
-		t.Errorf("access_denied failures = %v, want 3", got)
+	// Each refusal is counted once as a rejected login, and not as a TLS
+	// handshake failure.
+	if got := metricValue(t, rl.reg, "replink_relay_connections_rejected_total", "reason", "auth"); got != 3 {
+		t.Errorf("rejected{reason=auth} = %v, want 3", got)
+	}
+	if got := metricValue(t, rl.reg, "replink_tls_handshake_failures_total", "reason", "access_denied"); got != 0 {
+		t.Errorf("tls_handshake_failures_total{reason=access_denied} = %v, want 0", got)
+	}
+	if got := rl.srv.Refusals(); len(got) != 3 || got[0].User != "intruder" || got[0].Reason != "auth" || got[0].Peer == "" {
+		t.Errorf("Refusals() = %+v, want 3, the newest first (intruder, auth)", got)
 	}
 }
 

@@ -289,11 +289,13 @@ func recordFailure(m *tlsutil.Metrics, link string, a *Attempt, useTLS bool, err
 	}
 	r := classifyAttempt(a, err)
 	if r == tlsutil.ReasonAccessDenied {
-		// Authentication comes after a successful TLS handshake.
+		// Authentication comes after the TLS handshake, which succeeded:
+		// a refused login is not a TLS failure (as on the relay side). It
+		// is counted in replink_master_reconnects_total{reason=
+		// "access_denied"} and named in the log, /status and diagnose.
 		if cs != nil {
 			m.HandshakeOK(link, d, cs)
 		}
-		m.HandshakeFailed(link, 0, false, r, nil)
 		return
 	}
 	m.HandshakeFailed(link, d, started, r, cs)

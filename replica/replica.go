@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,9 @@ type Replica struct {
 	// GTID position.
 	switchGTID string
 
+	// outage is the current loss of the link, for the log.
+	outage outage
+
 	mu     sync.Mutex
 	status Status
 
@@ -251,10 +255,6 @@ func (r *Replica) Run(ctx context.Context) error {
 		}
 		reason := reconnectReason(err)
 		fix := r.hintFor(reason, err)
-		r.log.Warn("master link lost", "reason", reason, "error", err, "position", r.sink.ResumePoint(), "hint", fix)
-		r.m.up.Set(0)
-		r.m.reconnects.WithLabelValues(reason).Inc()
-		r.tlsm.Disconnected("master")
 		wait := b.next(progressed)
 		if reason == ReasonDuplicateServerID && sameIDEnded(err) {
 			// Ended by the master for another replica with this id: come
@@ -262,6 +262,10 @@ func (r *Replica) Run(ctx context.Context) error {
 			// as not to end its dump in turn.
 			wait = b.max
 		}
+		r.outage.failed(r.log, time.Now(), "master", r.cfg.Addr(), "reason", reason, "error", err, "position", r.sink.ResumePoint(), "hint", fix, "retry_in", wait.Round(time.Millisecond))
+		r.m.up.Set(0)
+		r.m.reconnects.WithLabelValues(reason).Inc()
+		r.tlsm.Disconnected("master")
 		r.setState(func(s *Status) {
 			s.State, s.Since, s.LastError, s.Reconnects = "backoff", time.Now(), err.Error(), s.Reconnects+1
 			s.LastReason = tlsutil.Reason(reason)
@@ -285,14 +289,19 @@ func (r *Replica) Run(ctx context.Context) error {
 	}
 }
 
-// minBackoff is the first wait between reconnects, and the wait after a
-// session that made progress.
+// minBackoff is the first ceiling of the wait between reconnects, and
+// the ceiling after a session that made progress.
 const minBackoff = 200 * time.Millisecond
 
-// backoff is the wait between reconnects: it doubles after each session
-// that made no progress, up to max, and starts over after one that did.
+// backoff is the wait between reconnects, with full jitter above a floor:
+// each wait is drawn uniformly between minBackoff/2 and a ceiling that
+// doubles after each session that made no progress, up to max, and starts
+// over after one that did. Replinks (and other replicas) that lost the
+// same master at the same moment so do not come back to it in lockstep.
 type backoff struct {
-	wait, max time.Duration
+	ceil, max time.Duration
+	// rand is uniform in [0, 1).
+	rand func() float64
 }
 
 // newBackoff starts at minBackoff; max 0 means 30s.
@@ -300,18 +309,50 @@ func newBackoff(max time.Duration) *backoff {
 	if max == 0 {
 		max = 30 * time.Second
 	}
-	return &backoff{wait: minBackoff, max: max}
+	return &backoff{ceil: minBackoff, max: max, rand: rand.Float64}
 }
 
 // next is the wait after a session that progressed or not.
 func (b *backoff) next(progressed bool) time.Duration {
 	if progressed {
-		b.wait = minBackoff
-		return b.wait
+		b.ceil = minBackoff
 	}
-	d := b.wait
-	b.wait = min(b.wait*2, b.max)
-	return d
+	c := b.ceil
+	if !progressed {
+		b.ceil = min(b.ceil*2, b.max)
+	}
+	floor := min(minBackoff/2, c)
+	return floor + time.Duration(b.rand()*float64(c-floor))
+}
+
+// outage is the master link's loss, told once: a warning when the link
+// is lost, a debug line per failed retry, and an info line with how long
+// it was down and how many attempts it took when it is back.
+type outage struct {
+	since    time.Time // zero while the link is up
+	attempts int
+}
+
+// failed notes a session that ended with a failure (kv says why).
+func (o *outage) failed(log hclog.Logger, now time.Time, kv ...any) {
+	o.attempts++
+	if o.since.IsZero() {
+		o.since = now
+		log.Warn("master link lost; retrying quietly until it is back (each retry at debug level)", kv...)
+		return
+	}
+	log.Debug("master link still down", append(kv, "down_for", now.Sub(o.since).Round(time.Millisecond), "attempts", o.attempts)...)
+}
+
+// back notes a stream that started; it returns how long the link was
+// down and after how many failed attempts (0, 0 when it was not down).
+func (o *outage) back(now time.Time) (time.Duration, int) {
+	if o.since.IsZero() {
+		return 0, 0
+	}
+	d, n := now.Sub(o.since), o.attempts
+	*o = outage{}
+	return d, n
 }
 
 // reconnectReason is the reconnect label: a handshake reason, stall,

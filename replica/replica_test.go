@@ -44,14 +44,86 @@ func TestBackoff(t *testing.T) {
 			[]bool{false, false, false},
 			[]time.Duration{200 * ms, 50 * ms, 50 * ms}},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			b := newBackoff(c.max)
-			for i, p := range c.progressed {
-				if got := b.next(p); got != c.want[i] {
-					t.Fatalf("failure %d (progressed %v): wait %v, want %v", i+1, p, got, c.want[i])
+		// want are the ceilings: a draw of 1 waits the ceiling, a draw of
+		// 0 the floor (100ms, or the ceiling when it is lower).
+		for _, draw := range []float64{0, 0.5, 1} {
+			t.Run(fmt.Sprintf("%s, draw %v", c.name, draw), func(t *testing.T) {
+				b := newBackoff(c.max)
+				b.rand = func() float64 { return draw }
+				for i, p := range c.progressed {
+					floor := min(100*ms, c.want[i])
+					want := floor + time.Duration(draw*float64(c.want[i]-floor))
+					if got := b.next(p); got != want {
+						t.Fatalf("failure %d (progressed %v): wait %v, want %v (ceiling %v)", i+1, p, got, want, c.want[i])
+					}
 				}
+			})
+		}
+	}
+}
+
+// TestBackoffJitter: with the real random source, every wait lies between
+// the floor and the ceiling, and the waits spread over that range
+// (uniformly: a mean near its middle, each quarter of it used).
+func TestBackoffJitter(t *testing.T) {
+	const n = 20000
+	for _, c := range []struct {
+		failures int // sessions without progress before the one measured
+		ceil     time.Duration
+	}{
+		{0, 200 * time.Millisecond},
+		{3, 1600 * time.Millisecond},
+		{20, 30 * time.Second},
+	} {
+		floor := minBackoff / 2
+		var sum float64
+		var quarters [4]int
+		for range n {
+			b := newBackoff(0)
+			for range c.failures {
+				b.next(false)
 			}
-		})
+			w := b.next(false)
+			if w < floor || w > c.ceil {
+				t.Fatalf("after %d failures: wait %v outside [%v, %v]", c.failures, w, floor, c.ceil)
+			}
+			x := float64(w-floor) / float64(c.ceil-floor)
+			sum += x
+			quarters[min(int(x*4), 3)]++
+		}
+		if mean := sum / n; mean < 0.47 || mean > 0.53 {
+			t.Errorf("after %d failures: mean position %.3f in [floor, ceiling], want about 0.5", c.failures, mean)
+		}
+		for i, q := range quarters {
+			if q < n/4*9/10 || q > n/4*11/10 {
+				t.Errorf("after %d failures: quarter %d of the range drew %d of %d waits, want about a quarter", c.failures, i, q, n)
+			}
+		}
+	}
+}
+
+// TestBackoffNotInLockstep: replicas that lose the master at the same
+// moment retry at different times. Over 1000 pairs and ten failed retries
+// each, fewer than 10% of the retries fall within 10ms of the other
+// replica's same retry (about 4% by chance; without jitter, all of them).
+func TestBackoffNotInLockstep(t *testing.T) {
+	const pairs, retries = 1000, 10
+	near := 0
+	for range pairs {
+		a, b := newBackoff(0), newBackoff(0)
+		var ta, tb time.Duration
+		for range retries {
+			ta += a.next(false)
+			tb += b.next(false)
+			if d := ta - tb; d < 10*time.Millisecond && d > -10*time.Millisecond {
+				near++
+			}
+		}
+	}
+	if frac := float64(near) / (pairs * retries); frac > 0.10 {
+		t.Fatalf("%.1f%% of retries within 10ms of the other replica's: in lockstep", 100*frac)
+	} else {
+		t.Logf("%.1f%% of retries within 10ms of the other replica's", 100*frac)
 	}
 }
 

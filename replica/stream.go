@@ -23,7 +23,12 @@ func (r *Replica) stream(ctx context.Context, from binlog.Pos, useTLS bool) (pro
 		return false, wrapConnectErr(r.cfg.Addr(), a, err)
 	}
 	_ = c.SetDeadline(time.Time{})
-	r.log.Info("streaming from master", "master", r.cfg.Addr(), "from", from, "tls", useTLS, "flavor", r.flavor)
+	if down, attempts := r.outage.back(time.Now()); attempts > 0 {
+		r.log.Info("master link back; streaming from master", "master", r.cfg.Addr(), "down_for", down.Round(time.Millisecond), "attempts", attempts,
+			"from", from, "tls", useTLS, "flavor", r.flavor)
+	} else {
+		r.log.Info("streaming from master", "master", r.cfg.Addr(), "from", from, "tls", useTLS, "flavor", r.flavor)
+	}
 	r.setState(func(s *Status) {
 		s.State, s.Since, s.LastError, s.LastReason = "streaming", time.Now(), "", ""
 		s.TLSVersion, s.Cipher, s.PeerChain = "", "", nil

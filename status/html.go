@@ -77,6 +77,11 @@ code{font-size:.92em} .muted{color:#777;font-size:.9em}
 {{range .Master.Failures}}<tr><td>{{date .Time}}</td><td class="bad">{{.Reason}}</td><td>{{.Error}}</td><td>{{.Hint}}</td></tr>
 {{end}}</table>{{else}}<p class="muted">None since start.</p>{{end}}
 
+<h2>Recent refusals ({{len .Refusals}})</h2>
+{{if .Refusals}}<table><tr><th>when</th><th>peer</th><th>user</th><th>reason</th><th>why</th></tr>
+{{range .Refusals}}<tr><td>{{date .Time}}</td><td>{{.Peer}}</td><td>{{.User}}</td><td class="bad">{{.Reason}}</td><td>{{.Message}}</td></tr>
+{{end}}</table>{{else}}<p class="muted">No connection refused since start.</p>{{end}}
+
 <h2>Relay log</h2>
 <p><code>{{.Relay.DataDir}}</code>: {{range .Relay.Files}}<code>{{.}}</code> {{end}}</p>
 </body></html>

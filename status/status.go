@@ -34,10 +34,13 @@ type Doc struct {
 	Slaves []relay.SlaveStatus `json:"replicas"`
 	// Away are the remembered slaves not connected now, whose files
 	// replink keeps for keep-for-absent-slaves.
-	Away    []relay.RememberedStatus `json:"away_replicas"`
-	Version string                   `json:"version"`
-	Uptime  string                   `json:"uptime"`
-	Now     time.Time                `json:"now"`
+	Away []relay.RememberedStatus `json:"away_replicas"`
+	// Refusals are the connections the relay refused lately, newest
+	// first (the last 20).
+	Refusals []relay.Refusal `json:"recent_refusals"`
+	Version  string          `json:"version"`
+	Uptime   string          `json:"uptime"`
+	Now      time.Time       `json:"now"`
 }
 
 // Relay is the relay log part of the document.
@@ -61,11 +64,12 @@ type Sources struct {
 // Build makes the document now.
 func (s Sources) Build(now time.Time) Doc {
 	d := Doc{Master: s.Replica.Status(), LagSec: s.Replica.Lag(), Version: s.Version,
-		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Slaves: []relay.SlaveStatus{}, Away: []relay.RememberedStatus{},
+		Uptime: now.Sub(s.Started).Round(time.Second).String(), Now: now, Slaves: []relay.SlaveStatus{}, Away: []relay.RememberedStatus{}, Refusals: []relay.Refusal{},
 		Relay: Relay{DataDir: s.Log.Dir(), Position: s.Log.ResumePoint().String(), Durable: s.Log.Durable().String(), Files: s.Log.Files()}}
 	if s.Relay != nil {
 		d.Slaves = s.Relay.Slaves()
 		d.Away = s.Relay.Away()
+		d.Refusals = s.Relay.Refusals()
 	}
 	if s.Local != nil {
 		seen := map[string]bool{}
@@ -85,8 +89,8 @@ func Handler(reg *prometheus.Registry, s Sources) http.Handler {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if st := s.Replica.Status(); st.State != "streaming" {
-			http.Error(w, "not streaming: "+st.State+" "+st.LastError, http.StatusServiceUnavailable)
+		if ok, why := Ready(s.Replica.Status(), time.Now()); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -179,6 +183,16 @@ func WriteText(w io.Writer, d Doc, now time.Time) {
 	for _, r := range d.Away {
 		fmt.Fprintf(w, "  server_id %d  %s  %s  away since %s  at %s  %d bytes behind  kept until %s\n", r.ServerID, r.User, r.Peer,
 			r.AwaySince.Format(time.RFC3339), r.Position, r.LagBytes, r.KeptUntil.Format(time.RFC3339))
+	}
+	if len(d.Refusals) > 0 {
+		fmt.Fprintf(w, "refusals:   %d recent\n", len(d.Refusals))
+	}
+	for _, r := range d.Refusals {
+		user := r.User
+		if user == "" {
+			user = "-"
+		}
+		fmt.Fprintf(w, "  %s  %s  user %s  %s: %s\n", r.Time.Format(time.RFC3339), r.Peer, user, r.Reason, r.Message)
 	}
 	for _, c := range d.Local {
 		fmt.Fprintf(w, "local %-6s %s expires %s (%.0f days)\n", c.Role, c.Subject, c.NotAfter.Format("2006-01-02"), c.DaysLeft(now))

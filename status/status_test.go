@@ -183,7 +183,7 @@ func TestProbes(t *testing.T) {
 		body string
 	}{
 		{"/healthz", 200, "ok\n"},
-		{"/readyz", 503, "not streaming: connecting"},
+		{"/readyz", 503, ": connecting for "},
 		{"/metrics", 200, "replink_master_up 0"},
 		{"/metrics", 200, "replink_replicas_connected 0"},
 		{"/", 200, "replink: connecting"},

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -28,7 +27,7 @@ commands:
   run -c FILE        the daemon: master -> relay log -> slaves, with metrics
   diagnose [flags]   probe the master once, step by step (--json for JSON)
   certs --out DIR    make a CA, a server and a client certificate
-  status [--addr]    print a running daemon's /status
+  status [-c FILE]   print a running daemon's /status; exit 1 unless it streams and stores
   binlog cat FILE... relay files as plaintext binlog on stdout (decrypted)
   version            print version, commit and Go version
 `
@@ -199,32 +198,71 @@ func cmdCerts(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// cmdStatus is `replink status`: it prints a running daemon's /status and
+// is its health check: nil only while the daemon streams from the master
+// and stores; otherwise errNotReady (exit 1) naming why.
 func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status")
-	addr := fs.String("addr", "127.0.0.1:9105", "the daemon's [metrics] listen address")
+	conf := fs.String("c", "", "the daemon's TOML configuration: its [metrics] listen and web-config-file")
+	fs.StringVar(conf, "config", "", "same as -c")
+	addr := fs.String("addr", "", "the daemon's [metrics] listen address (default: from -c, else 127.0.0.1:9105)")
+	var o status.ClientOptions
+	fs.StringVar(&o.SSLMode, "ssl-mode", "", "DISABLED (HTTP), REQUIRED, VERIFY_CA or VERIFY_IDENTITY (default: VERIFY_CA when the web config has TLS or --ssl-ca is given, else DISABLED)")
+	fs.StringVar(&o.SSLCA, "ssl-ca", "", "CA certificate to verify the listener with (default with -c: trust the certificate its web config names)")
+	fs.StringVar(&o.SSLCert, "ssl-cert", "", "client certificate, for a web config with client_auth_type")
+	fs.StringVar(&o.SSLKey, "ssl-key", "", "client key, with --ssl-cert")
+	fs.StringVar(&o.User, "user", "", "basic auth user, for a web config with basic_auth_users")
+	pwFile := fs.String("password-file", "", "file holding the basic auth password (or env REPLINK_STATUS_PASSWORD)")
+	timeout := fs.Int("connect-timeout", 5, "seconds to wait for the answer")
 	asJSON := fs.Bool("json", false, "print the raw JSON")
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+*addr+"/status", nil)
-	cl := http.Client{Timeout: 5 * time.Second}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return fmt.Errorf("daemon at %s: %w", *addr, err)
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
 	}
-	defer resp.Body.Close()
-	var st status.Doc
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	o.Addr = "127.0.0.1:9105"
+	if *conf != "" {
+		c := config.Defaults()
+		if err := c.LoadFile(*conf); err != nil {
+			return err
+		}
+		o.Addr, o.WebConfig = c.Metrics.Listen, c.Metrics.WebConfigFile
+	}
+	if *addr != "" {
+		o.Addr = *addr
+	}
+	o.Password = os.Getenv("REPLINK_STATUS_PASSWORD")
+	if *pwFile != "" {
+		b, err := os.ReadFile(*pwFile)
+		if err != nil {
+			return usageErr("--password-file: %v", err)
+		}
+		o.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	if *timeout <= 0 {
+		return usageErr("--connect-timeout must be a positive number of seconds")
+	}
+	o.Timeout = time.Duration(*timeout) * time.Second
+	st, body, err := status.Fetch(ctx, o)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
-		_, err := stdout.Write(body)
-		return err
+		if _, err := stdout.Write(body); err != nil {
+			return err
+		}
+	} else {
+		status.WriteText(stdout, st, time.Now())
 	}
-	if err := json.Unmarshal(body, &st); err != nil {
-		return fmt.Errorf("daemon at %s: /status: %w", *addr, err)
+	ok, why := status.Ready(st.Master, st.Now)
+	if !ok {
+		return fmt.Errorf("%w: %s", errNotReady, why)
 	}
-	status.WriteText(stdout, st, time.Now())
+	fmt.Fprintf(stderr, "replink status: ok: %s\n", why)
 	return nil
 }
+
+// errNotReady: the daemon answered, and does not stream from the master
+// or store (exit 1).
+var errNotReady = errors.New("not ready")

@@ -7,6 +7,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	sd "github.com/coreos/go-systemd/v22/daemon"
+	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/replink/replink/config"
@@ -40,6 +42,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	for _, w := range dc.Master.TLS.Warnings() {
 		log.Warn(w, "section", "master")
 	}
+	dc.Notify = systemdNotify(log.Named("systemd"))
 	d, err := daemon.New(dc, log, prometheus.NewRegistry())
 	if err != nil {
 		return err
@@ -58,4 +61,17 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}()
 	return d.Run(ctx)
+}
+
+// systemdNotify sends sd_notify messages to $NOTIFY_SOCKET (Type=notify);
+// nil when there is none, so nothing is tried outside systemd.
+func systemdNotify(log hclog.Logger) func(string) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return nil
+	}
+	return func(state string) {
+		if _, err := sd.SdNotify(false, state); err != nil {
+			log.Warn("cannot notify the service manager", "error", err)
+		}
+	}
 }

@@ -211,6 +211,26 @@ func TestDockerfile(t *testing.T) {
 			}
 			return nil
 		}},
+		{"its health check is replink status -c /etc/replink/replink.toml", func() error {
+			hc := final.last("HEALTHCHECK")
+			opts, form, ok := strings.Cut(hc, "CMD ")
+			if !ok {
+				return fmt.Errorf("HEALTHCHECK %q: want HEALTHCHECK [options] CMD [...]", hc)
+			}
+			cmd, err := execForm(strings.TrimSpace(form))
+			if err != nil {
+				return fmt.Errorf("HEALTHCHECK: %w", err)
+			}
+			if len(cmd) < 2 || !strings.HasSuffix(cmd[0], "/replink") || !slices.Equal(cmd[1:], []string{"status", "-c", "/etc/replink/replink.toml"}) {
+				return fmt.Errorf("HEALTHCHECK CMD %q, want replink status -c /etc/replink/replink.toml", cmd)
+			}
+			for _, o := range strings.Fields(opts) {
+				if !regexp.MustCompile(`^--(interval|timeout|start-period|start-interval|retries)=\w+$`).MatchString(o) {
+					return fmt.Errorf("HEALTHCHECK option %q", o)
+				}
+			}
+			return nil
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := c.check(); err != nil {

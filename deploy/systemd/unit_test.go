@@ -131,6 +131,8 @@ func TestServiceUnit(t *testing.T) {
 			}
 			return fmt.Errorf("User=%q DynamicUser=%q: want a non-root User or DynamicUser=yes", user, dyn)
 		}},
+		{"tells systemd when it is ready (sd_notify)", equals("Type", "notify")},
+		{"only replink itself notifies", equals("NotifyAccess", "main")},
 		{"reloads with SIGHUP", equals("ExecReload", "/bin/kill -HUP $MAINPID")},
 		{"restarts on failure", equals("Restart", "on-failure")},
 		{"but not on a bad configuration", func() error {
