@@ -106,7 +106,7 @@ func TestChain(t *testing.T) {
 
 	// diagnose against A, with B's settings, as against a master.
 	t.Run("diagnose", func(t *testing.T) {
-		cfg := replica.Config{Endpoint: bMaster, ServerID: 4002}
+		cfg := replica.Config{Endpoint: bMaster, ServerID: 4002, ReportPort: uint16(b.Port)} // as B's config says: B's own registration
 		cfg.Port = a.Port
 		rep := diagnose.Run(context.Background(), cfg)
 		var out strings.Builder

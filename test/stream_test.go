@@ -12,6 +12,7 @@ import (
 
 	"github.com/replink/replink/binlog"
 	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
 )
 
 // waitCaughtUp waits until the relay log's durable end (what slaves may
@@ -210,18 +211,26 @@ func TestLargeEventsMirrored(t *testing.T) {
 	compareWithMaster(t, m, dir, files)
 }
 
-// TestSameServerIDNamed: two replinks registering with the same server-id
-// make the master drop one dump with ER_SLAVE_SAME_ID; the failure record
-// names the clash and the fix.
+// TestSameServerIDNamed: without REPLICATION MASTER ADMIN replink cannot
+// look at SHOW SLAVE HOSTS before it registers, and two replinks with one
+// server-id end each other's dump (ERROR 4052): the failure is named
+// duplicate_server_id, with the fix, and the one ended comes back only
+// after the backoff's maximum, not at once.
 func TestSameServerIDNamed(t *testing.T) {
 	p, m := newMaster(t)
-	a := StartReplink(t, p, m.Port, ReplinkOptions{})
+	m.Exec("CREATE USER 'replonly'@'%' IDENTIFIED BY 'replpass'", "GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO 'replonly'@'%'")
+	tc, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: "VERIFY_IDENTITY", CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := &replica.Endpoint{Host: "127.0.0.1", Port: m.Port, User: "replonly", Password: "replpass", TLS: tc, ConnectTimeout: 5 * time.Second}
+	a := StartReplink(t, p, m.Port, ReplinkOptions{Master: ep, MaxBackoff: 5 * time.Second})
 	waitCaughtUp(t, m, a, 10*time.Second)
-	b := StartReplink(t, p, m.Port, ReplinkOptions{}) // the same server-id, 4001
+	b := StartReplink(t, p, m.Port, ReplinkOptions{Master: ep, MaxBackoff: 5 * time.Second}) // the same server-id, 4001
 	waitUntil(t, 20*time.Second, func() bool {
 		for _, r := range []*Replink{a, b} {
 			for _, f := range r.Replica.Status().Failures {
-				if f.Reason == "master_error" && strings.Contains(f.Error, "4052") && strings.Contains(f.Hint, "server-id 4001") {
+				if f.Reason == "duplicate_server_id" && strings.Contains(f.Error, "4052") && strings.Contains(f.Hint, "server-id 4001") {
 					t.Logf("failure: %s; hint: %s", f.Error, f.Hint)
 					return true
 				}
@@ -229,4 +238,13 @@ func TestSameServerIDNamed(t *testing.T) {
 		}
 		return false
 	})
+	// Ended dumps come back after the backoff's maximum (5s here): a few
+	// reconnects in 6s between the two, not one every half second.
+	n0 := counterValue(t, a.Reg, "replink_master_reconnects_total", nil) + counterValue(t, b.Reg, "replink_master_reconnects_total", nil)
+	time.Sleep(6 * time.Second)
+	n1 := counterValue(t, a.Reg, "replink_master_reconnects_total", nil) + counterValue(t, b.Reg, "replink_master_reconnects_total", nil)
+	t.Logf("reconnects of the two in 6s: %v", n1-n0)
+	if n1-n0 > 4 {
+		t.Fatalf("%v reconnects in 6s between two replinks with one server-id: flapping", n1-n0)
+	}
 }
