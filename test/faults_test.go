@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/replink/replink/binlog"
+	"github.com/replink/replink/binlog/atrest"
 )
 
 // writer runs single-row inserts on the master until stopped, tolerating
@@ -83,8 +84,22 @@ func TestMasterRestartAndKill9(t *testing.T) {
 // complete relay file: a slave reading it gets ERR 1236 naming the
 // corruption, nothing past it is applied, and the log says so.
 func TestCorruptRelayLogNeverServed(t *testing.T) {
+	t.Run("plaintext", func(t *testing.T) { corruptRelayLogNeverServed(t, nil) })
+	// Encrypted at rest: the flipped byte flips a byte of the decrypted
+	// event, whose CRC32 then fails.
+	t.Run("encrypted at rest", func(t *testing.T) {
+		_, keys := writeKeyFile(t)
+		s, err := atrest.NewSealer(keys, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		corruptRelayLogNeverServed(t, s)
+	})
+}
+
+func corruptRelayLogNeverServed(t *testing.T, rest binlog.AtRest) {
 	p, m := newMaster(t)
-	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers()})
+	r := StartReplink(t, p, m.Port, ReplinkOptions{Users: slaveUsers(), AtRest: rest})
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(100))")
 	for i := 0; i < 50; i++ {
 		m.Exec(fmt.Sprintf("INSERT INTO app.t VALUES (%d, 'row-%d')", i, i))

@@ -116,6 +116,8 @@ type ConfigOptions struct {
 	// Candidates are the ports of [master] candidates on 127.0.0.1, with
 	// failover-wait 1s.
 	Candidates []int
+	// KeyFile is [relay] key-file: the relay log encrypted at rest.
+	KeyFile string
 }
 
 // WriteReplinkConfigWith is WriteReplinkConfig with other settings.
@@ -144,6 +146,10 @@ func WriteReplinkConfigWith(t testing.TB, p *PKI, masterPort, relayPort, metrics
 		}
 		extra += fmt.Sprintf("candidates = [%s]\nfailover-wait = \"1s\"\n", strings.Join(c, ", "))
 	}
+	var relayExtra string
+	if o.KeyFile != "" {
+		relayExtra = fmt.Sprintf("key-file = %q\n", o.KeyFile)
+	}
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "repl.pass")
 	spw := filepath.Join(dir, "slave.pass")
@@ -167,7 +173,7 @@ sync = %q
 ssl-ca = %q
 ssl-cert = %q
 ssl-key = %q
-
+%s
 [[relay.users]]
 name = "slave1"
 password-file = %q
@@ -179,6 +185,6 @@ listen = "127.0.0.1:%d"
 
 [log]
 level = %q
-`, masterPort, pw, o.SSLMode, p.CAFile, extra, relayPort, dataDir, o.Sync, p.CAFile, p.ServerCert, p.ServerKey, spw, ClientSubject, metricsPort, o.LogLevel)), 0o644)
+`, masterPort, pw, o.SSLMode, p.CAFile, extra, relayPort, dataDir, o.Sync, p.CAFile, p.ServerCert, p.ServerKey, relayExtra, spw, ClientSubject, metricsPort, o.LogLevel)), 0o644)
 	return conf
 }
