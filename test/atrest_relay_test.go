@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -218,4 +219,76 @@ func TestAtRestTurnedOnAndRotated(t *testing.T) {
 	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
 		t.Fatalf("checksum master %s, slave %s", a, b)
 	}
+}
+
+// TestAtRestRotationUnderLoad: under a steady write load, a key file that
+// gains key 2, key-id = 2 in the configuration and SIGHUP: the files made
+// from then on are encrypted with key 2, the older ones keep key 1, the
+// slave never stops, and every file decrypts to the master's.
+func TestAtRestRotationUnderLoad(t *testing.T) {
+	keyFile, _ := writeKeyFile(t)
+	p, m := newMaster(t)
+	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY AUTO_INCREMENT, v VARCHAR(200))")
+	relayPort, metricsPort := FreePort(t), FreePort(t)
+	data := t.TempDir()
+	conf := WriteReplinkConfigWith(t, p, m.Port, relayPort, metricsPort, data, ConfigOptions{KeyFile: keyFile, Start: "oldest"})
+	proc := StartProcess(t, conf, filepath.Join(t.TempDir(), "replink.log"))
+	waitReady(t, metricsPort)
+	slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
+	changeMaster(t, slave, p, relayPort, "slave1", "mariadb-bin.000001", "")
+	slave.Exec("START SLAVE")
+
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				done <- n
+				return
+			default:
+			}
+			m.Exec("INSERT INTO app.t (v) VALUES (REPEAT('r', 150))")
+			n++
+		}
+	}()
+	time.Sleep(time.Second)
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(conf, []byte(strings.Replace(string(b), "[relay]\n", "[relay]\nkey-id = 2\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	proc.Signal(syscall.SIGHUP)
+	time.Sleep(500 * time.Millisecond)
+	m.Exec("FLUSH BINARY LOGS")
+	time.Sleep(time.Second)
+	m.Exec("FLUSH BINARY LOGS")
+	time.Sleep(time.Second)
+	close(stop)
+	t.Logf("%d transactions written across the rotation", <-done)
+	st := waitSlaveCaughtUp(t, m, slave, 30*time.Second)
+	if st["Last_IO_Errno"] != "0" || st["Last_SQL_Errno"] != "0" {
+		t.Fatalf("slave errors: IO %s %s, SQL %s %s", st["Last_IO_Errno"], st["Last_IO_Error"], st["Last_SQL_Errno"], st["Last_SQL_Error"])
+	}
+	if a, b := m.Checksum("app.t"), slave.Checksum("app.t"); a != b {
+		t.Fatalf("checksum master %s, slave %s", a, b)
+	}
+	proc.Signal(syscall.SIGTERM)
+	if !proc.Wait(20*time.Second) || proc.Exit != nil {
+		t.Fatalf("replink did not stop cleanly: %v", proc.Exit)
+	}
+	files := readIndex(t, data)
+	if len(files) != 3 {
+		t.Fatalf("relay files %v, want 3", files)
+	}
+	for i, want := range []string{"key-id 1", "key-id 2", "key-id 2"} {
+		rec, err := os.ReadFile(filepath.Join(data, files[i]) + binlog.SideSuffix)
+		if err != nil || !strings.Contains(string(rec), want) {
+			t.Fatalf("%s's record %q (%v), want %s", files[i], rec, err, want)
+		}
+	}
+	compareDecryptedWithMaster(t, m, data, files, keyFile)
 }
