@@ -46,8 +46,9 @@ func TestBenchServe(t *testing.T) {
 
 	// replink mirrors the master over VERIFY_IDENTITY before any reader
 	// comes: it holds the whole file once its relay log moved past it.
-	ingest := func(t *testing.T) *benchProc {
-		b := startBench(t, p, m, "VERIFY_IDENTITY", "transaction", "")
+	keyFile, _ := writeKeyFile(t)
+	ingestWith := func(t *testing.T, keyFile string) *benchProc {
+		b := startBenchAtRest(t, p, m, "VERIFY_IDENTITY", "transaction", "", keyFile)
 		b.waitListening(t)
 		waitUntil(t, 5*time.Minute, func() bool {
 			f, _ := b.durable(t)
@@ -55,14 +56,19 @@ func TestBenchServe(t *testing.T) {
 		})
 		return b
 	}
+	ingest := func(t *testing.T) *benchProc { return ingestWith(t, "") }
 	m0 := procCPU(m.pid())
 	b := ingest(t)
 	ingestMasterCPU := procCPU(m.pid()) - m0
+	// The same file held encrypted at rest, for what serving it costs.
+	bRest := ingestWith(t, keyFile)
 
 	// Both servers are read as a client with the same certificate: the
 	// master's account replx and replink's slave1 both REQUIRE X509.
 	master := ClientEndpoint{Name: "master", Host: "127.0.0.1", Port: m.Port, User: "replx", Password: "replpass", CAFile: p.CAFile}
 	relay := ClientEndpoint{Name: "replink", Host: "127.0.0.1", Port: b.RelayPort, User: "slave1", Password: "slavepass", CAFile: p.CAFile}
+	relayRest := relay
+	relayRest.Name, relayRest.Port = "replink at rest", bRest.RelayPort
 	read := mariadbBinlog("--raw", "--ssl-cert="+p.ClientCert, "--ssl-key="+p.ClientKey, file)
 
 	// check fails unless got is the master's file; cmp (byte for byte) on
@@ -87,6 +93,7 @@ func TestBenchServe(t *testing.T) {
 		oneReplink     = "mariadb-binlog --raw from replink"
 		discardMaster  = "Go reader, events discarded, from the master"
 		discardReplink = "Go reader, events discarded, from replink"
+		discardRest    = "Go reader, events discarded, from replink encrypted at rest"
 	)
 	replinkCPU := map[string][]float64{}
 	one := func(name string, e ClientEndpoint) func(t *testing.T) sample {
@@ -107,7 +114,7 @@ func TestBenchServe(t *testing.T) {
 	}
 	// The same without the C client's own work (writing the file is half
 	// of its CPU): the servers are the bound.
-	discard := func(name string, e ClientEndpoint) func(t *testing.T) sample {
+	discard := func(name string, e ClientEndpoint, b *benchProc) func(t *testing.T) sample {
 		return func(t *testing.T) sample {
 			m0, r0, c0 := procCPU(m.pid()), procCPU(b.pid()), procCPU(os.Getpid())
 			t0 := time.Now()
@@ -123,8 +130,9 @@ func TestBenchServe(t *testing.T) {
 	single, singleList := interleave(t, runs, []contender{
 		{oneMaster, one(oneMaster, master)},
 		{oneReplink, one(oneReplink, relay)},
-		{discardMaster, discard(discardMaster, master)},
-		{discardReplink, discard(discardReplink, relay)},
+		{discardMaster, discard(discardMaster, master, b)},
+		{discardReplink, discard(discardReplink, relay, b)},
+		{discardRest, discard(discardRest, relayRest, bRest)},
 	}, size)
 
 	// n readers at once, each reading the whole file: from the master,
@@ -197,6 +205,10 @@ func TestBenchServe(t *testing.T) {
 	r.goal("serve_replink_over_master_throughput", "mariadb-binlog from replink / from the master (throughput)", over, ">= 1.2", over >= 1.2)
 	r.ratio["serve_discard_replink_over_master_throughput"] = single[discardMaster].Median / single[discardReplink].Median
 	r.printf("%-62s %7.3f\n", "Go reader from replink / from the master (throughput)", r.ratio["serve_discard_replink_over_master_throughput"])
+	rw := single[discardRest].Median / single[discardReplink].Median
+	r.goal("serve_at_rest_over_without_wall", "serving encrypted at rest / without (wall, Go reader)", rw, "<= 1.10", rw <= 1.10)
+	rc := cpu[discardRest] / cpu[discardReplink]
+	r.goal("serve_at_rest_over_without_cpu", "serving encrypted at rest / without (replink CPU)", rc, "<= 1.15", rc <= 1.15)
 
 	r.printf("\n%-56s %7s %6s %10s %10s %11s\n", fmt.Sprintf("%d readers at once, the whole file each", n), "wall s", "MB/s", "client cpu", "master cpu", "replink cpu")
 	for _, x := range manyList {

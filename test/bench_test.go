@@ -201,6 +201,13 @@ type benchProc struct {
 // from the master's first binlog.
 func startBench(t *testing.T, p *PKI, m *Server, mode, sync, data string) *benchProc {
 	t.Helper()
+	return startBenchAtRest(t, p, m, mode, sync, data, "")
+}
+
+// startBenchAtRest is startBench with the relay log encrypted at rest
+// with keyFile's keys (none when empty).
+func startBenchAtRest(t *testing.T, p *PKI, m *Server, mode, sync, data, keyFile string) *benchProc {
+	t.Helper()
 	if data == "" {
 		data = t.TempDir()
 	}
@@ -208,7 +215,7 @@ func startBench(t *testing.T, p *PKI, m *Server, mode, sync, data string) *bench
 	// Each replink registers with its own server-id: a master drops one
 	// of two dumps with the same id.
 	conf := WriteReplinkConfigWith(t, p, m.Port, b.RelayPort, b.MetricsPort, data, ConfigOptions{
-		SSLMode: mode, Sync: sync, Start: "file:mariadb-bin.000001:4", ServerID: 5000 + benchIDs.Add(1), LogLevel: "warn"})
+		SSLMode: mode, Sync: sync, Start: "file:mariadb-bin.000001:4", ServerID: 5000 + benchIDs.Add(1), LogLevel: "warn", KeyFile: keyFile})
 	b.Process = StartProcess(t, conf, filepath.Join(t.TempDir(), "replink.log"))
 	return b
 }
@@ -335,15 +342,21 @@ func TestBenchIngest(t *testing.T) {
 		rTLS   = "replink TLS VERIFY_IDENTITY, sync=transaction"
 		rNone  = "replink TLS VERIFY_IDENTITY, sync=none"
 		rPlain = "replink plaintext, sync=transaction"
+		rRest  = "replink TLS VERIFY_IDENTITY, sync=transaction, at rest"
 		cTLS   = "mariadb-binlog --raw TLS (verified)"
 		cPlain = "mariadb-binlog --raw plaintext"
 		cTun   = "mariadb-binlog --raw via stunnel (verified)"
 	)
-	replinkRun := func(mode, sync string) func(t *testing.T) sample {
+	keyFile, _ := writeKeyFile(t)
+	replinkRun := func(mode, sync string, atRest bool) func(t *testing.T) sample {
 		return func(t *testing.T) sample {
 			m0 := procCPU(m.pid())
 			t0 := time.Now()
-			b := startBench(t, p, m, mode, sync, "")
+			k := ""
+			if atRest {
+				k = keyFile
+			}
+			b := startBenchAtRest(t, p, m, mode, sync, "", k)
 			waitFile(t, b.Data, file, end, 5*time.Minute)
 			s := sample{Wall: time.Since(t0).Seconds(), ReaderCPU: procCPU(b.pid()), MasterCPU: procCPU(m.pid()) - m0}
 			s.PeakRSS, _ = procMem(b.pid())
@@ -352,9 +365,10 @@ func TestBenchIngest(t *testing.T) {
 		}
 	}
 	cs := []contender{
-		{rTLS, replinkRun("VERIFY_IDENTITY", "transaction")},
-		{rNone, replinkRun("VERIFY_IDENTITY", "none")},
-		{rPlain, replinkRun("DISABLED", "transaction")},
+		{rTLS, replinkRun("VERIFY_IDENTITY", "transaction", false)},
+		{rNone, replinkRun("VERIFY_IDENTITY", "none", false)},
+		{rPlain, replinkRun("DISABLED", "transaction", false)},
+		{rRest, replinkRun("VERIFY_IDENTITY", "transaction", true)},
 		{cTLS, func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, m.Port, true, nil) }},
 		{cPlain, func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, m.Port, false, nil) }},
 		{cTun, func(t *testing.T) sample { return benchMariadbBinlog(t, p, m, tunnel.port, false, tunnel) }},
@@ -375,6 +389,10 @@ func TestBenchIngest(t *testing.T) {
 	r.printf("%-58s %7.3f\n", "replink TLS sync=none / mariadb-binlog TLS (throughput)", r.ratio["replink_tls_none_over_mariadb_binlog_tls_throughput"])
 	tp := byName[rTLS].Median / byName[rPlain].Median
 	r.goal("replink_tls_over_plain_wall", "replink TLS / plaintext (wall)", tp, "<= 1.10", tp <= 1.10)
+	rw := byName[rRest].Median / byName[rTLS].Median
+	r.goal("replink_at_rest_over_without_wall", "replink encrypted at rest / without (wall)", rw, "<= 1.10", rw <= 1.10)
+	rc := byName[rRest].ReaderCPU / byName[rTLS].ReaderCPU
+	r.goal("replink_at_rest_over_without_cpu", "replink encrypted at rest / without (replink CPU)", rc, "<= 1.15", rc <= 1.15)
 	r.ratio["mariadb_binlog_tls_over_plain_wall"] = byName[cTLS].Median / byName[cPlain].Median
 	r.printf("%-58s %7.3f  (baseline 1.24)\n", "mariadb-binlog TLS / plaintext (wall)", r.ratio["mariadb_binlog_tls_over_plain_wall"])
 	r.ratio["replink_tls_over_stunnel_throughput"] = byName[cTun].Median / byName[rTLS].Median

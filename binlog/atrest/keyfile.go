@@ -11,6 +11,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/replink/replink/tlsutil"
 )
 
 // Limits of MariaDB's file_key_management (plugin/file_key_management/parser.cc).
@@ -134,17 +136,11 @@ func ReadFileKey(name string) (string, error) {
 	return string(b), nil
 }
 
-// CheckSecretFile refuses a file that group or others can read or write
-// (the rule tlsutil applies to private keys): it holds key material.
+// CheckSecretFile refuses a file that others can read or write, or its
+// group write: the rule for private keys (tlsutil.CheckKeyFile), which
+// lets a Secret mounted with fsGroup (0440, 0640) be read.
 func CheckSecretFile(name string) error {
-	st, err := os.Stat(name)
-	if err != nil {
-		return err
-	}
-	if perm := st.Mode().Perm(); perm&0o066 != 0 {
-		return fmt.Errorf("%s is accessible by group or others (mode %04o); run chmod 600 %s", name, perm, name)
-	}
-	return nil
+	return tlsutil.CheckKeyFile(name)
 }
 
 func readLimited(name string, n int64) ([]byte, error) {
