@@ -84,8 +84,8 @@ var ErrNotEncrypted = errors.New("cannot decrypt: not encrypted (it does not sta
 // LoadKeys reads keyFile, the key file, decrypting it with the password
 // in passFile when passFile is set (replink's key-file-key-file: the file
 // holds what MariaDB's file_key_management_filekey=FILE:<passFile> reads).
-// Both files are secrets: one that group or others can read or write is
-// refused with an error naming it, as private keys are.
+// Both files are secrets: one that others can read or write, or its group
+// write, is refused with an error naming it, as private keys are.
 func LoadKeys(keyFile, passFile string) (Keys, error) {
 	var secret string
 	if passFile != "" {
