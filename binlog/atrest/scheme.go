@@ -155,25 +155,21 @@ var ErrEventTooShort = errors.New("event shorter than a binlog event header")
 
 // Encrypt encrypts the plaintext event ev, which starts at offset in its
 // file, in place. Only the low 32 bits of offset count, as in MariaDB.
-func (c *EventCipher) Encrypt(ev []byte, offset uint64) error {
-	if len(ev) < binlog.HeaderSize {
-		return ErrEventTooShort
-	}
-	copy(ev[offSize:offSize+4], ev[0:4])
-	c.crypt(ev[4:], offset, true)
-	copy(ev[0:4], ev[offSize:offSize+4])
-	binary.LittleEndian.PutUint32(ev[offSize:], uint32(len(ev)))
-	return nil
-}
+func (c *EventCipher) Encrypt(ev []byte, offset uint64) error { return c.event(ev, offset, true) }
 
 // Decrypt decrypts the encrypted event ev, which starts at offset in its
 // file, in place. It checks nothing: see Verify.
-func (c *EventCipher) Decrypt(ev []byte, offset uint64) error {
+func (c *EventCipher) Decrypt(ev []byte, offset uint64) error { return c.event(ev, offset, false) }
+
+// event is Encrypt or Decrypt: the timestamp takes the size's place for
+// the cipher, whose first 4 bytes out then take the timestamp's, and the
+// size goes back in clear.
+func (c *EventCipher) event(ev []byte, offset uint64, encrypt bool) error {
 	if len(ev) < binlog.HeaderSize {
 		return ErrEventTooShort
 	}
 	copy(ev[offSize:offSize+4], ev[0:4])
-	c.crypt(ev[4:], offset, false)
+	c.crypt(ev[4:], offset, encrypt)
 	copy(ev[0:4], ev[offSize:offSize+4])
 	binary.LittleEndian.PutUint32(ev[offSize:], uint32(len(ev)))
 	return nil
