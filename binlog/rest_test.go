@@ -1,0 +1,227 @@
+package binlog
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fakeRest is an AtRest for the log's logic: records are text, the
+// "cipher" a position-dependent XOR (replink's format: "bytes f1 f2 ...",
+// one segment per offset) or a XOR of every byte of an event but its size
+// (the master's: "events <start> <from>").
+type fakeRest struct{ noMaster bool }
+
+func (fakeRest) New(from int64) ([]byte, error) { return []byte(fmt.Sprintf("bytes %d", from)), nil }
+func (fakeRest) Cut(rec []byte, at int64) ([]byte, error) {
+	var keep []string
+	for _, f := range strings.Fields(string(rec))[1:] {
+		var n int64
+		fmt.Sscan(f, &n)
+		if n < at {
+			keep = append(keep, f)
+		}
+	}
+	return []byte(fmt.Sprintf("bytes %s %d", strings.Join(keep, " "), at)), nil
+}
+func (r fakeRest) Master(start Event, at int64, checksum byte, alg string) ([]byte, error) {
+	if r.noMaster || start.Flags()&FlagIgnorable != 0 {
+		return nil, ErrNotMasterKey
+	}
+	return []byte(fmt.Sprintf("events %d %d %d", at, at+int64(len(start)), checksum)), nil
+}
+func (fakeRest) Cipher(name string, rec []byte) (FileCipher, error) {
+	f := strings.Fields(string(rec))
+	var ns []int64
+	for _, x := range f[1:] {
+		var n int64
+		if _, err := fmt.Sscan(x, &n); err != nil {
+			return FileCipher{}, fmt.Errorf("%s: bad record %q", name, rec)
+		}
+		ns = append(ns, n)
+	}
+	if f[0] == "events" {
+		return FileCipher{Events: fakeEvents{}, StartAt: ns[0], From: ns[1], Checksum: byte(ns[2])}, nil
+	}
+	return FileCipher{Bytes: fakeBytes(ns)}, nil
+}
+
+type fakeBytes []int64
+
+func (s fakeBytes) XORAt(p []byte, off int64) {
+	for i := range p {
+		pos := off + int64(i)
+		seg := -1
+		for j, from := range s {
+			if pos >= from {
+				seg = j
+			}
+		}
+		if seg >= 0 {
+			p[i] ^= byte(pos*7+int64(seg)*13) | 1
+		}
+	}
+}
+
+type fakeEvents struct{}
+
+func (fakeEvents) Encrypt(ev []byte, off uint64) error { return fakeEvents{}.Decrypt(ev, off) }
+func (fakeEvents) Decrypt(ev []byte, off uint64) error {
+	for i := range ev {
+		if i < 9 || i >= 13 {
+			ev[i] ^= byte(off) | 0x21
+		}
+	}
+	return nil
+}
+
+func openRest(t *testing.T, dir string, rest AtRest) *Log {
+	t.Helper()
+	l, err := OpenLogAtRest(dir, SyncTransaction, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()), rest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// readSealed reads every event of name through a Reader.
+func readSealed(t *testing.T, l *Log, name string) [][]byte {
+	t.Helper()
+	r, err := l.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out [][]byte
+	for {
+		ev, err := r.Next()
+		if err != nil {
+			if errors.Is(err, ErrNoMore) || err.Error() == "EOF" {
+				return out
+			}
+			t.Fatalf("reading %s: %v", name, err)
+		}
+		out = append(out, bytes.Clone(ev))
+	}
+}
+
+// TestSealedFileRoundTrip: in replink's format the FDE stays in clear and
+// every later byte is stored changed, readers get the events back as
+// written, a reopened log goes on (recovery decrypts to scan), a torn
+// tail cut by recovery gets a new segment, and a purge removes the record.
+func TestSealedFileRoundTrip(t *testing.T) {
+	const name = "mariadb-bin.000001"
+	dir := t.TempDir()
+	l := openRest(t, dir, fakeRest{})
+	if err := l.StartFile(name); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	appendTo(t, l, &s, oneTransaction()...)
+	appendTo(t, l, &s, typedBody{TypeMariaGTID, gtidBody(2, false)}, typedBody{30, []byte("rows two")}, typedBody{TypeXID, make([]byte, 8)})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	plain := append(bytes.Clone(Magic), bytes.Join(s.events, nil)...)
+	stored, _ := os.ReadFile(filepath.Join(dir, name))
+	fdeEnd := 4 + len(s.events[0])
+	if len(stored) != len(plain) || !bytes.Equal(stored[:fdeEnd], plain[:fdeEnd]) || bytes.Contains(stored, []byte("rows two")) {
+		t.Fatalf("stored file: %d bytes (want %d), FDE in clear %v, plaintext rows inside %v", len(stored), len(plain),
+			bytes.Equal(stored[:fdeEnd], plain[:fdeEnd]), bytes.Contains(stored, []byte("rows two")))
+	}
+	rec, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
+	if string(rec) != fmt.Sprintf("bytes %d", fdeEnd) {
+		t.Fatalf("record %q, want the format chosen at the first event after the FDE (%d)", rec, fdeEnd)
+	}
+
+	// A torn tail: half an event more on disk.
+	f, _ := os.OpenFile(filepath.Join(dir, name), os.O_WRONLY|os.O_APPEND, 0)
+	f.Write(stored[fdeEnd : fdeEnd+30])
+	f.Close()
+	l = openRest(t, dir, fakeRest{})
+	defer l.Close()
+	if got := l.ResumePoint().Offset; got != s.off {
+		t.Fatalf("recovered to %d, want %d (the torn tail cut)", got, s.off)
+	}
+	rec, _ = os.ReadFile(filepath.Join(dir, name) + SideSuffix)
+	if string(rec) != fmt.Sprintf("bytes %d %d", fdeEnd, s.off) {
+		t.Fatalf("record after the cut %q, want a new segment at %d", rec, s.off)
+	}
+	if err := l.StartFile(name); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, l, &s, typedBody{TypeMariaGTID, gtidBody(3, false)}, typedBody{30, []byte("rows three")}, typedBody{TypeXID, make([]byte, 8)})
+	if err := l.StartFile("mariadb-bin.000002"); err != nil {
+		t.Fatal(err)
+	}
+	got := readSealed(t, l, name)
+	if len(got) != len(s.events) {
+		t.Fatalf("read %d events back, wrote %d", len(got), len(s.events))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], s.events[i]) {
+			t.Fatalf("event %d read back differs from the one written", i)
+		}
+	}
+	if _, err := l.Purge(time.Now().Add(time.Hour), func(string) bool { return false }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, name) + SideSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the purged file's record is still there: %v", err)
+	}
+}
+
+// TestSealedMasterFormat: a Start_encryption event after the FDE chooses
+// the master's format: it is stored with the ignorable flag cleared, the
+// later events whole through the event cipher with their sizes in clear,
+// and readers get the stream's bytes back (the Start_encryption event
+// flagged ignorable, as the master's dump sends it).
+func TestSealedMasterFormat(t *testing.T) {
+	const name = "mariadb-bin.000001"
+	dir := t.TempDir()
+	l := openRest(t, dir, fakeRest{})
+	defer l.Close()
+	l.MasterAlgorithm("AES_CBC")
+	if err := l.StartFile(name); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	appendTo(t, l, &s, typedBody{TypeFormatDescription, fdeBody()})
+	start := s.add(TypeStartEncryption, make([]byte, 17))
+	start = WithFlags(start, FlagIgnorable, ChecksumCRC32)
+	s.events[len(s.events)-1] = start
+	if _, err := l.Append(start); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, l, &s, typedBody{TypeMariaGTID, gtidBody(1, false)}, typedBody{30, []byte("secret rows")}, typedBody{TypeXID, make([]byte, 8)})
+	if err := l.StartFile("mariadb-bin.000002"); err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := os.ReadFile(filepath.Join(dir, name))
+	at := 4 + len(s.events[0])
+	if Event(stored[at:]).Flags()&FlagIgnorable != 0 {
+		t.Fatalf("the stored Start_encryption event keeps the stream's ignorable flag")
+	}
+	if bytes.Contains(stored, []byte("secret rows")) {
+		t.Fatalf("rows stored in plaintext")
+	}
+	for off := at; off < len(stored); off += SizeOf(stored[off:]) {
+		if SizeOf(stored[off:]) < HeaderSize {
+			t.Fatalf("event at %d: size not in clear", off)
+		}
+	}
+	got := readSealed(t, l, name)
+	for i := range s.events {
+		if i >= len(got) || !bytes.Equal(got[i], s.events[i]) {
+			t.Fatalf("event %d read back differs from the stream's", i)
+		}
+	}
+}
