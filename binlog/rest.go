@@ -224,7 +224,10 @@ func (l *Log) seal(ev Event) (Event, error) {
 		return nil, err
 	}
 	// What the buffer holds is written through the new cipher: it is
-	// before the record's first segment, so it stays as it is.
+	// before the record's first segment, so it stays as it is. The
+	// syncer fsyncs l.f under syncMu.
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	if err := l.w.Flush(); err != nil {
 		return nil, fmt.Errorf("relay log %s: write: %w", name, err)
 	}
