@@ -202,6 +202,13 @@ func TestSealedMasterFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	appendTo(t, l, &s, typedBody{TypeMariaGTID, gtidBody(1, false)}, typedBody{30, []byte("secret rows")}, typedBody{TypeXID, make([]byte, 8)})
+	// A dump started mid-file gets the FDE and the Start_encryption
+	// event again: neither goes into the file a second time.
+	for _, again := range [][]byte{s.events[0], start} {
+		if ok, err := l.Append(again); ok || err != nil {
+			t.Fatalf("event type %d sent again mid-file: appended %v, %v; want it skipped", again[4], ok, err)
+		}
+	}
 	if err := l.StartFile("mariadb-bin.000002"); err != nil {
 		t.Fatal(err)
 	}

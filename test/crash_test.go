@@ -16,17 +16,28 @@ import (
 )
 
 func TestKill9UnderLoad(t *testing.T) {
-	t.Run("plaintext", func(t *testing.T) { kill9UnderLoad(t, "") })
+	t.Run("plaintext", func(t *testing.T) { kill9UnderLoad(t, "", false) })
 	// Encrypted at rest: recovery decrypts to find the torn tail, and a
 	// cut gets fresh keystream; the files still decrypt to the master's.
 	t.Run("encrypted at rest", func(t *testing.T) {
 		keyFile, _ := writeKeyFile(t)
-		kill9UnderLoad(t, keyFile)
+		kill9UnderLoad(t, keyFile, false)
+	})
+	// A master that encrypts its binlog, and replink with its key file:
+	// recovery reads the master's format event by event, and the files
+	// stay the master's byte for byte.
+	t.Run("as the master encrypts", func(t *testing.T) {
+		keyFile, _ := writeMasterKeyFile(t, t.TempDir(), false)
+		kill9UnderLoad(t, keyFile, true)
 	})
 }
 
-func kill9UnderLoad(t *testing.T, keyFile string) {
-	p, m := newMaster(t)
+func kill9UnderLoad(t *testing.T, keyFile string, masterEncrypts bool) {
+	var extra []string
+	if masterEncrypts {
+		extra = []string{"plugin_load_add=file_key_management", "file_key_management_filename=" + keyFile, "encrypt_binlog=ON"}
+	}
+	p, m := newMaster(t, extra...)
 	m.Exec("CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(200), n INT)")
 	relayPort := FreePort(t)
 	data := t.TempDir()
@@ -87,6 +98,12 @@ func kill9UnderLoad(t *testing.T, keyFile string) {
 	wg.Wait()
 	t.Logf("%d transactions written through %d kill -9 of replink", written.Load(), kills)
 
+	t.Cleanup(func() {
+		if t.Failed() {
+			log, _ := os.ReadFile(logFile)
+			t.Logf("replink log:\n%s", tail(log, 6000))
+		}
+	})
 	st := waitSlaveCaughtUp(t, m, slave, 60*time.Second)
 	if st["Last_SQL_Errno"] != "0" {
 		t.Fatalf("slave SQL error %s: %s", st["Last_SQL_Errno"], st["Last_SQL_Error"])
@@ -104,7 +121,7 @@ func kill9UnderLoad(t *testing.T, keyFile string) {
 	if proc.Exit != nil {
 		t.Fatalf("replink exited with %v after SIGTERM", proc.Exit)
 	}
-	if keyFile == "" {
+	if keyFile == "" || masterEncrypts {
 		compareWithMaster(t, m, data, readIndex(t, data))
 		return
 	}

@@ -55,8 +55,9 @@ func waitSlaveCaughtUp(t *testing.T, m, s *Server, timeout time.Duration) map[st
 			return st
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("slave not caught up after %s: master %s:%d, slave IO=%s SQL=%s at %s:%s, IO error %q",
-				timeout, file, pos, st["Slave_IO_Running"], st["Slave_SQL_Running"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"], st["Last_IO_Error"])
+			t.Fatalf("slave not caught up after %s: master %s:%d, slave IO=%s SQL=%s (%s) at %s:%s, read to %s:%s, IO error %q, last error %q",
+				timeout, file, pos, st["Slave_IO_Running"], st["Slave_SQL_Running"], st["Slave_SQL_Running_State"], st["Relay_Master_Log_File"], st["Exec_Master_Log_Pos"],
+				st["Master_Log_File"], st["Read_Master_Log_Pos"], st["Last_IO_Error"], st["Last_Error"])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
