@@ -89,7 +89,7 @@ BENCH_REPORTS := ingest slaves latency small memory serve
 bench: build
 	./scripts/setup.sh --bench
 	@mkdir -p bench/out
-	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./tlsutil/ ./relay/ | tee bench/out/go-bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./binlog/ ./binlog/atrest/ ./tlsutil/ ./relay/ | tee bench/out/go-bench.txt
 	$(GO) test -tags bench -count=1 -timeout 60m -run '^TestBench' -v ./test/
 	gnuplot -c bench/plot.gp bench/out
 	@cat $(foreach r,$(BENCH_REPORTS),bench/out/$(r).txt)
