@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -58,6 +59,7 @@ type Log struct {
 	rest      AtRest
 	seals     map[string]sealed
 	masterAlg string
+	restOn    atomic.Bool // rest != nil, for the writer without mu
 
 	mu      sync.Mutex // guards files, readers, purging, written, durable, changed and syncErr
 	changed chan struct{}
@@ -145,6 +147,7 @@ func openLog(dir string, policy SyncPolicy, log hclog.Logger, m *Metrics, open o
 		log.Info("removed temporary files a crash left in the data-dir", "files", len(stale))
 	}
 	l := &Log{dir: dir, policy: policy, log: log, m: m, open: open, lock: lock, writeFile: WriteFileAtomic, rest: rest, seals: map[string]sealed{}, readers: map[string]int{}, purging: map[string]bool{}, syncReq: make(chan struct{}, 1), stop: make(chan struct{}), stopped: make(chan struct{})}
+	l.restOn.Store(rest != nil)
 	if l.seqs, err = loadSequences(dir); err != nil {
 		unlockDataDir(lock)
 		return nil, err
@@ -724,7 +727,10 @@ func (l *Log) Append(ev Event) (bool, error) {
 	switch {
 	case ev.Type() == TypeFormatDescription:
 		l.wchecksum, l.wfdeEnd = FDEChecksum(ev), int64(l.cur.Offset)+int64(len(ev))
-	case !l.wsealed:
+	case !l.wsealed || l.wseal.plain() && l.restOn.Load():
+		// The file's format is chosen at its first event after the FDE;
+		// a file begun in plaintext goes on encrypted once encryption is
+		// turned on (a reload), from here.
 		var err error
 		if out, err = l.seal(ev); err != nil {
 			return false, err

@@ -103,6 +103,9 @@ func (c FileCipher) Decrypt(p []byte, off int64) {
 	}
 }
 
+// plain reports a file in plaintext.
+func (c FileCipher) plain() bool { return c.Bytes == nil && c.Events == nil }
+
 // sealed is a relay file's cipher and the record it came from (nil for
 // a file in plaintext).
 type sealed struct {
@@ -189,7 +192,7 @@ func (l *Log) seal(ev Event) (Event, error) {
 	rest, alg := l.rest, l.masterAlg
 	l.mu.Unlock()
 	l.wsealed = true
-	if rest == nil {
+	if rest == nil || !l.wseal.plain() {
 		return ev, nil
 	}
 	at := int64(l.cur.Offset)
@@ -322,6 +325,7 @@ func (l *Log) SetAtRest(rest AtRest) error {
 	}
 	l.mu.Lock()
 	l.rest = rest
+	l.restOn.Store(rest != nil)
 	l.mu.Unlock()
 	return nil
 }

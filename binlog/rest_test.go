@@ -232,3 +232,70 @@ func TestSealedMasterFormat(t *testing.T) {
 		}
 	}
 }
+
+// TestSealedTurnedOnWhileWriting: a log opened without encryption that
+// gets it (SetAtRest, as a reload does) encrypts the file it is writing
+// from its next event on, and warns of the plaintext head.
+func TestSealedTurnedOnWhileWriting(t *testing.T) {
+	const name = "mariadb-bin.000001"
+	dir := t.TempDir()
+	l := openRest(t, dir, nil)
+	defer l.Close()
+	if err := l.StartFile(name); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	appendTo(t, l, &s, oneTransaction()...)
+	before := s.off
+	if err := l.SetAtRest(fakeRest{}); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, l, &s, typedBody{TypeMariaGTID, gtidBody(2, false)}, typedBody{30, []byte("after the reload")}, typedBody{TypeXID, make([]byte, 8)})
+	if err := l.StartFile("mariadb-bin.000002"); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
+	stored, _ := os.ReadFile(filepath.Join(dir, name))
+	if string(rec) != fmt.Sprintf("bytes %d", before) || bytes.Contains(stored, []byte("after the reload")) {
+		t.Fatalf("record %q (want one from %d), plaintext after the reload %v", rec, before, bytes.Contains(stored, []byte("after the reload")))
+	}
+	if got := readSealed(t, l, name); len(got) != len(s.events) || !bytes.Equal(got[len(got)-2], s.events[len(s.events)-2]) {
+		t.Fatalf("read back %d events, wrote %d", len(got), len(s.events))
+	}
+}
+
+// TestSealedMasterKeyMissing: a master's Start_encryption event whose key
+// the key file does not have makes the file replink's own format from
+// that event on, not a file it cannot read.
+func TestSealedMasterKeyMissing(t *testing.T) {
+	const name = "mariadb-bin.000001"
+	dir := t.TempDir()
+	l := openRest(t, dir, fakeRest{noMaster: true})
+	defer l.Close()
+	l.MasterAlgorithm("AES_CBC")
+	if err := l.StartFile(name); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	appendTo(t, l, &s, typedBody{TypeFormatDescription, fdeBody()})
+	at := s.off
+	start := WithFlags(s.add(TypeStartEncryption, make([]byte, 17)), FlagIgnorable, ChecksumCRC32)
+	s.events[len(s.events)-1] = start
+	if _, err := l.Append(start); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, l, &s, typedBody{TypeMariaGTID, gtidBody(1, false)}, typedBody{30, []byte("secret rows")}, typedBody{TypeXID, make([]byte, 8)})
+	if err := l.StartFile("mariadb-bin.000002"); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
+	if string(rec) != fmt.Sprintf("bytes %d", at) {
+		t.Fatalf("record %q, want replink's own format from the Start_encryption event at %d", rec, at)
+	}
+	got := readSealed(t, l, name)
+	for i := range s.events {
+		if i >= len(got) || !bytes.Equal(got[i], s.events[i]) {
+			t.Fatalf("event %d read back differs from the stream's", i)
+		}
+	}
+}
