@@ -349,20 +349,7 @@ func TestMasterCAAddedWithoutSIGHUP(t *testing.T) {
 	}
 	waitReady(t, metricsPort)
 
-	now := time.Now()
-	newCA, err := tlsutil.NewCA(pkix.Name{CommonName: "replink test CA 2"}, now.Add(-time.Hour), now.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := newCA.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "localhost"}, Hosts: []string{"localhost", "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile, err := cert.Write(t.TempDir(), "master2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	newCA, _, certFile, keyFile := newCAMasterCert(t)
 	m.InstallCert(certFile, keyFile)
 	for _, id := range dumpThreads(m) {
 		m.Exec("KILL CONNECTION " + id)

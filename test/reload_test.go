@@ -134,18 +134,7 @@ func TestMasterCertReplacedThenSIGHUP(t *testing.T) {
 	waitReady(t, metricsPort)
 
 	// A new CA and a master certificate from it.
-	now := time.Now()
-	newCA, err := tlsutil.NewCA(pkix.Name{CommonName: "replink test CA 2"}, now.Add(-time.Hour), now.Add(24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := newCA.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "localhost"}, Hosts: []string{"localhost", "127.0.0.1"},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Server: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile, _ := cert.Write(dir, "master2")
+	newCA, cert, certFile, keyFile := newCAMasterCert(t)
 	m.InstallCert(certFile, keyFile)
 	// Drop replink's dump connection so it must shake hands again.
 	for _, row := range m.Query("SELECT id FROM information_schema.processlist WHERE command = 'Binlog Dump'") {
@@ -191,4 +180,24 @@ func replaceFile(t *testing.T, name string, data []byte, mode os.FileMode) {
 	if err := os.Rename(tmp, name); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// newCAMasterCert makes a CA other than the PKI's and a master (server)
+// certificate for localhost and 127.0.0.1 from it, written to files.
+func newCAMasterCert(t *testing.T) (ca, cert *tlsutil.Issued, certFile, keyFile string) {
+	t.Helper()
+	now := time.Now()
+	ca, err := tlsutil.NewCA(pkix.Name{CommonName: "replink test CA 2"}, now.Add(-time.Hour), now.Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err = ca.Issue(tlsutil.CertSpec{Subject: pkix.Name{CommonName: "localhost"}, Hosts: []string{"localhost", "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certFile, keyFile, err = cert.Write(t.TempDir(), "master2"); err != nil {
+		t.Fatal(err)
+	}
+	return ca, cert, certFile, keyFile
 }
