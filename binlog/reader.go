@@ -138,6 +138,7 @@ type Reader struct {
 	end      int64 // readable end, as last asked
 	complete bool
 	checksum byte // the file's algorithm, from its FDE; checksumUnknown before
+	sealed   bool // the file is encrypted at rest (as last read)
 
 	buf   []byte
 	start int64 // file offset of buf[0]
@@ -283,7 +284,7 @@ func (r *Reader) HeaderAt(pos uint32) ([]byte, error) {
 	if _, err := r.f.ReadAt(b, int64(pos)); err != nil {
 		return nil, fmt.Errorf("relay log %s: read at %d: %w", r.name, pos, err)
 	}
-	if err := r.l.decryptAt(r.name, b, int64(pos)); err != nil {
+	if _, err := r.l.decryptAt(r.name, b, int64(pos)); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -341,6 +342,11 @@ func (r *Reader) eventAt(pos int64) (Event, error) {
 			return nil, corrupt(err)
 		}
 	}
+	if r.sealed && ev.LogPos() != 0 && int64(ev.LogPos()) != pos+size {
+		// Decrypted with the wrong keystream or damaged: a file without
+		// checksums has this check only.
+		return nil, corrupt(fmt.Errorf("decrypted event ends at %d by its log_pos, at %d by its size", ev.LogPos(), pos+size))
+	}
 	return ev, nil
 }
 
@@ -363,9 +369,11 @@ func (r *Reader) fill(pos, length int64) error {
 	if int64(n) < length {
 		return fmt.Errorf("short read at %d: %w", pos, err)
 	}
-	if err := r.l.decryptAt(r.name, r.buf[:n], pos); err != nil {
+	sealed, err := r.l.decryptAt(r.name, r.buf[:n], pos)
+	if err != nil {
 		return err
 	}
+	r.sealed = sealed
 	r.start, r.n = pos, n
 	return nil
 }

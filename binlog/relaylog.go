@@ -60,6 +60,10 @@ type Log struct {
 	seals     map[string]sealed
 	masterAlg string
 	restOn    atomic.Bool // rest != nil, for the writer without mu
+	// restMu makes a record's making and a change of rest (SetAtRest)
+	// one at a time: every record is checked against the new keys, or
+	// made with them.
+	restMu sync.Mutex
 
 	mu      sync.Mutex // guards files, readers, purging, written, durable, changed and syncErr
 	changed chan struct{}
@@ -98,6 +102,7 @@ type Log struct {
 	// whether its format is chosen yet (it is at the first event after
 	// the FDE); the FDE's checksum algorithm and end.
 	wseal     FileCipher
+	wrecord   []byte // wseal's record: the writer's own, not the readers' cache
 	wsealed   bool
 	wchecksum byte
 	wfdeEnd   int64
@@ -192,6 +197,7 @@ func (l *Log) load() error {
 	if err := l.checkSealed(); err != nil {
 		return err
 	}
+	l.removeOrphanRecords()
 	return l.recover(l.files[len(l.files)-1])
 }
 
@@ -319,11 +325,19 @@ func (l *Log) recover(name string) error {
 			return fail(fmt.Errorf("truncate partial transaction at %d: %w", sc.end, err))
 		}
 	}
+	l.restMu.Lock()
+	defer l.restMu.Unlock()
 	l.mu.Lock()
 	rest := l.rest
 	l.mu.Unlock()
-	if s.c.Bytes != nil && size != sc.end {
-		// What is written again from the cut gets keystream of its own.
+	if s.c.Bytes != nil {
+		// What is written from here gets keystream of its own, whether
+		// or not bytes were cut now: a crash between an earlier cut and
+		// its record, or bytes past the end that a power loss left on
+		// disk, used the old.
+		if rest == nil {
+			return fail(fmt.Errorf("encrypted at rest, and [relay] key-file is not set"))
+		}
 		rec, err := rest.Cut(s.record, sc.end)
 		if err != nil {
 			return fail(err)
@@ -331,7 +345,9 @@ func (l *Log) recover(name string) error {
 		if s.c, err = l.setRecord(name, rec); err != nil {
 			return fail(err)
 		}
+		s.record = rec
 	}
+	l.wrecord = s.record
 	// A file without a record while encryption is on is encrypted from
 	// its next event (Append), its format chosen there.
 	l.wseal, l.wsealed = s.c, s.record != nil || rest == nil
@@ -460,7 +476,7 @@ func (l *Log) create(name string) error {
 	l.cur = Pos{File: name, Offset: 4}
 	l.groups.Reset()
 	l.mu.Lock()
-	l.wseal, l.wsealed = FileCipher{}, l.rest == nil
+	l.wseal, l.wrecord, l.wsealed = FileCipher{}, nil, l.rest == nil
 	l.mu.Unlock()
 	l.wchecksum, l.wfdeEnd = ChecksumCRC32, 4
 	l.moveTo(l.cur)
@@ -799,16 +815,22 @@ func (l *Log) cutBack(to Pos) error {
 	if err != nil {
 		return fmt.Errorf("relay log %s: %w", l.cur.File, err)
 	}
+	if high := writtenHigh(l.f); high > int64(to.Offset) || st.Size() > int64(to.Offset) {
+		// What is written again from to gets keystream of its own, and
+		// its record is durable before the file is cut: bytes once
+		// written past to (even if a failed write or a truncation took
+		// them off since) used the old keystream. Until that record is
+		// written nothing is: the next Rollback tries again.
+		if err := l.recutSeal(int64(to.Offset)); err != nil {
+			return err
+		}
+		l.w.Reset(l.f)
+	}
 	if st.Size() != int64(to.Offset) {
 		if err := l.f.Truncate(int64(to.Offset)); err != nil {
 			return fmt.Errorf("relay log %s: truncate back to %d: %w", l.cur.File, to.Offset, err)
 		}
 		l.log.Info("dropped what followed the last complete transaction", "file", l.cur.File, "from", st.Size(), "to", to.Offset)
-		// Written again from to: with keystream of its own.
-		if err := l.recutSeal(int64(to.Offset)); err != nil {
-			return err
-		}
-		l.w.Reset(l.f)
 	}
 	if _, err := l.f.Seek(int64(to.Offset), io.SeekStart); err != nil {
 		return fmt.Errorf("relay log %s: seek to %d: %w", l.cur.File, to.Offset, err)
@@ -995,7 +1017,9 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
 		}
-		if err := os.Remove(l.sidePath(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := os.Remove(l.sidePath(name)); err == nil {
+			_ = syncDir(filepath.Dir(l.path(name)))
+		} else if !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s's record: %w", name, err)
 		}
 		l.mu.Lock()

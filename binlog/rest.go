@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -149,8 +151,13 @@ func (l *Log) sealOf(name string) (sealed, error) {
 		s = sealed{c: c, record: rec}
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if newer, ok := l.seals[name]; ok {
+		// The writer made the file's record meanwhile (setRecord): this
+		// read of the disk is older than it.
+		return newer, nil
+	}
 	l.seals[name] = s
-	l.mu.Unlock()
 	return s, nil
 }
 
@@ -159,6 +166,9 @@ func (l *Log) setRecord(name string, rec []byte) (FileCipher, error) {
 	l.mu.Lock()
 	rest := l.rest
 	l.mu.Unlock()
+	if rest == nil {
+		return FileCipher{}, fmt.Errorf("relay log %s is encrypted at rest, and [relay] key-file is not set", name)
+	}
 	c, err := rest.Cipher(name, rec)
 	if err != nil {
 		return FileCipher{}, fmt.Errorf("relay log %s: %w", name, err)
@@ -169,6 +179,9 @@ func (l *Log) setRecord(name string, rec []byte) (FileCipher, error) {
 	l.mu.Lock()
 	l.seals[name] = sealed{c: c, record: rec}
 	l.mu.Unlock()
+	if name == l.cur.File {
+		l.wrecord = rec
+	}
 	return c, nil
 }
 
@@ -188,6 +201,8 @@ func (l *Log) MasterAlgorithm(alg string) {
 // encryption was on) stay as they are, with a warning. It returns ev as
 // it goes to the file. Callers are the writer.
 func (l *Log) seal(ev Event) (Event, error) {
+	l.restMu.Lock()
+	defer l.restMu.Unlock()
 	l.mu.Lock()
 	rest, alg := l.rest, l.masterAlg
 	l.mu.Unlock()
@@ -211,7 +226,7 @@ func (l *Log) seal(ev Event) (Event, error) {
 		if !errors.Is(err, ErrNotMasterKey) {
 			return nil, fmt.Errorf("relay log %s: the master's Start_encryption event at %d: %w", name, at, err)
 		}
-		l.log.Warn("the master encrypts its binlog with a key the key file does not have; this relay file is encrypted in replink's own format, not byte for byte as the master's",
+		l.log.Warn("the master encrypts its binlog, and this relay file cannot be written as the master's (see the error); it is encrypted in replink's own format instead",
 			"file", name, "algorithm", alg, "error", err)
 	}
 	if at > l.wfdeEnd {
@@ -257,14 +272,18 @@ func (l *Log) encryptEvent(ev Event, at int64) (Event, error) {
 // master's writes the same events at the same offsets again). Callers
 // hold syncMu.
 func (l *Log) recutSeal(at int64) error {
-	s, err := l.sealOf(l.cur.File)
-	if err != nil || s.c.Bytes == nil {
-		return err
+	if l.wseal.Bytes == nil {
+		return nil
 	}
+	l.restMu.Lock()
+	defer l.restMu.Unlock()
 	l.mu.Lock()
 	rest := l.rest
 	l.mu.Unlock()
-	rec, err := rest.Cut(s.record, at)
+	if rest == nil {
+		return fmt.Errorf("relay log %s is encrypted at rest, and [relay] key-file is not set", l.cur.File)
+	}
+	rec, err := rest.Cut(l.wrecord, at)
 	if err != nil {
 		return fmt.Errorf("relay log %s: %w", l.cur.File, err)
 	}
@@ -277,16 +296,38 @@ func (l *Log) recutSeal(at int64) error {
 	return nil
 }
 
-// decryptAt decrypts p, read from name at off, in place.
-func (l *Log) decryptAt(name string, p []byte, off int64) error {
+// decryptAt decrypts p, read from name at off, in place, and reports
+// whether the file is encrypted.
+func (l *Log) decryptAt(name string, p []byte, off int64) (bool, error) {
 	s, err := l.sealOf(name)
-	if err != nil || (s.c.Bytes == nil && s.c.Events == nil) {
-		return err
+	if err != nil || s.c.plain() {
+		return false, err
 	}
 	start := time.Now()
 	s.c.Decrypt(p, off)
 	l.m.crypt("decrypt", start)
-	return nil
+	return true, nil
+}
+
+// removeOrphanRecords removes the records of files the index does not
+// list: a purge or a create that a crash cut short left them.
+func (l *Log) removeOrphanRecords() {
+	listed := map[string]bool{}
+	for _, f := range l.files {
+		listed[f] = true
+	}
+	for _, pattern := range []string{"*" + SideSuffix, "*/*" + SideSuffix} {
+		found, _ := filepath.Glob(filepath.Join(l.dir, pattern))
+		for _, path := range found {
+			rel, err := filepath.Rel(l.dir, strings.TrimSuffix(path, SideSuffix))
+			if err != nil || listed[filepath.ToSlash(rel)] {
+				continue
+			}
+			if err := os.Remove(path); err == nil {
+				l.log.Info("removed the record of a relay file that is not in the relay log", "record", path)
+			}
+		}
+	}
 }
 
 // checkSealed reads the record of every file in the index: a file whose
@@ -305,6 +346,8 @@ func (l *Log) checkSealed() error {
 // new AtRest; every file in the relay log must still be readable with it,
 // or nothing changes.
 func (l *Log) SetAtRest(rest AtRest) error {
+	l.restMu.Lock()
+	defer l.restMu.Unlock()
 	l.mu.Lock()
 	files := append([]string(nil), l.files...)
 	l.mu.Unlock()
@@ -340,6 +383,7 @@ type sealedFile struct {
 	c       FileCipher
 	m       *Metrics
 	pos     int64
+	high    int64 // the end of what was ever written through it
 	buf     []byte
 	pending []byte // by event: decrypted bytes not read yet
 }
@@ -349,7 +393,7 @@ func sealFile(f file, c FileCipher, m *Metrics, pos int64) file {
 	if c.Bytes == nil && c.Events == nil {
 		return f
 	}
-	return &sealedFile{file: f, c: c, m: m, pos: pos}
+	return &sealedFile{file: f, c: c, m: m, pos: pos, high: pos}
 }
 
 // raw is the file under f's cipher.
@@ -376,7 +420,17 @@ func (s *sealedFile) Write(p []byte) (int, error) {
 	s.m.crypt("encrypt", start)
 	n, err := s.file.Write(b)
 	s.pos += int64(n)
+	s.high = max(s.high, s.pos)
 	return n, err
+}
+
+// writtenHigh is the end of what was ever written through f's cipher
+// (replink's format): 0 for a file in plaintext or the master's format.
+func writtenHigh(f file) int64 {
+	if s, ok := f.(*sealedFile); ok && s.c.Bytes != nil {
+		return s.high
+	}
+	return 0
 }
 
 func (s *sealedFile) Read(p []byte) (int, error) {
@@ -453,3 +507,34 @@ func (s *sealedFile) Seek(off int64, whence int) (int64, error) {
 }
 
 var _ io.ReadWriteSeeker = (*sealedFile)(nil)
+
+// VerifyFile checks a relay file's bytes as plaintext (after decryption):
+// each event whole, ending where its log_pos says, with a right CRC32
+// when its FDE declares them. The error names the offset of the first
+// event that is not so.
+func VerifyFile(data []byte) error {
+	if len(data) < len(Magic) || string(data[:len(Magic)]) != string(Magic) {
+		return errors.New("not a binlog file: no magic")
+	}
+	checksum := byte(ChecksumOff)
+	for off := int64(len(Magic)); off < int64(len(data)); {
+		rest := data[off:]
+		if len(rest) < HeaderSize || SizeOf(rest) < HeaderSize || SizeOf(rest) > len(rest) {
+			return fmt.Errorf("event at %d is cut short (%d bytes left)", off, len(rest))
+		}
+		ev := Event(rest[:SizeOf(rest)])
+		if ev.Type() == TypeFormatDescription {
+			checksum = FDEChecksum(ev)
+		}
+		if ev.LogPos() != 0 && int64(ev.LogPos()) != off+int64(len(ev)) {
+			return fmt.Errorf("event at %d ends at %d by its log_pos, at %d by its size (a wrong key, or damage)", off, ev.LogPos(), off+int64(len(ev)))
+		}
+		if checksum == ChecksumCRC32 {
+			if err := VerifyChecksum(ev); err != nil {
+				return fmt.Errorf("event at %d: %w", off, err)
+			}
+		}
+		off += int64(len(ev))
+	}
+	return nil
+}

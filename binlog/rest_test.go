@@ -299,3 +299,65 @@ func TestSealedMasterKeyMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestSealedCutWhoseRecordFails: a write that reached the file past the
+// last transaction and then failed (its fsync) is cut back; when the new
+// record cannot be written then (a full disk), nothing is cut or written
+// until it can: the next Rollback makes it, so the positions written
+// again never reuse the keystream of the bytes that were there.
+func TestSealedCutWhoseRecordFails(t *testing.T) {
+	const name = "mariadb-bin.000001"
+	dir := t.TempDir()
+	fs := &faultFS{}
+	l, err := openLog(dir, SyncEvent, hclog.NewNullLogger(), NewMetrics(prometheus.NewRegistry()), fs.open, fakeRest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.StartFile(name); err != nil {
+		t.Fatal(err)
+	}
+	var s stream
+	appendTo(t, l, &s, oneTransaction()...)
+	to := s.off
+	record := func() string { b, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix); return string(b) }
+	first := record()
+
+	fs.failNextSyncs(1)
+	full := errors.New("injected: no space left on device")
+	l.writeFile = func(string, []byte, os.FileMode) error { return full }
+	if _, err := l.Append(Event(s.add(TypeMariaGTID, gtidBody(2, false)))); err == nil {
+		t.Fatal("an append whose fsync failed succeeded")
+	}
+	if got := record(); got != first {
+		t.Fatalf("record %q changed while it could not be written", got)
+	}
+	l.writeFile = WriteFileAtomic
+	if err := l.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := record(), fmt.Sprintf("%s %d", first, to); got != want {
+		t.Fatalf("record after the cut %q, want %q: the positions past %d would be written again with the keystream they had", got, want, to)
+	}
+}
+
+func TestVerifyFile(t *testing.T) {
+	whole, _ := fileOfTransactions(2)
+	flip := bytes.Clone(whole)
+	flip[len(flip)-30] ^= 1
+	for _, c := range []struct {
+		name string
+		data []byte
+		want string // "" for no error
+	}{
+		{"whole", whole, ""},
+		{"cut short", whole[:len(whole)-5], "cut short"},
+		{"flipped byte", flip, "checksum"},
+		{"not a binlog", []byte("hello"), "no magic"},
+	} {
+		err := VerifyFile(c.data)
+		if (c.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}

@@ -83,6 +83,11 @@ func catFile(w io.Writer, name string, keys atrest.Keys) error {
 		if len(data) > len(binlog.Magic) {
 			c.Decrypt(data[len(binlog.Magic):], int64(len(binlog.Magic)))
 		}
+		// What comes out must be the master's bytes: a wrong key or a
+		// damaged file is said, not printed.
+		if err := binlog.VerifyFile(data); err != nil {
+			return fmt.Errorf("%s: decrypted, %w", name, err)
+		}
 	}
 	_, err = w.Write(data)
 	return err
