@@ -48,6 +48,7 @@ func TestAtRestAsTheMasterEncrypts(t *testing.T) {
 				m.Exec("INSERT INTO app.t (name, data) VALUES ('" + mk() + "', REPEAT('" + mk() + "', 30))")
 			}
 			m.Exec("FLUSH BINARY LOGS", "INSERT INTO app.t (name) VALUES ('"+mk()+"')")
+			waitBinlogCheckpoint(t, m) // the master writes it up to a second after the rotation
 			waitCaughtUp(t, m, r, 30*time.Second)
 			slave := StartServer(t, "slave", ServerOptions{ServerID: 3})
 			changeMaster(t, slave, p, r.Port, "slave1", "mariadb-bin.000001", "")
@@ -59,7 +60,6 @@ func TestAtRestAsTheMasterEncrypts(t *testing.T) {
 			CompareClients(t, ClientRun{Command: mariadbBinlog("-v", "--to-last-log", "mariadb-bin.000001"), Collect: MariadbBinlogTextArtefacts},
 				ClientEndpoint{Name: "master", Host: "127.0.0.1", Port: m.Port, User: "repl", Password: "replpass", CAFile: p.CAFile},
 				ClientEndpoint{Name: "replink", Host: "127.0.0.1", Port: r.Port, User: "plainslave", Password: "slavepass", CAFile: p.CAFile})
-			waitCaughtUp(t, m, r, 30*time.Second) // the master's binlog checkpoint comes later
 			files := r.Log.Files()
 			r.Stop()
 			if found := findMarkers(t, dir, markers); len(found) > 0 {

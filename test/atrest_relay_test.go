@@ -251,6 +251,7 @@ func TestAtRestRotationUnderLoad(t *testing.T) {
 	time.Sleep(time.Second)
 	close(stop)
 	t.Logf("%d transactions written across the rotation", <-done)
+	waitBinlogCheckpoint(t, m)
 	st := waitSlaveCaughtUp(t, m, slave, 30*time.Second)
 	if st["Last_IO_Errno"] != "0" || st["Last_SQL_Errno"] != "0" {
 		t.Fatalf("slave errors: IO %s %s, SQL %s %s", st["Last_IO_Errno"], st["Last_IO_Error"], st["Last_SQL_Errno"], st["Last_SQL_Error"])

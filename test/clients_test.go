@@ -75,6 +75,15 @@ func clientsWorkload(t *testing.T, m *Server) string {
 	// flushed (up to a second with innodb_flush_log_at_trx_commit=2):
 	// until then the binlog still grows, and a row's master and replink
 	// runs could see different ends.
+	waitBinlogCheckpoint(t, m)
+	return since
+}
+
+// waitBinlogCheckpoint waits until the master's current binlog file holds
+// its own Binlog_checkpoint event, which it writes once InnoDB has flushed
+// (up to a second after a rotation): until then the file still grows.
+func waitBinlogCheckpoint(t *testing.T, m *Server) {
+	t.Helper()
 	file, _ := m.MasterStatus()
 	waitUntil(t, 10*time.Second, func() bool {
 		for _, ev := range showBinlogEvents(t, m, file) {
@@ -84,7 +93,6 @@ func clientsWorkload(t *testing.T, m *Server) string {
 		}
 		return false
 	})
-	return since
 }
 
 // binlogEvent is one row of SHOW BINLOG EVENTS.
