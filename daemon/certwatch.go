@@ -123,6 +123,7 @@ func (d *Daemon) reload() error {
 		if err := d.rlog.SetAtRest(rest); err != nil {
 			return fmt.Errorf("relay key-file: %w", err)
 		}
+		d.rep.SetRelayEncrypted(rest != nil)
 	}
 	master()
 	relaySide()

@@ -339,10 +339,25 @@ func (r *Replica) checkAtRest(c *client.Conn) {
 	if s, ok := r.sink.(interface{ MasterAlgorithm(string) }); ok {
 		s.MasterAlgorithm(alg)
 	}
-	plaintext := encrypts && !r.cfg.RelayEncrypted
+	r.mu.Lock()
+	r.masterEncrypts = encrypts
+	relayEncrypted := r.relayEncrypted
+	r.mu.Unlock()
+	plaintext := encrypts && !relayEncrypted
 	if plaintext && !r.plaintextCopy {
 		r.log.Warn("the master encrypts its binlog files but replink's relay log is not encrypted: the relay host holds in plaintext what the master protects; set [relay] key-file (the master's key file works as it is) to encrypt the relay log at rest", "master", r.cfg.Addr())
 	}
 	r.plaintextCopy = plaintext
 	r.setState(func(s *Status) { s.PlaintextCopyOfEncrypted = plaintext })
+}
+
+// SetRelayEncrypted says whether the relay log is encrypted at rest now
+// (a reload may turn it on): the warning state and /status follow at
+// once, not at the next connect.
+func (r *Replica) SetRelayEncrypted(on bool) {
+	r.mu.Lock()
+	r.relayEncrypted = on
+	plaintext := r.masterEncrypts && !on
+	r.status.PlaintextCopyOfEncrypted = plaintext
+	r.mu.Unlock()
 }

@@ -119,6 +119,9 @@ type Replica struct {
 	// plaintextCopy: the master encrypts its binlog and the relay log
 	// does not, as last seen (warned when it becomes true).
 	plaintextCopy bool
+	// relayEncrypted (Config.RelayEncrypted, then SetRelayEncrypted) and
+	// masterEncrypts (as last seen) are under mu.
+	relayEncrypted, masterEncrypts bool
 	plaintext     bool // PREFERRED against a master without SSL
 	// masterID is the followed server's @@server_id (0 until known).
 	masterID atomic.Uint32
@@ -176,7 +179,7 @@ type FailureRecord struct {
 
 // New makes a replica. tlsm is shared with the relay.
 func New(cfg Config, sink Sink, log hclog.Logger, m *Metrics, tlsm *tlsutil.Metrics) *Replica {
-	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm, home: cfg.Endpoint}
+	r := &Replica{cfg: cfg, sink: sink, log: log, m: m, tlsm: tlsm, home: cfg.Endpoint, relayEncrypted: cfg.RelayEncrypted}
 	r.lag.period = cfg.HeartbeatPeriod
 	r.status = Status{State: "connecting", Since: time.Now(), Master: cfg.Addr()}
 	m.bind(r)

@@ -254,3 +254,17 @@ func TestRunBacksOffAgainstAMasterThatHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetRelayEncrypted: turning encryption at rest on by a reload clears
+// the "plaintext copy of an encrypted binlog" state at once.
+func TestSetRelayEncrypted(t *testing.T) {
+	r := &Replica{masterEncrypts: true}
+	r.SetRelayEncrypted(false)
+	if !r.Status().PlaintextCopyOfEncrypted {
+		t.Fatal("an encrypting master and a plaintext relay log: not flagged")
+	}
+	r.SetRelayEncrypted(true)
+	if r.Status().PlaintextCopyOfEncrypted {
+		t.Fatal("still flagged after encryption at rest was turned on")
+	}
+}
