@@ -122,7 +122,7 @@ type Replica struct {
 	// relayEncrypted (Config.RelayEncrypted, then SetRelayEncrypted) and
 	// masterEncrypts (as last seen) are under mu.
 	relayEncrypted, masterEncrypts bool
-	plaintext     bool // PREFERRED against a master without SSL
+	plaintext                      bool // PREFERRED against a master without SSL
 	// masterID is the followed server's @@server_id (0 until known).
 	masterID atomic.Uint32
 	// home is [master] host; cfg.Endpoint is the server followed now,
