@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +21,7 @@ import (
 	"gopkg.in/yaml.v2"
 
 	"github.com/replink/replink/replica"
+	"github.com/replink/replink/tlsutil"
 )
 
 // Ready reports whether replink streams from the master and stores what
@@ -184,23 +184,8 @@ func readWebConfig(path string) (webTLS, error) {
 			return w, fmt.Errorf("web config %s: tls_server_config.cert_file: %w", path, err)
 		}
 	}
-	for rest := pemData; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		cert, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return w, fmt.Errorf("web config %s: server certificate: %w", path, err)
-		}
-		w.certs = append(w.certs, cert)
-	}
-	if len(w.certs) == 0 {
-		return w, fmt.Errorf("web config %s: tls_server_config names no certificate", path)
+	if w.certs, err = tlsutil.ParseCerts("tls_server_config's certificate", pemData); err != nil {
+		return w, fmt.Errorf("web config %s: %w", path, err)
 	}
 	return w, nil
 }
@@ -222,74 +207,42 @@ func (o ClientOptions) tlsConfig(addr string) (*tls.Config, error) {
 		return nil, nil
 	}
 	host, _, _ := net.SplitHostPort(addr)
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host}
 	if (o.SSLCert == "") != (o.SSLKey == "") {
 		return nil, errors.New("--ssl-cert and --ssl-key go together")
 	}
-	if o.SSLCert != "" {
-		kp, err := tls.LoadX509KeyPair(o.SSLCert, o.SSLKey)
-		if err != nil {
-			return nil, fmt.Errorf("--ssl-cert %s, --ssl-key %s: %w", o.SSLCert, o.SSLKey, err)
-		}
-		cfg.Certificates = []tls.Certificate{kp}
-	} else if wc.tls && strings.HasPrefix(wc.clientAuth, "Require") {
+	if o.SSLCert == "" && wc.tls && strings.HasPrefix(wc.clientAuth, "Require") {
 		return nil, fmt.Errorf("the listener wants a client certificate (web config %s: client_auth_type %s): give --ssl-cert and --ssl-key", wc.file, wc.clientAuth)
 	}
 	switch mode {
-	case "REQUIRED":
-		cfg.InsecureSkipVerify = true
-		return cfg, nil
-	case "VERIFY_CA", "VERIFY_IDENTITY":
+	case "REQUIRED", "VERIFY_CA", "VERIFY_IDENTITY":
 	default:
 		return nil, fmt.Errorf("--ssl-mode %q: want DISABLED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY", o.SSLMode)
 	}
-	if o.SSLCA == "" && wc.tls {
+	if mode != "REQUIRED" && o.SSLCA == "" && wc.tls {
 		// The daemon's own certificate, read from the files it serves:
 		// the same certificate or nothing, whatever names it holds.
 		want := wc.certs[0].Raw
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 || !bytes.Equal(raw[0], want) {
-				return fmt.Errorf("the listener's certificate is not the one in %s's tls_server_config", wc.file)
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: host, InsecureSkipVerify: true,
+			VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+				if len(raw) == 0 || !bytes.Equal(raw[0], want) {
+					return fmt.Errorf("the listener's certificate is not the one in %s's tls_server_config", wc.file)
+				}
+				return nil
+			}}
+		if o.SSLCert != "" {
+			kp, err := tlsutil.LoadKeyPair(o.SSLCert, o.SSLKey)
+			if err != nil {
+				return nil, err
 			}
-			return nil
+			cfg.Certificates = []tls.Certificate{*kp}
 		}
 		return cfg, nil
 	}
-	if o.SSLCA != "" {
-		pemData, err := os.ReadFile(o.SSLCA)
-		if err != nil {
-			return nil, fmt.Errorf("--ssl-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pemData) {
-			return nil, fmt.Errorf("--ssl-ca %s: no certificate in it", o.SSLCA)
-		}
-		cfg.RootCAs = pool
+	// Otherwise as the master link verifies, with the mysql client's
+	// ssl-mode meaning.
+	c, err := tlsutil.NewClient(tlsutil.ClientOptions{Mode: mode, CA: o.SSLCA, Cert: o.SSLCert, Key: o.SSLKey})
+	if err != nil {
+		return nil, err
 	}
-	if mode == "VERIFY_CA" {
-		// The chain, not the name, as the mysql client's VERIFY_CA.
-		roots := cfg.RootCAs
-		cfg.InsecureSkipVerify = true
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			var certs []*x509.Certificate
-			for _, r := range raw {
-				c, err := x509.ParseCertificate(r)
-				if err != nil {
-					return err
-				}
-				certs = append(certs, c)
-			}
-			if len(certs) == 0 {
-				return errors.New("the listener sent no certificate")
-			}
-			inter := x509.NewCertPool()
-			for _, c := range certs[1:] {
-				inter.AddCert(c)
-			}
-			_, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter})
-			return err
-		}
-	}
-	return cfg, nil
+	return c.Config(host, nil), nil
 }

@@ -74,6 +74,12 @@ func readCertFile(name string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseCerts(name, data)
+}
+
+// ParseCerts reads the PEM certificates in data (other blocks are
+// skipped); name says where they came from in errors.
+func ParseCerts(name string, data []byte) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	for {
 		var b *pem.Block
