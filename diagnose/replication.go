@@ -90,7 +90,7 @@ func checkReplication(r *Report, c *client.Conn, cfg replica.Config) {
 // encrypt_binlog, MySQL's binlog_encryption) and replink's relay log, which
 // holds the same rows, would not.
 func checkAtRest(r *Report, v map[string]string, cfg replica.Config) {
-	encrypts := v["encrypt_binlog"] == "ON" || v["binlog_encryption"] == "ON"
+	encrypts := replica.MasterEncrypts(v)
 	switch {
 	case encrypts && !cfg.RelayEncrypted:
 		r.add(Step{Step: "binlog_encryption", OK: true, Warning: true,

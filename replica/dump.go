@@ -69,12 +69,17 @@ func (r *Replica) startDump(c *client.Conn, pos binlog.Pos, gtid mysql.GTIDSet) 
 			r.masterID.Store(uint32(id))
 		}
 	}
-	r.checkAtRest(c)
-	res, err := c.Execute("SHOW GLOBAL VARIABLES LIKE 'BINLOG_CHECKSUM'")
+	res, err := c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('binlog_checksum', 'encrypt_binlog', 'binlog_encryption', 'file_key_management_encryption_algorithm')")
 	if err != nil {
 		return nil, fmt.Errorf("checking binlog_checksum: %w", err)
 	}
-	if res.RowNumber() > 0 {
+	vars := map[string]string{}
+	for i := 0; i < res.RowNumber(); i++ {
+		name, _ := res.GetString(i, 0)
+		vars[strings.ToLower(name)], _ = res.GetString(i, 1)
+	}
+	r.checkAtRest(vars)
+	if _, ok := vars["binlog_checksum"]; ok {
 		// Declares replink checksum-aware: the master sends events with
 		// the checksums it stored, as mysqlbinlog asks.
 		if _, err := c.Execute("SET @master_binlog_checksum = 'NONE', @source_binlog_checksum = 'NONE'"); err != nil {
@@ -314,50 +319,43 @@ func peerClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, errEndOfDump) || errors.As(err, &me)
 }
 
-// checkAtRest notes whether the master encrypts its binlog files
-// (MariaDB's encrypt_binlog, MySQL's binlog_encryption) while the relay
-// log, which holds the same rows, does not; it warns when that starts.
-// It tells a relay log that encrypts at rest the master's algorithm
+// MasterEncrypts reports whether a server's variables (names in lower
+// case) say it encrypts its binlog files: MariaDB's encrypt_binlog,
+// MySQL's binlog_encryption.
+func MasterEncrypts(vars map[string]string) bool {
+	return strings.EqualFold(vars["encrypt_binlog"], "ON") || strings.EqualFold(vars["binlog_encryption"], "ON")
+}
+
+// checkAtRest notes whether the master encrypts its binlog files while
+// the relay log, which holds the same rows, does not, and tells a relay
+// log that encrypts at rest the master's algorithm
 // (file_key_management_encryption_algorithm), which the master's
 // Start_encryption event does not carry.
-func (r *Replica) checkAtRest(c *client.Conn) {
-	res, err := c.Execute("SHOW GLOBAL VARIABLES WHERE Variable_name IN ('encrypt_binlog', 'binlog_encryption', 'file_key_management_encryption_algorithm')")
-	if err != nil {
-		return // a server that will not say is not known to encrypt
-	}
-	encrypts, alg := false, ""
-	for i := 0; i < res.RowNumber(); i++ {
-		name, _ := res.GetString(i, 0)
-		v, _ := res.GetString(i, 1)
-		switch {
-		case strings.EqualFold(name, "file_key_management_encryption_algorithm"):
-			alg = strings.ToUpper(v)
-		case strings.EqualFold(v, "ON"):
-			encrypts = true
-		}
-	}
+func (r *Replica) checkAtRest(vars map[string]string) {
 	if s, ok := r.sink.(interface{ MasterAlgorithm(string) }); ok {
-		s.MasterAlgorithm(alg)
+		s.MasterAlgorithm(strings.ToUpper(vars["file_key_management_encryption_algorithm"]))
 	}
-	r.mu.Lock()
-	r.masterEncrypts = encrypts
-	relayEncrypted := r.relayEncrypted
-	r.mu.Unlock()
-	plaintext := encrypts && !relayEncrypted
-	if plaintext && !r.plaintextCopy {
-		r.log.Warn("the master encrypts its binlog files but replink's relay log is not encrypted: the relay host holds in plaintext what the master protects; set [relay] key-file (the master's key file works as it is) to encrypt the relay log at rest", "master", r.cfg.Addr())
-	}
-	r.plaintextCopy = plaintext
-	r.setState(func(s *Status) { s.PlaintextCopyOfEncrypted = plaintext })
+	r.updatePlaintextCopy(func() { r.masterEncrypts = MasterEncrypts(vars) })
 }
 
 // SetRelayEncrypted says whether the relay log is encrypted at rest now
-// (a reload may turn it on): the warning state and /status follow at
-// once, not at the next connect.
+// (a reload may turn it on): /status follows at once, not at the next
+// connect.
 func (r *Replica) SetRelayEncrypted(on bool) {
+	r.updatePlaintextCopy(func() { r.relayEncrypted = on })
+}
+
+// updatePlaintextCopy makes change (under mu) and recomputes whether the
+// relay log holds in plaintext what the master encrypts, warning once
+// when that starts.
+func (r *Replica) updatePlaintextCopy(change func()) {
 	r.mu.Lock()
-	r.relayEncrypted = on
-	plaintext := r.masterEncrypts && !on
-	r.status.PlaintextCopyOfEncrypted = plaintext
+	change()
+	was := r.status.PlaintextCopyOfEncrypted
+	now := r.masterEncrypts && !r.relayEncrypted
+	r.status.PlaintextCopyOfEncrypted = now
 	r.mu.Unlock()
+	if now && !was {
+		r.log.Warn("the master encrypts its binlog files but replink's relay log is not encrypted: the relay host holds in plaintext what the master protects; set [relay] key-file (the master's key file works as it is) to encrypt the relay log at rest", "master", r.cfg.Addr())
+	}
 }

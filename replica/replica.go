@@ -116,9 +116,6 @@ type Replica struct {
 	// sameIDUnchecked: the master's replica list was not readable, said
 	// once.
 	sameIDUnchecked bool
-	// plaintextCopy: the master encrypts its binlog and the relay log
-	// does not, as last seen (warned when it becomes true).
-	plaintextCopy bool
 	// relayEncrypted (Config.RelayEncrypted, then SetRelayEncrypted) and
 	// masterEncrypts (as last seen) are under mu.
 	relayEncrypted, masterEncrypts bool

@@ -258,7 +258,7 @@ func TestRunBacksOffAgainstAMasterThatHangsUp(t *testing.T) {
 // TestSetRelayEncrypted: turning encryption at rest on by a reload clears
 // the "plaintext copy of an encrypted binlog" state at once.
 func TestSetRelayEncrypted(t *testing.T) {
-	r := &Replica{masterEncrypts: true}
+	r := &Replica{masterEncrypts: true, log: hclog.NewNullLogger()}
 	r.SetRelayEncrypted(false)
 	if !r.Status().PlaintextCopyOfEncrypted {
 		t.Fatal("an encrypting master and a plaintext relay log: not flagged")

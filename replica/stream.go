@@ -175,6 +175,8 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 	if err != nil {
 		return ev, fmt.Errorf("master %s: bad event: %w", r.cfg.Addr(), err)
 	}
+	started := h.started
+	h.started = true
 	if !ev.InFile() {
 		switch ev.Type() {
 		case binlog.TypeHeartbeat, binlog.TypeHeartbeatV2:
@@ -182,20 +184,17 @@ func (h *handler) handle(raw []byte) (binlog.Event, error) {
 			now := time.Now()
 			r.lag.heard(heartbeatMark(ev.Timestamp(), now), now)
 		case binlog.TypeRotate: // the fake ROTATE that names the file a dump starts in
-			if _, pos, err := binlog.RotateTarget(ev); err == nil && h.started && pos > 4 {
+			if _, pos, err := binlog.RotateTarget(ev); err == nil && started && pos > 4 {
 				// Mid-stream, past a file's start: a replink upstream
 				// crossed to a new master's files (relay/dump.go). This
 				// relay log follows with a sequence of its own, each file
 				// fetched from its start.
 				return ev, errUpstreamSwitched
 			}
-			h.started = true
 			return ev, h.startFile(ev)
 		}
-		h.started = true
 		return ev, nil
 	}
-	h.started = true
 	written, err := r.sink.Append(ev)
 	if err != nil || !written {
 		return ev, err
