@@ -369,6 +369,20 @@ func listenPort(addr string) uint16 {
 // key-file-key-file and key-id: nil when key-file is not set. The key
 // files are read now; their errors name the key.
 func (c *Config) AtRest() (*atrest.Sealer, error) {
+	keys, err := c.AtRestKeys()
+	if keys == nil || err != nil {
+		return nil, err
+	}
+	s, err := atrest.NewSealer(keys, c.Relay.KeyID)
+	if err != nil {
+		return nil, &Error{File: c.File, Key: "relay.key-id", Err: fmt.Errorf("%w in %s", err, c.Relay.KeyFile)}
+	}
+	return s, nil
+}
+
+// AtRestKeys reads [relay] key-file (with key-file-key-file): nil when
+// key-file is not set. Errors name the key at fault.
+func (c *Config) AtRestKeys() (atrest.Keys, error) {
 	r := c.Relay
 	if r.KeyFile == "" {
 		if r.KeyFileKeyFile != "" {
@@ -384,11 +398,7 @@ func (c *Config) AtRest() (*atrest.Sealer, error) {
 		}
 		return nil, &Error{File: c.File, Key: key, Err: err}
 	}
-	s, err := atrest.NewSealer(keys, r.KeyID)
-	if err != nil {
-		return nil, &Error{File: c.File, Key: "relay.key-id", Err: fmt.Errorf("%w in %s", err, r.KeyFile)}
-	}
-	return s, nil
+	return keys, nil
 }
 
 // RelayLog validates the relay log's keys of [relay]: where it lives

@@ -38,13 +38,11 @@ func cmdBinlog(args []string, stdout, stderr io.Writer) error {
 		if err := c.LoadFile(*cfgFile); err != nil {
 			return err
 		}
-		if c.Relay.KeyFile != "" {
-			k, err := atrest.LoadKeys(c.Relay.KeyFile, c.Relay.KeyFileKeyFile)
-			if err != nil {
-				return &config.Error{File: c.File, Key: "relay.key-file", Err: err}
-			}
-			keys = k
+		k, err := c.AtRestKeys()
+		if err != nil {
+			return err
 		}
+		keys = k
 	case *keyFile != "":
 		k, err := atrest.LoadKeys(*keyFile, *passFile)
 		if err != nil {
