@@ -65,7 +65,7 @@ func (d *Daemon) pollCerts() {
 	retry := len(changed) > 0 && (d.watch.failed == nil || len(fp.Changed(d.watch.failed)) > 0)
 	d.watch.mu.Unlock()
 	if retry {
-		_ = d.reloadAs("files changed", changed) // logged and counted
+		_ = d.reloadAs("files changed", changed, fp) // logged and counted
 	}
 }
 
@@ -73,14 +73,15 @@ func (d *Daemon) pollCerts() {
 // parses everything first and swaps both sides or neither: a bad file on
 // one side keeps the old certificates on both. Connections open now keep
 // the certificates they were made with; new ones use the new.
-func (d *Daemon) Reload() error { return d.reloadAs("SIGHUP", nil) }
+func (d *Daemon) Reload() error { return d.reloadAs("SIGHUP", nil, d.fingerprint()) }
 
 // reloadAs reloads both sides, logging and counting the result once;
 // trigger and changed (the files that changed, if known) go in the log.
-func (d *Daemon) reloadAs(trigger string, changed []string) error {
+// fp is the files as read before the reload (the poll's own reading): a
+// change during the reload is seen by the next poll.
+func (d *Daemon) reloadAs(trigger string, changed []string, fp tlsutil.Fingerprint) error {
 	d.watch.mu.Lock()
 	defer d.watch.mu.Unlock()
-	fp := d.fingerprint() // before reading: a change during the reload is seen by the next poll
 	kv := []any{"trigger", trigger}
 	if len(changed) > 0 {
 		kv = append(kv, "changed", strings.Join(changed, ", "))
