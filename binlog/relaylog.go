@@ -100,12 +100,12 @@ type Log struct {
 	groups GroupTracker
 	// The current file's encryption at rest (rest.go): its cipher, and
 	// whether its format is chosen yet (it is at the first event after
-	// the FDE); the FDE's checksum algorithm and end.
-	wseal     FileCipher
-	wrecord   []byte // wseal's record: the writer's own, not the readers' cache
-	wsealed   bool
-	wchecksum byte
-	wfdeEnd   int64
+	// the FDE); where the FDE ends (its checksum algorithm is groups').
+	wseal   FileCipher
+	wrecord []byte // wseal's record: the writer's own, not the readers' cache
+	wbuf    []byte // an event being encrypted (the master's format)
+	wsealed bool
+	wfdeEnd int64
 	// have is the binlog state at the last switch while the crossing
 	// point of the current sequence has not arrived (nil otherwise).
 	have    *BinlogState
@@ -351,10 +351,7 @@ func (l *Log) recover(name string) error {
 	// A file without a record while encryption is on is encrypted from
 	// its next event (Append), its format chosen there.
 	l.wseal, l.wsealed = s.c, s.record != nil || rest == nil
-	l.wchecksum, l.wfdeEnd = ChecksumCRC32, sc.end
-	if fde, err := readFDE(raw(f)); err == nil {
-		l.wchecksum, l.wfdeEnd = FDEChecksum(fde), 4+int64(len(fde))
-	}
+	l.wfdeEnd = sc.fdeEnd
 	f = sealFile(raw(f), s.c, l.m, 0)
 	// Always: what a crashed replink left in the page cache is served as
 	// durable from here on.
@@ -369,28 +366,6 @@ func (l *Log) recover(name string) error {
 	l.groups = sc.tracker
 	l.moveTo(l.cur)
 	return nil
-}
-
-// readFDE reads the format description event at offset 4 of f, as it
-// is (it is never encrypted).
-func readFDE(f file) (Event, error) {
-	if _, err := f.Seek(4, io.SeekStart); err != nil {
-		return nil, err
-	}
-	hdr := make([]byte, HeaderSize)
-	if _, err := io.ReadFull(f, hdr); err != nil {
-		return nil, err
-	}
-	size := SizeOf(hdr)
-	if size < HeaderSize || size > MaxEventSize || Event(hdr).Type() != TypeFormatDescription {
-		return nil, errors.New("no format description event at 4")
-	}
-	ev := make([]byte, size)
-	copy(ev, hdr)
-	if _, err := io.ReadFull(f, ev[HeaderSize:]); err != nil {
-		return nil, err
-	}
-	return ev, nil
 }
 
 // keepCut copies bytes from..to of f to a new file beside path, fsynced,
@@ -478,7 +453,7 @@ func (l *Log) create(name string) error {
 	l.mu.Lock()
 	l.wseal, l.wrecord, l.wsealed = FileCipher{}, nil, l.rest == nil
 	l.mu.Unlock()
-	l.wchecksum, l.wfdeEnd = ChecksumCRC32, 4
+	l.wfdeEnd = 4
 	l.moveTo(l.cur)
 	return syncDir(filepath.Dir(path)) // the data-dir, or a sequence's directory in it
 }
@@ -670,6 +645,19 @@ func (l *Log) Stat() []FileStat {
 	return out
 }
 
+// Purgeable is how many of files, oldest first, a purge with cutoff
+// removes: it stops at the file being written, at the first file keep(i)
+// keeps, and at the first one not older than cutoff. Purge and the relay's
+// view of what it would purge (its gauges) share this one rule.
+func Purgeable(files []FileStat, cutoff time.Time, keep func(i int) bool) int {
+	for i, f := range files {
+		if f.Writing || keep(i) || !f.ModTime.Before(cutoff) {
+			return i
+		}
+	}
+	return len(files)
+}
+
 // Dir is the data directory.
 func (l *Log) Dir() string { return l.dir }
 
@@ -742,7 +730,7 @@ func (l *Log) Append(ev Event) (bool, error) {
 	out := ev
 	switch {
 	case ev.Type() == TypeFormatDescription:
-		l.wchecksum, l.wfdeEnd = FDEChecksum(ev), int64(l.cur.Offset)+int64(len(ev))
+		l.wfdeEnd = int64(l.cur.Offset) + int64(len(ev))
 	case !l.wsealed || l.wseal.plain() && l.restOn.Load():
 		// The file's format is chosen at its first event after the FDE;
 		// a file begun in plaintext goes on encrypted once encryption is
@@ -752,7 +740,7 @@ func (l *Log) Append(ev Event) (bool, error) {
 			return false, err
 		}
 	case ev.Type() == TypeStartEncryption && l.wseal.Events != nil:
-		out = WithFlags(ev, ev.Flags()&^FlagIgnorable, l.wchecksum) // as the master's file holds it
+		out = l.startEncryptionInFile(ev)
 	}
 	out, err := l.encryptEvent(out, int64(l.cur.Offset))
 	if err != nil {
@@ -968,20 +956,10 @@ func (l *Log) Close() error {
 func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, error) {
 	l.syncMu.Lock() // no file switch while the index is rewritten
 	defer l.syncMu.Unlock()
-	l.mu.Lock()
-	files := append([]string(nil), l.files...)
-	current := l.written.File
-	l.mu.Unlock()
+	files := l.Stat()
 	var purge []string
-	for _, name := range files {
-		if name == current || keep(name) {
-			break
-		}
-		st, err := os.Stat(l.path(name))
-		if err == nil && !st.ModTime().Before(cutoff) {
-			break
-		}
-		purge = append(purge, name)
+	for _, f := range files[:Purgeable(files, cutoff, func(i int) bool { return keep(files[i].Name) })] {
+		purge = append(purge, f.Name)
 	}
 	// The readers are checked, and the files marked, in one hold of mu:
 	// a reader opens a file before the purge marks it (and the purge
@@ -1013,12 +991,18 @@ func (l *Log) Purge(cutoff time.Time, keep func(name string) bool) ([]string, er
 	if err != nil {
 		return nil, fmt.Errorf("relay log index: %w", err)
 	}
+	records := map[string]bool{} // directories a record was removed from
+	defer func() {
+		for dir := range records {
+			_ = syncDir(dir) // no record outlives its file after a crash
+		}
+	}()
 	for _, name := range purge {
 		if err := os.Remove(l.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s: %w", name, err)
 		}
 		if err := os.Remove(l.sidePath(name)); err == nil {
-			_ = syncDir(filepath.Dir(l.path(name)))
+			records[filepath.Dir(l.path(name))] = true
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return purge, fmt.Errorf("relay log: remove purged %s's record: %w", name, err)
 		}

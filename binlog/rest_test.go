@@ -92,6 +92,42 @@ func openRest(t *testing.T, dir string, rest AtRest) *Log {
 	return l
 }
 
+// sealedName is the file the sealed logs of these tests write.
+const sealedName = "mariadb-bin.000001"
+
+// sealedLog opens a relay log with rest in a temp dir, writing
+// sealedName; it is closed when the test ends.
+func sealedLog(t *testing.T, rest AtRest) (*Log, string) {
+	t.Helper()
+	dir := t.TempDir()
+	l := openRest(t, dir, rest)
+	t.Cleanup(func() { l.Close() })
+	if err := l.StartFile(sealedName); err != nil {
+		t.Fatal(err)
+	}
+	return l, dir
+}
+
+// record is the record beside name in dir, "" when it has none.
+func record(dir, name string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
+	return string(b)
+}
+
+// wantEvents fails unless name reads back through l as events.
+func wantEvents(t *testing.T, l *Log, name string, events [][]byte) {
+	t.Helper()
+	got := readSealed(t, l, name)
+	if len(got) != len(events) {
+		t.Fatalf("read %d events back from %s, wrote %d", len(got), name, len(events))
+	}
+	for i := range got {
+		if !bytes.Equal(got[i], events[i]) {
+			t.Fatalf("event %d of %s read back differs from the one written", i, name)
+		}
+	}
+}
+
 // readSealed reads every event of name through a Reader.
 func readSealed(t *testing.T, l *Log, name string) [][]byte {
 	t.Helper()
@@ -137,8 +173,8 @@ func TestSealedFileRoundTrip(t *testing.T) {
 		t.Fatalf("stored file: %d bytes (want %d), FDE in clear %v, plaintext rows inside %v", len(stored), len(plain),
 			bytes.Equal(stored[:fdeEnd], plain[:fdeEnd]), bytes.Contains(stored, []byte("rows two")))
 	}
-	rec, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
-	if string(rec) != fmt.Sprintf("bytes %d", fdeEnd) {
+	rec := record(dir, name)
+	if rec != fmt.Sprintf("bytes %d", fdeEnd) {
 		t.Fatalf("record %q, want the format chosen at the first event after the FDE (%d)", rec, fdeEnd)
 	}
 
@@ -151,8 +187,8 @@ func TestSealedFileRoundTrip(t *testing.T) {
 	if got := l.ResumePoint().Offset; got != s.off {
 		t.Fatalf("recovered to %d, want %d (the torn tail cut)", got, s.off)
 	}
-	rec, _ = os.ReadFile(filepath.Join(dir, name) + SideSuffix)
-	if string(rec) != fmt.Sprintf("bytes %d %d", fdeEnd, s.off) {
+	rec = record(dir, name)
+	if rec != fmt.Sprintf("bytes %d %d", fdeEnd, s.off) {
 		t.Fatalf("record after the cut %q, want a new segment at %d", rec, s.off)
 	}
 	if err := l.StartFile(name); err != nil {
@@ -162,15 +198,7 @@ func TestSealedFileRoundTrip(t *testing.T) {
 	if err := l.StartFile("mariadb-bin.000002"); err != nil {
 		t.Fatal(err)
 	}
-	got := readSealed(t, l, name)
-	if len(got) != len(s.events) {
-		t.Fatalf("read %d events back, wrote %d", len(got), len(s.events))
-	}
-	for i := range got {
-		if !bytes.Equal(got[i], s.events[i]) {
-			t.Fatalf("event %d read back differs from the one written", i)
-		}
-	}
+	wantEvents(t, l, name, s.events)
 	if _, err := l.Purge(time.Now().Add(time.Hour), func(string) bool { return false }); err != nil {
 		t.Fatal(err)
 	}
@@ -185,14 +213,9 @@ func TestSealedFileRoundTrip(t *testing.T) {
 // and readers get the stream's bytes back (the Start_encryption event
 // flagged ignorable, as the master's dump sends it).
 func TestSealedMasterFormat(t *testing.T) {
-	const name = "mariadb-bin.000001"
-	dir := t.TempDir()
-	l := openRest(t, dir, fakeRest{})
-	defer l.Close()
+	l, dir := sealedLog(t, fakeRest{})
+	const name = sealedName
 	l.MasterAlgorithm("AES_CBC")
-	if err := l.StartFile(name); err != nil {
-		t.Fatal(err)
-	}
 	var s stream
 	appendTo(t, l, &s, typedBody{TypeFormatDescription, fdeBody()})
 	start := s.add(TypeStartEncryption, make([]byte, 17))
@@ -225,25 +248,15 @@ func TestSealedMasterFormat(t *testing.T) {
 			t.Fatalf("event at %d: size not in clear", off)
 		}
 	}
-	got := readSealed(t, l, name)
-	for i := range s.events {
-		if i >= len(got) || !bytes.Equal(got[i], s.events[i]) {
-			t.Fatalf("event %d read back differs from the stream's", i)
-		}
-	}
+	wantEvents(t, l, name, s.events)
 }
 
 // TestSealedTurnedOnWhileWriting: a log opened without encryption that
 // gets it (SetAtRest, as a reload does) encrypts the file it is writing
 // from its next event on, and warns of the plaintext head.
 func TestSealedTurnedOnWhileWriting(t *testing.T) {
-	const name = "mariadb-bin.000001"
-	dir := t.TempDir()
-	l := openRest(t, dir, nil)
-	defer l.Close()
-	if err := l.StartFile(name); err != nil {
-		t.Fatal(err)
-	}
+	l, dir := sealedLog(t, nil)
+	const name = sealedName
 	var s stream
 	appendTo(t, l, &s, oneTransaction()...)
 	before := s.off
@@ -254,28 +267,21 @@ func TestSealedTurnedOnWhileWriting(t *testing.T) {
 	if err := l.StartFile("mariadb-bin.000002"); err != nil {
 		t.Fatal(err)
 	}
-	rec, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
+	rec := record(dir, name)
 	stored, _ := os.ReadFile(filepath.Join(dir, name))
-	if string(rec) != fmt.Sprintf("bytes %d", before) || bytes.Contains(stored, []byte("after the reload")) {
+	if rec != fmt.Sprintf("bytes %d", before) || bytes.Contains(stored, []byte("after the reload")) {
 		t.Fatalf("record %q (want one from %d), plaintext after the reload %v", rec, before, bytes.Contains(stored, []byte("after the reload")))
 	}
-	if got := readSealed(t, l, name); len(got) != len(s.events) || !bytes.Equal(got[len(got)-2], s.events[len(s.events)-2]) {
-		t.Fatalf("read back %d events, wrote %d", len(got), len(s.events))
-	}
+	wantEvents(t, l, name, s.events)
 }
 
 // TestSealedMasterKeyMissing: a master's Start_encryption event whose key
 // the key file does not have makes the file replink's own format from
 // that event on, not a file it cannot read.
 func TestSealedMasterKeyMissing(t *testing.T) {
-	const name = "mariadb-bin.000001"
-	dir := t.TempDir()
-	l := openRest(t, dir, fakeRest{noMaster: true})
-	defer l.Close()
+	l, dir := sealedLog(t, fakeRest{noMaster: true})
+	const name = sealedName
 	l.MasterAlgorithm("AES_CBC")
-	if err := l.StartFile(name); err != nil {
-		t.Fatal(err)
-	}
 	var s stream
 	appendTo(t, l, &s, typedBody{TypeFormatDescription, fdeBody()})
 	at := s.off
@@ -288,16 +294,11 @@ func TestSealedMasterKeyMissing(t *testing.T) {
 	if err := l.StartFile("mariadb-bin.000002"); err != nil {
 		t.Fatal(err)
 	}
-	rec, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix)
-	if string(rec) != fmt.Sprintf("bytes %d", at) {
+	rec := record(dir, name)
+	if rec != fmt.Sprintf("bytes %d", at) {
 		t.Fatalf("record %q, want replink's own format from the Start_encryption event at %d", rec, at)
 	}
-	got := readSealed(t, l, name)
-	for i := range s.events {
-		if i >= len(got) || !bytes.Equal(got[i], s.events[i]) {
-			t.Fatalf("event %d read back differs from the stream's", i)
-		}
-	}
+	wantEvents(t, l, name, s.events)
 }
 
 // TestSealedCutWhoseRecordFails: a write that reached the file past the
@@ -320,8 +321,7 @@ func TestSealedCutWhoseRecordFails(t *testing.T) {
 	var s stream
 	appendTo(t, l, &s, oneTransaction()...)
 	to := s.off
-	record := func() string { b, _ := os.ReadFile(filepath.Join(dir, name) + SideSuffix); return string(b) }
-	first := record()
+	first := record(dir, name)
 
 	fs.failNextSyncs(1)
 	full := errors.New("injected: no space left on device")
@@ -329,14 +329,14 @@ func TestSealedCutWhoseRecordFails(t *testing.T) {
 	if _, err := l.Append(Event(s.add(TypeMariaGTID, gtidBody(2, false)))); err == nil {
 		t.Fatal("an append whose fsync failed succeeded")
 	}
-	if got := record(); got != first {
+	if got := record(dir, name); got != first {
 		t.Fatalf("record %q changed while it could not be written", got)
 	}
 	l.writeFile = WriteFileAtomic
 	if err := l.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := record(), fmt.Sprintf("%s %d", first, to); got != want {
+	if got, want := record(dir, name), fmt.Sprintf("%s %d", first, to); got != want {
 		t.Fatalf("record after the cut %q, want %q: the positions past %d would be written again with the keystream they had", got, want, to)
 	}
 }

@@ -32,6 +32,9 @@ type scan struct {
 	// corrupt: whole events follow the bad one, so the damage is inside
 	// the file, not a write cut short at its end.
 	corrupt bool
+	// fdeEnd is where the file's format description event ends (0
+	// before it is whole).
+	fdeEnd int64
 }
 
 // scanFile reads a binlog file from its start, checking each event's
@@ -108,6 +111,9 @@ func scanFile(r io.Reader) (scan, error) {
 		}
 		off += int64(size)
 		if ev.Type() == TypeFormatDescription {
+			if !sawFDE {
+				sc.fdeEnd = off
+			}
 			sawFDE = true
 		}
 		if g.Add(ev) {

@@ -240,18 +240,28 @@ type PositionCipher struct {
 // the key id when the key is missing or is not the one the file was
 // written with.
 func (r Record) Cipher(keys Keys) (*PositionCipher, error) {
-	key, err := keys.Key(r.KeyID)
+	key, err := r.key(keys)
 	if err != nil {
 		return nil, err
-	}
-	if KeyCheck(key) != r.Check {
-		return nil, fmt.Errorf("key id %d: %w", r.KeyID, ErrKeyChanged)
 	}
 	b, err := aes.NewCipher(key)
 	if err != nil {
 		return nil, fmt.Errorf("key id %d: %w", r.KeyID, err)
 	}
 	return &PositionCipher{block: b, segs: slices.Clone(r.Segments)}, nil
+}
+
+// key is the record's key from keys: an error when keys lack its id or
+// hold another key under it than the file was written with.
+func (r Record) key(keys Keys) ([]byte, error) {
+	key, err := keys.Key(r.KeyID)
+	if err != nil {
+		return nil, err
+	}
+	if KeyCheck(key) != r.Check {
+		return nil, ErrKeyChanged // the caller names the file and the key id
+	}
+	return key, nil
 }
 
 // XORAt encrypts or decrypts (the same operation) p, the bytes of the

@@ -14,7 +14,7 @@ import (
 // TypeStartEncryption is MariaDB's START_ENCRYPTION_EVENT. A master with
 // encrypt_binlog=ON writes it right after the format description event
 // of every binlog file; every event after it is encrypted.
-const TypeStartEncryption = 164
+const TypeStartEncryption = binlog.TypeStartEncryption
 
 // Layout of a Start_encryption event's body (sql/log_event.h:
 // BINLOG_CRYPTO_SCHEME_LENGTH, BINLOG_KEY_VERSION_LENGTH,

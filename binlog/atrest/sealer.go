@@ -91,12 +91,9 @@ func (s *Sealer) Cipher(name string, record []byte) (binlog.FileCipher, error) {
 		}
 		return binlog.FileCipher{Bytes: c}, nil
 	}
-	key, err := s.keys.Key(r.KeyID)
+	key, err := r.key(s.keys)
 	if err != nil {
 		return fail(err)
-	}
-	if KeyCheck(key) != r.Check {
-		return fail(ErrKeyChanged)
 	}
 	alg := AESCBC
 	if r.Format == cipherMasterCTR {
