@@ -559,12 +559,7 @@ func (s *Server) keptAt(now time.Time) kept {
 // none is): Purge's prefix of files older than cutoff, up to the one
 // being written or the first kept.
 func purgeable(files []binlog.FileStat, cutoff time.Time, floor int) int {
-	for i, f := range files {
-		if f.Writing || (floor >= 0 && i >= floor) || !f.ModTime.Before(cutoff) {
-			return i
-		}
-	}
-	return len(files)
+	return binlog.Purgeable(files, cutoff, func(i int) bool { return floor >= 0 && i >= floor })
 }
 
 // heldForAbsent is the bytes of the files kept only for absent slaves
